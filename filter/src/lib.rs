@@ -5,6 +5,7 @@
 //! are unit-tested and benchmarked there. The `host` module, compiled only for `wasm32`, is the
 //! thin proxy-wasm layer that moves headers and bodies between Envoy and that logic.
 
+pub mod budget;
 pub mod config;
 pub mod correlation;
 pub mod error_reply;

@@ -10,7 +10,7 @@ use std::process::Command;
 
 use tollgate_benches::{parse_wrk, process_cpu_us, LoadResult};
 use tollgate_e2e::mock::{MockOptions, MockProvider};
-use tollgate_e2e::{repo_root, template, temp_dir, Envoy, Vars};
+use tollgate_e2e::{repo_root, temp_dir, template, Envoy, Vars};
 
 struct Scenario {
     name: &'static str,
@@ -21,7 +21,10 @@ struct Scenario {
 }
 
 fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn run_wrk(port: u16, path: &str, body: &str, seconds: u64, connections: u64) -> String {
@@ -33,7 +36,13 @@ fn run_wrk(port: u16, path: &str, body: &str, seconds: u64, connections: u64) ->
     );
     std::fs::write(&script, lua).expect("write wrk script");
     let out = Command::new("wrk")
-        .args(["-t1", &format!("-c{connections}"), &format!("-d{seconds}s"), "--latency", "-s"])
+        .args([
+            "-t1",
+            &format!("-c{connections}"),
+            &format!("-d{seconds}s"),
+            "--latency",
+            "-s",
+        ])
         .arg(&script)
         .arg(format!("http://127.0.0.1:{port}{path}"))
         .output()
@@ -50,7 +59,8 @@ fn main() {
     let upstream = mock.port();
     let chat = r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hello there"}]}"#;
 
-    let plain = std::fs::read_to_string(repo_root().join("benches/plain.yaml")).expect("plain.yaml");
+    let plain =
+        std::fs::read_to_string(repo_root().join("benches/plain.yaml")).expect("plain.yaml");
     let with_filter = template("e2e/configs/basic.yaml");
     let mut scenarios = vec![
         Scenario {
@@ -62,7 +72,12 @@ fn main() {
         },
         Scenario {
             name: "Envoy + tollgate (correlation ids)",
-            envoy: Envoy::start(&with_filter, Vars::new().set("UPSTREAM_PORT", upstream).plugin_config("{}")),
+            envoy: Envoy::start(
+                &with_filter,
+                Vars::new()
+                    .set("UPSTREAM_PORT", upstream)
+                    .plugin_config("{}"),
+            ),
             path: "/v1/chat/completions",
             body: chat,
             runs: Vec::new(),
@@ -84,7 +99,11 @@ fn main() {
                     eprintln!("round {} {}: {:.0} req/s", round + 1, s.name, r.rps);
                     s.runs.push((r, cpu_after.saturating_sub(cpu_before)));
                 }
-                None => eprintln!("round {} {}: unparseable wrk output:\n{out}", round + 1, s.name),
+                None => eprintln!(
+                    "round {} {}: unparseable wrk output:\n{out}",
+                    round + 1,
+                    s.name
+                ),
             }
         }
     }
@@ -99,7 +118,11 @@ fn main() {
             let reqs: u64 = s.runs.iter().map(|(r, _)| r.requests).sum();
             let cpu: u64 = s.runs.iter().map(|(_, c)| *c).sum();
             let errors: u64 = s.runs.iter().map(|(r, _)| r.non_2xx).sum();
-            let cpu_per_req = if reqs > 0 { cpu as f64 / reqs as f64 } else { 0.0 };
+            let cpu_per_req = if reqs > 0 {
+                cpu as f64 / reqs as f64
+            } else {
+                0.0
+            };
             (s.name.to_string(), rps, p50, p99, cpu_per_req, errors)
         })
         .collect();

@@ -17,9 +17,10 @@ pub use tollgate_mock_provider as mock;
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap_or_else(|_| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
-    })
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.."))
 }
 
 /// The Envoy binary: `$ENVOY_BIN`, else the one `make setup` installed into `.venv`.
@@ -207,7 +208,10 @@ impl Envoy {
             if let Some(child) = envoy.child.as_mut() {
                 if let Ok(Some(status)) = child.try_wait() {
                     envoy.child = None;
-                    return Err(StartError { exit: Some(status), log: envoy.log() });
+                    return Err(StartError {
+                        exit: Some(status),
+                        log: envoy.log(),
+                    });
                 }
             }
             if let Ok(r) = mock::client::request(admin_port, "GET", "/ready", &[], b"") {
@@ -216,7 +220,10 @@ impl Envoy {
                 }
             }
             if Instant::now() > deadline {
-                return Err(StartError { exit: None, log: envoy.log() });
+                return Err(StartError {
+                    exit: None,
+                    log: envoy.log(),
+                });
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -250,7 +257,8 @@ impl Envoy {
 
     /// GET on the admin interface.
     pub fn admin(&self, path: &str) -> String {
-        let r = mock::client::request(self.admin_port, "GET", path, &[], b"").expect("admin request");
+        let r =
+            mock::client::request(self.admin_port, "GET", path, &[], b"").expect("admin request");
         String::from_utf8_lossy(&r.body).into_owned()
     }
 
@@ -272,7 +280,11 @@ impl Drop for Envoy {
             let _ = child.wait();
         }
         if std::thread::panicking() {
-            eprintln!("---- envoy log ({}) ----\n{}", self.log_path.display(), self.log());
+            eprintln!(
+                "---- envoy log ({}) ----\n{}",
+                self.log_path.display(),
+                self.log()
+            );
         } else {
             let _ = fs::remove_dir_all(&self.dir);
         }
