@@ -6,9 +6,13 @@
 
 use std::fmt;
 
+use std::collections::BTreeMap;
+
 use serde::Deserialize;
 
+use crate::budget::{Budgets, WindowLimit};
 use crate::correlation::DEFAULT_MAX_REQUEST_ID_LEN;
+use crate::usage::{ModelPrice, PriceTable, TrackerConfig};
 
 /// A configuration error: where (JSON path) and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,6 +49,100 @@ pub struct RawConfig {
     pub correlation: RawCorrelation,
     /// Request size limits.
     pub limits: RawLimits,
+    /// Token-usage accounting.
+    pub usage: RawUsage,
+    /// How the caller is identified for budgets, logs and metrics.
+    pub identity: RawIdentity,
+    /// Per-user token budgets and request rates (off when absent).
+    pub budgets: Option<RawBudgets>,
+}
+
+/// Raw `usage` section.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawUsage {
+    /// Account token usage of LLM responses (default true).
+    pub enabled: bool,
+    /// Add `stream_options.include_usage` to OpenAI chat streams that lack it, and strip the
+    /// extra usage chunk from what the client receives (default true).
+    pub inject_include_usage: bool,
+    /// Prices per model name (exact, else longest prefix), per million tokens.
+    pub prices: BTreeMap<String, ModelPrice>,
+    /// Add the user as a metric label (default false: user ids are high-cardinality).
+    pub user_metric_label: bool,
+    /// Distinct model names given their own metric labels; others are counted as `other`.
+    pub max_models: usize,
+    /// Largest non-streamed response body kept in memory for parsing (default 1 MiB).
+    pub max_json_body_bytes: usize,
+    /// Largest SSE event / NDJSON line parsed (default 1 MiB).
+    pub max_event_bytes: usize,
+}
+
+impl Default for RawUsage {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            inject_include_usage: true,
+            prices: BTreeMap::new(),
+            user_metric_label: false,
+            max_models: 100,
+            max_json_body_bytes: 1024 * 1024,
+            max_event_bytes: 1024 * 1024,
+        }
+    }
+}
+
+/// Raw `identity` section.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawIdentity {
+    /// Headers carrying a caller's API key, tried in order after a verified JWT; the value is
+    /// hashed, never stored or logged (default `["x-api-key", "authorization"]`).
+    pub api_key_headers: Vec<String>,
+}
+
+impl Default for RawIdentity {
+    fn default() -> Self {
+        Self {
+            api_key_headers: vec!["x-api-key".into(), "authorization".into()],
+        }
+    }
+}
+
+/// Raw `budgets` section.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBudgets {
+    /// Windows applied independently, e.g. per minute and per day.
+    pub windows: Vec<RawWindow>,
+    /// Fractions of a token budget at which to log and count a warning once per window.
+    #[serde(default = "default_warn_thresholds")]
+    pub warn_thresholds: Vec<f64>,
+    /// Output tokens reserved when a request names no `max_tokens` (default 1024).
+    #[serde(default = "default_reserved_output")]
+    pub default_max_tokens: u64,
+}
+
+/// Raw budget window.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWindow {
+    /// `minute`, `hour`, `day`, or a number of seconds.
+    pub period: serde_json::Value,
+    /// Tokens (input + output) allowed per window.
+    #[serde(default)]
+    pub max_tokens: Option<u64>,
+    /// Requests allowed per window.
+    #[serde(default)]
+    pub max_requests: Option<u64>,
+}
+
+fn default_warn_thresholds() -> Vec<f64> {
+    vec![0.5, 0.8]
+}
+
+fn default_reserved_output() -> u64 {
+    1024
 }
 
 /// Raw `limits` section.
@@ -92,12 +190,44 @@ impl Default for RawCorrelation {
 }
 
 /// The validated configuration the filter runs with.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct FilterConfig {
     /// Correlation id settings.
     pub correlation: CorrelationConfig,
     /// Largest request body accepted, in bytes.
     pub max_request_bytes: u64,
+    /// Usage accounting settings.
+    pub usage: UsageConfig,
+    /// Lowercased API-key headers used as identity.
+    pub api_key_headers: Vec<String>,
+    /// Budgets, when configured.
+    pub budgets: Option<BudgetConfig>,
+}
+
+/// Validated usage settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UsageConfig {
+    /// Accounting on.
+    pub enabled: bool,
+    /// Inject `include_usage` into OpenAI chat streams.
+    pub inject_include_usage: bool,
+    /// Prices.
+    pub prices: PriceTable,
+    /// User as a metric label.
+    pub user_metric_label: bool,
+    /// Distinct model labels before `other`.
+    pub max_models: usize,
+    /// Tracker buffer caps.
+    pub tracker: TrackerConfig,
+}
+
+/// Validated budgets.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BudgetConfig {
+    /// The windows and thresholds.
+    pub budgets: Budgets,
+    /// Output tokens reserved when a request names no limit.
+    pub default_max_tokens: u64,
 }
 
 /// Validated correlation settings (header names lowercased).
@@ -158,6 +288,15 @@ impl FilterConfig {
                 "must be greater than 0",
             ));
         }
+        let usage = compile_usage(raw.usage)?;
+        let mut api_key_headers = Vec::new();
+        for (i, h) in raw.identity.api_key_headers.iter().enumerate() {
+            api_key_headers.push(validate_header_name(
+                &format!("identity.api_key_headers[{i}]"),
+                h,
+            )?);
+        }
+        let budgets = raw.budgets.map(compile_budgets).transpose()?;
         Ok(Self {
             correlation: CorrelationConfig {
                 request_id_header,
@@ -166,6 +305,9 @@ impl FilterConfig {
                 traceparent: c.traceparent,
             },
             max_request_bytes: raw.limits.max_request_bytes,
+            usage,
+            api_key_headers,
+            budgets,
         })
     }
 }
@@ -181,8 +323,147 @@ impl Default for FilterConfig {
                 traceparent: true,
             },
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
+            usage: UsageConfig {
+                enabled: true,
+                inject_include_usage: true,
+                prices: PriceTable::new(),
+                user_metric_label: false,
+                max_models: 100,
+                tracker: TrackerConfig::default(),
+            },
+            api_key_headers: Vec::new(),
+            budgets: None,
         })
     }
+}
+
+fn compile_usage(raw: RawUsage) -> Result<UsageConfig, ConfigError> {
+    let mut prices = PriceTable::new();
+    for (model, price) in raw.prices {
+        let fields = [
+            ("input_per_million", Some(price.input_per_million)),
+            ("output_per_million", Some(price.output_per_million)),
+            ("cached_input_per_million", price.cached_input_per_million),
+            ("cache_write_per_million", price.cache_write_per_million),
+        ];
+        for (name, value) in fields {
+            if value.is_some_and(|v| !v.is_finite() || v < 0.0) {
+                return Err(ConfigError::new(
+                    format!("usage.prices.{model}.{name}"),
+                    "must be a non-negative number",
+                ));
+            }
+        }
+        if model.is_empty() {
+            return Err(ConfigError::new(
+                "usage.prices",
+                "model name must not be empty",
+            ));
+        }
+        prices.insert(model, price);
+    }
+    for (name, value) in [
+        ("usage.max_json_body_bytes", raw.max_json_body_bytes),
+        ("usage.max_event_bytes", raw.max_event_bytes),
+    ] {
+        if !(1024..=64 * 1024 * 1024).contains(&value) {
+            return Err(ConfigError::new(name, "must be between 1024 and 67108864"));
+        }
+    }
+    if raw.max_models == 0 || raw.max_models > 10_000 {
+        return Err(ConfigError::new(
+            "usage.max_models",
+            "must be between 1 and 10000",
+        ));
+    }
+    Ok(UsageConfig {
+        enabled: raw.enabled,
+        inject_include_usage: raw.inject_include_usage,
+        prices,
+        user_metric_label: raw.user_metric_label,
+        max_models: raw.max_models,
+        tracker: TrackerConfig {
+            max_event_bytes: raw.max_event_bytes,
+            max_json_body_bytes: raw.max_json_body_bytes,
+        },
+    })
+}
+
+fn compile_budgets(raw: RawBudgets) -> Result<BudgetConfig, ConfigError> {
+    if raw.windows.is_empty() {
+        return Err(ConfigError::new("budgets.windows", "must not be empty"));
+    }
+    let mut windows = Vec::new();
+    for (i, w) in raw.windows.iter().enumerate() {
+        let path = format!("budgets.windows[{i}]");
+        let period = match &w.period {
+            serde_json::Value::String(s) => match s.as_str() {
+                "second" => 1,
+                "minute" => 60,
+                "hour" => 3600,
+                "day" => 86400,
+                other => {
+                    return Err(ConfigError::new(
+                        format!("{path}.period"),
+                        format!("expected second, minute, hour, day or seconds, got {other:?}"),
+                    ))
+                }
+            },
+            serde_json::Value::Number(n) => n.as_u64().filter(|n| *n > 0).ok_or_else(|| {
+                ConfigError::new(format!("{path}.period"), "must be a positive integer")
+            })?,
+            _ => {
+                return Err(ConfigError::new(
+                    format!("{path}.period"),
+                    "expected a string or a number of seconds",
+                ))
+            }
+        };
+        if w.max_tokens.is_none() && w.max_requests.is_none() {
+            return Err(ConfigError::new(
+                path,
+                "set max_tokens, max_requests or both",
+            ));
+        }
+        if windows
+            .iter()
+            .any(|x: &WindowLimit| x.period_seconds == period)
+        {
+            return Err(ConfigError::new(
+                format!("{path}.period"),
+                "duplicate period",
+            ));
+        }
+        windows.push(WindowLimit {
+            period_seconds: period,
+            max_tokens: w.max_tokens,
+            max_requests: w.max_requests,
+        });
+    }
+    let mut thresholds = raw.warn_thresholds.clone();
+    for (i, t) in thresholds.iter().enumerate() {
+        if !(t.is_finite() && *t > 0.0 && *t <= 1.0) {
+            return Err(ConfigError::new(
+                format!("budgets.warn_thresholds[{i}]"),
+                "must be in (0, 1]",
+            ));
+        }
+    }
+    if thresholds.len() > 16 {
+        return Err(ConfigError::new(
+            "budgets.warn_thresholds",
+            "at most 16 thresholds",
+        ));
+    }
+    thresholds.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    Ok(BudgetConfig {
+        budgets: Budgets {
+            windows,
+            warn_thresholds: thresholds,
+            key_prefix: "tollgate:budget:".into(),
+        },
+        default_max_tokens: raw.default_max_tokens,
+    })
 }
 
 /// Checks an HTTP header name (RFC 9110 token, not a pseudo-header) and lowercases it.
@@ -255,6 +536,26 @@ mod tests {
         let c =
             FilterConfig::parse(br#"{"correlation":{"request_id_header":"X-Req-ID"}}"#).unwrap();
         assert_eq!(c.correlation.request_id_header, "x-req-id");
+    }
+
+    #[test]
+    fn budgets_and_prices_are_validated_with_paths() {
+        let e =
+            FilterConfig::parse(br#"{"budgets":{"windows":[{"period":"week","max_tokens":1}]}}"#)
+                .unwrap_err();
+        assert_eq!(e.path, "budgets.windows[0].period");
+        let e = FilterConfig::parse(br#"{"budgets":{"windows":[{"period":60}]}}"#).unwrap_err();
+        assert_eq!(e.path, "budgets.windows[0]");
+        let e = FilterConfig::parse(
+            br#"{"usage":{"prices":{"gpt-4o":{"input_per_million":-1,"output_per_million":1}}}}"#,
+        )
+        .unwrap_err();
+        assert_eq!(e.path, "usage.prices.gpt-4o.input_per_million");
+        let ok = FilterConfig::parse(
+            br#"{"budgets":{"windows":[{"period":"minute","max_tokens":1000},{"period":"day","max_requests":5}]}}"#,
+        )
+        .unwrap();
+        assert_eq!(ok.budgets.unwrap().budgets.windows.len(), 2);
     }
 
     #[test]

@@ -5,11 +5,26 @@
 //! are unit-tested and benchmarked there. The `host` module, compiled only for `wasm32`, is the
 //! thin proxy-wasm layer that moves headers and bodies between Envoy and that logic.
 
+// Tests may unwrap and index; production code is linted without this allowance.
+#![cfg_attr(
+    test,
+    allow(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic
+    )
+)]
+
+pub mod accounting;
 pub mod budget;
 pub mod config;
 pub mod correlation;
 pub mod error_reply;
+pub mod identity;
 pub mod random;
+pub mod shared_store;
+pub mod usage;
 
 #[cfg(target_arch = "wasm32")]
 mod host;

@@ -1,38 +1,103 @@
-//! The per-request HTTP context: correlation ids in, correlation ids out, and local replies.
+//! The per-request HTTP context: correlation ids, request limits, budget admission, usage
+//! accounting of the response (streams included), and local replies. Decisions are made by the
+//! pure modules; this file moves bytes and headers.
 
+use std::cell::RefCell;
 use std::rc::Rc;
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext};
-use proxy_wasm::types::{Action, LogLevel, MapType};
+use proxy_wasm::types::{Action, BufferType, LogLevel, MapType};
 
-use super::calls::{header, log_with_id, remove_header, set_header};
-use super::metrics::CoreMetrics;
+use super::calls::{header, log_with_id, now_nanos, remove_header, set_header};
+use super::metrics::{CoreMetrics, MetricRegistry};
+use super::store::HostStore;
+use crate::accounting::{self, ModelLabels, RequestRecord};
+use crate::budget::{Admission, Refusal};
 use crate::config::FilterConfig;
 use crate::correlation::{choose_request_id, decide_trace, RequestIdSource};
 use crate::error_reply::{ErrorKind, ErrorReply};
+use crate::identity::{address_identity, api_key_identity};
 use crate::random::IdRng;
+use crate::usage::{
+    classify_path, ensure_include_usage, ApiKind, RequestInfo, SseChunkFilter, UsageTracker,
+};
+
+/// State shared by every HTTP context of a VM: tagged metrics and bounded model labels.
+#[derive(Debug, Default)]
+pub struct VmShared {
+    /// Tagged metrics defined so far.
+    pub metrics: MetricRegistry,
+    /// Model labels seen so far.
+    pub models: ModelLabels,
+}
 
 /// One request's state.
 pub struct TollgateHttp {
     config: Rc<FilterConfig>,
+    shared: Rc<RefCell<VmShared>>,
     rng: IdRng,
     metrics: CoreMetrics,
     /// The request's correlation id, set in `on_http_request_headers`.
     request_id: String,
     /// Request body bytes seen so far.
     request_bytes: u64,
+    /// Request start, ns since the epoch.
+    started_ns: u64,
+    /// The LLM API the request speaks, when it is one.
+    api: Option<ApiKind>,
+    /// The request path.
+    path: String,
+    /// Waiting for the whole request body before deciding (model, budget, rewrite).
+    awaiting_body: bool,
+    /// What the request body said.
+    info: Option<RequestInfo>,
+    /// The caller.
+    user: Option<String>,
+    /// The budget reservation to settle.
+    admission: Option<Admission>,
+    /// tollgate added `include_usage`: the extra usage chunk is stripped for the client.
+    injected_usage: bool,
+    /// Observes the response.
+    tracker: Option<UsageTracker>,
+    /// Drops the injected usage chunk from the client's stream.
+    chunk_filter: Option<SseChunkFilter>,
+    /// Response status.
+    status: u32,
+    /// Time to first token, ms.
+    ttft_ms: Option<u64>,
+    /// A local reply was sent: nothing to account.
+    replied_locally: bool,
 }
 
 impl TollgateHttp {
     /// Creates the context for one request.
-    pub fn new(config: Rc<FilterConfig>, rng: IdRng, metrics: CoreMetrics) -> Self {
+    pub fn new(
+        config: Rc<FilterConfig>,
+        shared: Rc<RefCell<VmShared>>,
+        rng: IdRng,
+        metrics: CoreMetrics,
+    ) -> Self {
         Self {
             config,
+            shared,
             rng,
             metrics,
             request_id: String::new(),
             request_bytes: 0,
+            started_ns: 0,
+            api: None,
+            path: String::new(),
+            awaiting_body: false,
+            info: None,
+            user: None,
+            admission: None,
+            injected_usage: false,
+            tracker: None,
+            chunk_filter: None,
+            status: 0,
+            ttft_ms: None,
+            replied_locally: false,
         }
     }
 
@@ -51,6 +116,7 @@ impl TollgateHttp {
             .collect();
         let body = reply.body(&self.request_id);
         self.metrics.local_replies.add(1);
+        self.replied_locally = true;
         self.log(
             LogLevel::Info,
             &format!("local reply {} {}", reply.status, reply.code),
@@ -63,8 +129,8 @@ impl TollgateHttp {
 
     /// Validates or creates the request id and trace context and writes them upstream.
     fn apply_correlation(&mut self) {
-        let corr = Rc::clone(&self.config);
-        let corr = &corr.correlation;
+        let config = Rc::clone(&self.config);
+        let corr = &config.correlation;
         let canonical = header(MapType::HttpRequestHeaders, &corr.request_id_header);
         let aliases: Vec<Option<String>> = corr
             .aliases
@@ -111,6 +177,184 @@ impl TollgateHttp {
             }
         }
     }
+
+    /// The caller: API key hash from the configured headers, else the client address.
+    fn identify(&self) -> Option<String> {
+        for name in &self.config.api_key_headers {
+            if let Some(id) = header(MapType::HttpRequestHeaders, name)
+                .as_deref()
+                .and_then(api_key_identity)
+            {
+                return Some(id);
+            }
+        }
+        hostcalls::get_property(vec!["source", "address"])
+            .ok()
+            .flatten()
+            .and_then(|b| String::from_utf8(b).ok())
+            .map(|a| address_identity(&a))
+    }
+
+    /// Reads the whole (buffered) request body, rewrites it if needed, and runs admission.
+    fn on_full_request_body(&mut self, body_size: usize) -> Action {
+        let Some(kind) = self.api else {
+            return Action::Continue;
+        };
+        let body = hostcalls::get_buffer(BufferType::HttpRequestBody, 0, body_size)
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        let info = RequestInfo::from_request(kind, &self.path, &body);
+        if kind == ApiKind::OpenAiChat
+            && info.streaming
+            && !info.include_usage_requested
+            && self.config.usage.enabled
+            && self.config.usage.inject_include_usage
+        {
+            if let Some(rewritten) = ensure_include_usage(&body) {
+                if hostcalls::set_buffer(BufferType::HttpRequestBody, 0, body_size, &rewritten)
+                    .is_ok()
+                {
+                    set_header(
+                        MapType::HttpRequestHeaders,
+                        "content-length",
+                        &rewritten.len().to_string(),
+                    );
+                    self.injected_usage = true;
+                }
+            }
+        }
+        self.info = Some(info);
+        self.admit()
+    }
+
+    /// Budget admission: reserve the estimate or refuse with 429.
+    fn admit(&mut self) -> Action {
+        let Some(budget) = self.config.budgets.as_ref() else {
+            return Action::Continue;
+        };
+        let Some(user) = self.user.clone() else {
+            return Action::Continue;
+        };
+        let estimate = self.info.as_ref().map_or(budget.default_max_tokens, |i| {
+            i.prompt_estimate
+                .saturating_add(i.max_tokens.unwrap_or(budget.default_max_tokens))
+        });
+        let now = now_nanos() / 1_000_000_000;
+        match budget.budgets.admit(&HostStore, &user, now, estimate) {
+            Ok(admission) => {
+                self.admission = Some(admission);
+                Action::Continue
+            }
+            Err(refusal) => {
+                self.count(accounting::tagged_name(
+                    "tollgate_budget_rejections_total",
+                    &[("dimension", refusal.dimension)],
+                ));
+                let reply = budget_reply(&refusal);
+                self.reply(&reply)
+            }
+        }
+    }
+
+    fn count(&self, name: String) {
+        if let Ok(mut shared) = self.shared.try_borrow_mut() {
+            shared.metrics.count(name, 1);
+        }
+    }
+
+    /// Accounts the finished request: metrics, access-log properties, budget settlement.
+    fn account(&mut self) {
+        let Some(kind) = self.api else {
+            return;
+        };
+        let Some(tracker) = self.tracker.take() else {
+            self.settle(0);
+            return;
+        };
+        let outcome = tracker.finish();
+        let now = now_nanos();
+        let duration_ms = now.saturating_sub(self.started_ns) / 1_000_000;
+        let model_name = outcome
+            .model
+            .clone()
+            .or_else(|| self.info.as_ref().and_then(|i| i.model.clone()))
+            .unwrap_or_else(|| "unknown".to_string());
+        let cost = outcome
+            .usage
+            .as_ref()
+            .and_then(|u| self.config.usage.prices.cost(&model_name, u));
+        let provider = accounting::provider_for(kind);
+        let model_label = match self.shared.try_borrow_mut() {
+            Ok(mut shared) => shared.models.label(&model_name),
+            Err(_) => "other".to_string(),
+        };
+        let user_label = if self.config.usage.user_metric_label {
+            self.user.clone()
+        } else {
+            None
+        };
+        let record = RequestRecord {
+            provider,
+            model: &model_label,
+            user_label: user_label.as_deref(),
+            status: self.status,
+            outcome: &outcome,
+            cost_usd: cost,
+            ttft_ms: self.ttft_ms,
+            duration_ms,
+        };
+        if let Ok(mut shared) = self.shared.try_borrow_mut() {
+            for sample in accounting::samples(&record) {
+                shared.metrics.record(&sample);
+            }
+        }
+        for (name, value) in accounting::access_log_fields(&record, self.user.as_deref()) {
+            let _ = hostcalls::set_property(vec![name], Some(value.as_bytes()));
+        }
+        if !outcome.complete && (200..300).contains(&self.status) {
+            self.log(
+                LogLevel::Warn,
+                "response ended without its terminator: usage estimated",
+            );
+        }
+        let actual = outcome
+            .usage
+            .map_or(0, |u| u.input_tokens.saturating_add(u.output_tokens));
+        self.settle(actual);
+    }
+
+    /// Releases the reservation and charges `actual` tokens; logs crossed thresholds.
+    fn settle(&mut self, actual: u64) {
+        let (Some(budget), Some(admission), Some(user)) = (
+            self.config.budgets.as_ref(),
+            self.admission.take(),
+            self.user.as_deref(),
+        ) else {
+            return;
+        };
+        let now = now_nanos() / 1_000_000_000;
+        let warnings = budget
+            .budgets
+            .settle(&HostStore, user, now, admission.reserved, actual);
+        for w in warnings {
+            self.log(
+                LogLevel::Warn,
+                &format!(
+                    "budget warning: {user} used {} of {} tokens ({}%) in the {}s window",
+                    w.used,
+                    w.limit,
+                    (w.threshold * 100.0).round(),
+                    w.period_seconds
+                ),
+            );
+            let pct = format!("{}", (w.threshold * 100.0).round());
+            self.count(accounting::tagged_name(
+                "tollgate_budget_warnings_total",
+                &[("threshold", &pct)],
+            ));
+        }
+    }
 }
 
 /// The 413 reply for an oversized request.
@@ -123,10 +367,45 @@ fn too_large(limit: u64) -> ErrorReply {
     )
 }
 
+/// The 429 reply for a budget refusal, with `Retry-After` and the rate-limit headers.
+fn budget_reply(r: &Refusal) -> ErrorReply {
+    let (message, code) = if r.dimension == "tokens" {
+        (
+            format!(
+                "token budget of {} per {}s exhausted; retry in {}s",
+                r.limit, r.period_seconds, r.retry_after
+            ),
+            "token_budget_exceeded",
+        )
+    } else {
+        (
+            format!(
+                "request limit of {} per {}s reached; retry in {}s",
+                r.limit, r.period_seconds, r.retry_after
+            ),
+            "rate_limit_exceeded",
+        )
+    };
+    let reply = ErrorReply::new(429, ErrorKind::RateLimit, code, message)
+        .with_header("retry-after", r.retry_after.to_string());
+    if r.dimension == "tokens" {
+        reply
+            .with_header("x-ratelimit-limit-tokens", r.limit.to_string())
+            .with_header("x-ratelimit-remaining-tokens", "0")
+            .with_header("x-ratelimit-reset-tokens", format!("{}s", r.retry_after))
+    } else {
+        reply
+            .with_header("x-ratelimit-limit-requests", r.limit.to_string())
+            .with_header("x-ratelimit-remaining-requests", "0")
+            .with_header("x-ratelimit-reset-requests", format!("{}s", r.retry_after))
+    }
+}
+
 impl Context for TollgateHttp {}
 
 impl HttpContext for TollgateHttp {
-    fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+    fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        self.started_ns = now_nanos();
         self.metrics.requests.add(1);
         self.apply_correlation();
         let declared = header(MapType::HttpRequestHeaders, "content-length")
@@ -134,18 +413,40 @@ impl HttpContext for TollgateHttp {
         if declared.is_some_and(|n| n > self.config.max_request_bytes) {
             return self.reply(&too_large(self.config.max_request_bytes));
         }
-        Action::Continue
+        self.path = header(MapType::HttpRequestHeaders, ":path").unwrap_or_default();
+        self.api = classify_path(&self.path);
+        if self.api.is_none() {
+            return Action::Continue;
+        }
+        self.user = self.identify();
+        if end_of_stream {
+            return self.admit();
+        }
+        // Hold the headers until the body is complete: the model, the output limit and the
+        // budget decision come from it, and a rewritten body needs a new content-length.
+        self.awaiting_body = true;
+        Action::Pause
     }
 
-    fn on_http_request_body(&mut self, body_size: usize, _end_of_stream: bool) -> Action {
+    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
         // Chunked uploads carry no content-length: count what actually arrives.
-        self.request_bytes = self
-            .request_bytes
-            .saturating_add(u64::try_from(body_size).unwrap_or(u64::MAX));
+        let size = u64::try_from(body_size).unwrap_or(u64::MAX);
+        self.request_bytes = if self.awaiting_body {
+            size
+        } else {
+            self.request_bytes.saturating_add(size)
+        };
         if self.request_bytes > self.config.max_request_bytes {
             return self.reply(&too_large(self.config.max_request_bytes));
         }
-        Action::Continue
+        if !self.awaiting_body {
+            return Action::Continue;
+        }
+        if !end_of_stream {
+            return Action::Pause;
+        }
+        self.awaiting_body = false;
+        self.on_full_request_body(body_size)
     }
 
     fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
@@ -153,6 +454,83 @@ impl HttpContext for TollgateHttp {
             let name = &self.config.correlation.request_id_header;
             set_header(MapType::HttpResponseHeaders, name, &self.request_id);
         }
+        self.status = header(MapType::HttpResponseHeaders, ":status")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        if let Some(h) = self.admission.as_ref().and_then(|a| a.headers) {
+            set_header(
+                MapType::HttpResponseHeaders,
+                "x-ratelimit-limit-tokens",
+                &h.limit.to_string(),
+            );
+            set_header(
+                MapType::HttpResponseHeaders,
+                "x-ratelimit-remaining-tokens",
+                &h.remaining.to_string(),
+            );
+            set_header(
+                MapType::HttpResponseHeaders,
+                "x-ratelimit-reset-tokens",
+                &format!("{}s", h.reset_seconds),
+            );
+        }
+        if let (Some(kind), true) = (self.api, self.config.usage.enabled) {
+            let content_type = header(MapType::HttpResponseHeaders, "content-type");
+            let estimate = self.info.as_ref().map_or(0, |i| i.prompt_estimate);
+            let tracker = UsageTracker::for_content_type(
+                kind,
+                content_type.as_deref(),
+                estimate,
+                self.config.usage.tracker,
+            );
+            let is_sse = content_type
+                .as_deref()
+                .is_some_and(|c| c.to_ascii_lowercase().contains("text/event-stream"));
+            if self.injected_usage && is_sse {
+                self.chunk_filter = Some(SseChunkFilter::new(
+                    self.config.usage.tracker.max_event_bytes,
+                ));
+                remove_header(MapType::HttpResponseHeaders, "content-length");
+            }
+            self.tracker = Some(tracker);
+        }
         Action::Continue
+    }
+
+    fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        if self.tracker.is_none() && self.chunk_filter.is_none() {
+            return Action::Continue;
+        }
+        let chunk = hostcalls::get_buffer(BufferType::HttpResponseBody, 0, body_size)
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        if let Some(tracker) = self.tracker.as_mut() {
+            let events = tracker.feed(&chunk);
+            if events.first_token && self.ttft_ms.is_none() {
+                self.ttft_ms = Some(now_nanos().saturating_sub(self.started_ns) / 1_000_000);
+            }
+        }
+        if let Some(filter) = self.chunk_filter.as_mut() {
+            let mut out = filter.push_dropping_injected_usage(&chunk);
+            if end_of_stream {
+                out.extend(filter.finish());
+            }
+            if out != chunk
+                && hostcalls::set_buffer(BufferType::HttpResponseBody, 0, body_size, &out).is_err()
+            {
+                self.log(LogLevel::Warn, "host refused a response body rewrite");
+            }
+        }
+        Action::Continue
+    }
+
+    fn on_log(&mut self) {
+        if self.replied_locally {
+            // A refused request still releases any reservation it made.
+            self.settle(0);
+            return;
+        }
+        self.account();
     }
 }

@@ -9,6 +9,7 @@ mod calls;
 mod http;
 mod metrics;
 mod root;
+mod store;
 
 use proxy_wasm::types::LogLevel;
 

@@ -1,15 +1,16 @@
 //! The root context: reads and validates the plugin configuration once per VM and creates one
 //! HTTP context per request.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{BufferType, ContextType, LogLevel};
 
-use super::http::TollgateHttp;
+use super::http::{TollgateHttp, VmShared};
 use super::metrics::CoreMetrics;
+use crate::accounting::ModelLabels;
 use crate::config::FilterConfig;
 use crate::random::IdRng;
 
@@ -19,6 +20,8 @@ pub struct TollgateRoot {
     /// Seed stream for per-request id generators (a `Cell`: `create_http_context` takes `&self`).
     next_seed: Cell<u64>,
     metrics: CoreMetrics,
+    /// Tagged metrics and model labels shared by this VM's HTTP contexts.
+    shared: Rc<RefCell<VmShared>>,
 }
 
 impl TollgateRoot {
@@ -32,6 +35,7 @@ impl TollgateRoot {
             config: Rc::new(FilterConfig::default()),
             next_seed: Cell::new(u64::from_le_bytes(seed)),
             metrics: CoreMetrics::default(),
+            shared: Rc::new(RefCell::new(VmShared::default())),
         }
     }
 }
@@ -63,6 +67,10 @@ impl RootContext for TollgateRoot {
         };
         match FilterConfig::parse(&bytes) {
             Ok(config) => {
+                self.shared = Rc::new(RefCell::new(VmShared {
+                    models: ModelLabels::new(config.usage.max_models),
+                    ..VmShared::default()
+                }));
                 self.config = Rc::new(config);
                 self.metrics = CoreMetrics::define();
                 let _ = hostcalls::log(LogLevel::Info, "tollgate configured");
@@ -81,6 +89,7 @@ impl RootContext for TollgateRoot {
         self.next_seed.set(seed);
         Some(Box::new(TollgateHttp::new(
             Rc::clone(&self.config),
+            Rc::clone(&self.shared),
             IdRng::new(seed),
             self.metrics,
         )))

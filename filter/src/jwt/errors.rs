@@ -270,6 +270,9 @@ mod tests {
     #[test]
     fn config_error_display() {
         let e = JwtConfigError::new("jwt.providers[0].audiences", "must not be empty");
-        assert_eq!(e.to_string(), "jwt.providers[0].audiences: must not be empty");
+        assert_eq!(
+            e.to_string(),
+            "jwt.providers[0].audiences: must not be empty"
+        );
     }
 }

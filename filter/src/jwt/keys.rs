@@ -16,9 +16,8 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use jwt_simple::prelude::{
-    ES256PublicKey, ES384PublicKey, Ed25519PublicKey, HS256Key, HS384Key, HS512Key,
-    PS256PublicKey, PS384PublicKey, PS512PublicKey, RS256PublicKey, RS384PublicKey,
-    RS512PublicKey,
+    ES256PublicKey, ES384PublicKey, Ed25519PublicKey, HS256Key, HS384Key, HS512Key, PS256PublicKey,
+    PS384PublicKey, PS512PublicKey, RS256PublicKey, RS384PublicKey, RS512PublicKey,
 };
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
@@ -552,7 +551,12 @@ fn oct_verifiers(
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+#[allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
 mod tests {
     use super::*;
     use jwt_simple::prelude::*;
@@ -599,9 +603,8 @@ mod tests {
         let key =
             parse_jwk(&json!({"kty":"RSA","alg":"PS384","n": b64(&c.n),"e": b64(&c.e)})).unwrap();
         assert_eq!(key.algorithms(), vec![Algorithm::Ps384]);
-        let err =
-            parse_jwk(&json!({"kty":"RSA","alg":"HS256","n": b64(&c.n),"e": b64(&c.e)}))
-                .unwrap_err();
+        let err = parse_jwk(&json!({"kty":"RSA","alg":"HS256","n": b64(&c.n),"e": b64(&c.e)}))
+            .unwrap_err();
         assert!(err.contains("not an RSA algorithm"));
     }
 
@@ -632,13 +635,17 @@ mod tests {
             &json!({"kty":"EC","crv":"P-256","alg":"ES384","x": b64(x),"y": b64(y)})
         )
         .is_err());
-        assert!(parse_jwk(&json!({"kty":"EC","crv":"P-521","x": b64(x),"y": b64(y)}))
-            .unwrap_err()
-            .contains("P-521"));
+        assert!(
+            parse_jwk(&json!({"kty":"EC","crv":"P-521","x": b64(x),"y": b64(y)}))
+                .unwrap_err()
+                .contains("P-521")
+        );
         // Off-curve point.
         let mut bad_y = y.to_vec();
         bad_y[31] ^= 1;
-        assert!(parse_jwk(&json!({"kty":"EC","crv":"P-256","x": b64(x),"y": b64(&bad_y)})).is_err());
+        assert!(
+            parse_jwk(&json!({"kty":"EC","crv":"P-256","x": b64(x),"y": b64(&bad_y)})).is_err()
+        );
     }
 
     #[test]

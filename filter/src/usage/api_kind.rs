@@ -117,7 +117,10 @@ pub fn gemini_model_from_path(path: &str) -> Option<&str> {
 
 /// True when a Gemini path asks for a streamed response (`:streamGenerateContent`).
 pub fn is_gemini_stream_path(path: &str) -> bool {
-    matches!(gemini_method(path_only(path)), Some((_, "streamGenerateContent")))
+    matches!(
+        gemini_method(path_only(path)),
+        Some((_, "streamGenerateContent"))
+    )
 }
 
 #[cfg(test)]
@@ -174,7 +177,10 @@ mod tests {
         ));
         assert!(!is_gemini_stream_path("/v1beta/models/g:generateContent"));
         assert_eq!(gemini_model_from_path("/v1/chat/completions"), None);
-        assert_eq!(gemini_model_from_path("/v1beta/models/:generateContent"), None);
+        assert_eq!(
+            gemini_model_from_path("/v1beta/models/:generateContent"),
+            None
+        );
     }
 
     #[test]

@@ -137,11 +137,14 @@ impl SseParser {
         if !self.line.is_empty() || self.line_overflow {
             self.complete_line(&[]);
         }
-        self.end_event(|event, _| {
-            if let Some(e) = event {
-                on_event(e);
-            }
-        }, 0);
+        self.end_event(
+            |event, _| {
+                if let Some(e) = event {
+                    on_event(e);
+                }
+            },
+            0,
+        );
     }
 
     /// Feeds one chunk; `on_boundary` is called at every blank line (event boundary) with the
@@ -331,7 +334,8 @@ mod tests {
             .collect()
     }
 
-    const SAMPLE: &str = ": comment\nevent: a\ndata: one\ndata:two\nid: 7\n\ndata: x\n\n\n\nevent: b\ndata\n\n";
+    const SAMPLE: &str =
+        ": comment\nevent: a\ndata: one\ndata:two\nid: 7\n\ndata: x\n\n\n\nevent: b\ndata\n\n";
 
     #[test]
     fn parses_fields_comments_and_multiline_data() {

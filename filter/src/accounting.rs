@@ -1,0 +1,386 @@
+//! What one finished LLM request reports: metric samples (with tags encoded in the stat name
+//! for Envoy's tag extractors) and access-log fields. Pure: the host layer defines and records
+//! the metrics and sets the properties.
+//!
+//! Stat names look like `tollgate_tokens_total.provider.openai.model.gpt-4o-mini.token_type.input`;
+//! the `stats_config` in `envoy/observability/stats-tags.yaml` turns each `.<tag>.<value>` pair
+//! into a Prometheus label, giving `tollgate_tokens_total{provider="openai",model="gpt-4o-mini",token_type="input"}`.
+
+use std::collections::BTreeSet;
+
+use crate::usage::{ApiKind, UsageOutcome};
+
+/// A metric kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricKind {
+    /// Monotonic counter.
+    Counter,
+    /// Histogram of recorded values.
+    Histogram,
+}
+
+/// One value to record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sample {
+    /// Full stat name including encoded tags.
+    pub name: String,
+    /// Counter or histogram.
+    pub kind: MetricKind,
+    /// The increment (counter) or recorded value (histogram).
+    pub value: u64,
+}
+
+/// Tag names used in stat names; `stats-tags.yaml` has one extractor per name.
+pub const TAG_NAMES: &[&str] = &[
+    "provider",
+    "model",
+    "token_type",
+    "status_class",
+    "usage",
+    "user",
+    "reason",
+    "dimension",
+    "threshold",
+    "kind",
+    "place",
+    "outcome",
+];
+
+/// Makes a tag value safe inside a dot-separated stat name: `[A-Za-z0-9_-]`, at most 64 chars.
+pub fn sanitize_tag_value(value: &str) -> String {
+    let mut out: String = value
+        .chars()
+        .take(64)
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if out.is_empty() {
+        out.push_str("unknown");
+    }
+    out
+}
+
+/// Builds `base.tag1.value1.tag2.value2…`.
+pub fn tagged_name(base: &str, tags: &[(&str, &str)]) -> String {
+    let mut name = base.to_string();
+    for (k, v) in tags {
+        name.push('.');
+        name.push_str(k);
+        name.push('.');
+        name.push_str(&sanitize_tag_value(v));
+    }
+    name
+}
+
+/// `2xx`, `4xx`, `5xx`… for a status code (`none` when no response was received).
+pub fn status_class(status: u32) -> &'static str {
+    match status {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        500..=599 => "5xx",
+        _ => "none",
+    }
+}
+
+/// The provider family an API kind belongs to (when no failover route names one).
+pub fn provider_for(kind: ApiKind) -> &'static str {
+    match kind {
+        ApiKind::OpenAiChat | ApiKind::OpenAiResponses | ApiKind::OpenAiEmbeddings => "openai",
+        ApiKind::Anthropic => "anthropic",
+        ApiKind::Gemini => "gemini",
+        ApiKind::OllamaChat => "ollama",
+    }
+}
+
+/// Bounds the number of distinct model labels; later models are reported as `other`.
+#[derive(Debug, Clone, Default)]
+pub struct ModelLabels {
+    seen: BTreeSet<String>,
+    cap: usize,
+}
+
+impl ModelLabels {
+    /// Allows up to `cap` distinct model labels.
+    pub fn new(cap: usize) -> Self {
+        Self {
+            seen: BTreeSet::new(),
+            cap,
+        }
+    }
+
+    /// The label to use for `model`.
+    pub fn label(&mut self, model: &str) -> String {
+        let clean = sanitize_tag_value(model);
+        if self.seen.contains(&clean) {
+            return clean;
+        }
+        if self.seen.len() < self.cap {
+            self.seen.insert(clean.clone());
+            return clean;
+        }
+        "other".to_string()
+    }
+}
+
+/// Everything known about one finished LLM request.
+#[derive(Debug, Clone)]
+pub struct RequestRecord<'a> {
+    /// Provider name (label).
+    pub provider: &'a str,
+    /// Model label (already bounded by [`ModelLabels`]).
+    pub model: &'a str,
+    /// The caller, when it is to be a label.
+    pub user_label: Option<&'a str>,
+    /// Response status (0 when none).
+    pub status: u32,
+    /// Usage outcome.
+    pub outcome: &'a UsageOutcome,
+    /// Cost in USD, when priced.
+    pub cost_usd: Option<f64>,
+    /// Time to first token in ms, when seen.
+    pub ttft_ms: Option<u64>,
+    /// Request duration in ms.
+    pub duration_ms: u64,
+}
+
+/// The samples for one finished request.
+pub fn samples(r: &RequestRecord<'_>) -> Vec<Sample> {
+    let mut base: Vec<(&str, &str)> = vec![("provider", r.provider), ("model", r.model)];
+    if let Some(user) = r.user_label {
+        base.push(("user", user));
+    }
+    fn with<'t>(
+        base: &[(&'t str, &'t str)],
+        extra: &[(&'t str, &'t str)],
+    ) -> Vec<(&'t str, &'t str)> {
+        let mut t = base.to_vec();
+        t.extend_from_slice(extra);
+        t
+    }
+    let counter = |name: &str, tags: &[(&str, &str)], value: u64| Sample {
+        name: tagged_name(name, tags),
+        kind: MetricKind::Counter,
+        value,
+    };
+    let histogram = |name: &str, tags: &[(&str, &str)], value: u64| Sample {
+        name: tagged_name(name, tags),
+        kind: MetricKind::Histogram,
+        value,
+    };
+    let usage_kind = if r.outcome.estimated {
+        "estimated"
+    } else {
+        "reported"
+    };
+    let mut out = vec![counter(
+        "tollgate_llm_requests_total",
+        &with(
+            &base,
+            &[
+                ("status_class", status_class(r.status)),
+                ("usage", usage_kind),
+            ],
+        ),
+        1,
+    )];
+    if let Some(u) = r.outcome.usage {
+        let types = [
+            ("input", u.input_tokens),
+            ("output", u.output_tokens),
+            ("cached_input", u.cached_input_tokens),
+            ("cache_creation_input", u.cache_creation_input_tokens),
+            ("reasoning", u.reasoning_tokens),
+        ];
+        for (ty, n) in types {
+            if n > 0 || ty == "input" || ty == "output" {
+                out.push(counter(
+                    "tollgate_tokens_total",
+                    &with(&base, &[("token_type", ty)]),
+                    n,
+                ));
+            }
+        }
+        for (ty, n) in [("input", u.input_tokens), ("output", u.output_tokens)] {
+            out.push(histogram(
+                "gen_ai_client_token_usage",
+                &with(&base, &[("token_type", ty)]),
+                n,
+            ));
+        }
+        if let (Some(ttft), true) = (r.ttft_ms, u.output_tokens > 1) {
+            let generation_ms = r.duration_ms.saturating_sub(ttft);
+            let per_token_us = generation_ms.saturating_mul(1000) / (u.output_tokens - 1);
+            out.push(histogram(
+                "gen_ai_server_time_per_output_token_us",
+                &base,
+                per_token_us,
+            ));
+        }
+    }
+    if let Some(cost) = r.cost_usd {
+        let micro = (cost * 1_000_000.0).round();
+        if micro.is_finite() && micro >= 0.0 {
+            out.push(counter(
+                "tollgate_cost_microdollars_total",
+                &base,
+                micro as u64,
+            ));
+        }
+    }
+    if let Some(ttft) = r.ttft_ms {
+        out.push(histogram(
+            "gen_ai_server_time_to_first_token_ms",
+            &base,
+            ttft,
+        ));
+    }
+    out.push(histogram(
+        "gen_ai_client_operation_duration_ms",
+        &base,
+        r.duration_ms,
+    ));
+    if !r.outcome.complete && (200..300).contains(&r.status) {
+        out.push(counter(
+            "tollgate_upstream_errors_total",
+            &[("provider", r.provider), ("reason", "truncated")],
+            1,
+        ));
+    }
+    out
+}
+
+/// Access-log properties (name → value); each becomes `%FILTER_STATE(wasm.<name>:PLAIN)%`.
+pub fn access_log_fields(r: &RequestRecord<'_>, user: Option<&str>) -> Vec<(&'static str, String)> {
+    let mut f = vec![
+        ("tollgate_provider", r.provider.to_string()),
+        ("tollgate_model", r.model.to_string()),
+        ("tollgate_usage_complete", r.outcome.complete.to_string()),
+        ("tollgate_usage_estimated", r.outcome.estimated.to_string()),
+    ];
+    if let Some(user) = user {
+        f.push(("tollgate_user", user.to_string()));
+    }
+    if let Some(u) = r.outcome.usage {
+        f.push(("tollgate_input_tokens", u.input_tokens.to_string()));
+        f.push(("tollgate_output_tokens", u.output_tokens.to_string()));
+        f.push(("tollgate_cached_tokens", u.cached_input_tokens.to_string()));
+        f.push(("tollgate_total_tokens", u.total_tokens.to_string()));
+    }
+    if let Some(cost) = r.cost_usd {
+        f.push(("tollgate_cost_usd", format!("{cost:.6}")));
+    }
+    if let Some(ttft) = r.ttft_ms {
+        f.push(("tollgate_ttft_ms", ttft.to_string()));
+    }
+    f
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::usage::Usage;
+
+    fn outcome(estimated: bool, complete: bool) -> UsageOutcome {
+        UsageOutcome {
+            usage: Some(Usage {
+                input_tokens: 10,
+                output_tokens: 21,
+                total_tokens: 31,
+                ..Usage::default()
+            }),
+            complete,
+            estimated,
+            ..UsageOutcome::default()
+        }
+    }
+
+    #[test]
+    fn tag_values_are_sanitized() {
+        assert_eq!(sanitize_tag_value("gpt-4.1/mini"), "gpt-4_1_mini");
+        assert_eq!(sanitize_tag_value(""), "unknown");
+        assert_eq!(sanitize_tag_value(&"x".repeat(100)).len(), 64);
+    }
+
+    #[test]
+    fn token_counters_carry_provider_model_and_type() {
+        let o = outcome(false, true);
+        let r = RequestRecord {
+            provider: "openai",
+            model: "gpt-4o-mini",
+            user_label: None,
+            status: 200,
+            outcome: &o,
+            cost_usd: Some(0.0123),
+            ttft_ms: Some(40),
+            duration_ms: 240,
+        };
+        let s = samples(&r);
+        let find = |n: &str| s.iter().find(|x| x.name == n).map(|x| x.value);
+        assert_eq!(
+            find("tollgate_tokens_total.provider.openai.model.gpt-4o-mini.token_type.input"),
+            Some(10)
+        );
+        assert_eq!(
+            find("tollgate_tokens_total.provider.openai.model.gpt-4o-mini.token_type.output"),
+            Some(21)
+        );
+        assert_eq!(
+            find("tollgate_cost_microdollars_total.provider.openai.model.gpt-4o-mini"),
+            Some(12300)
+        );
+        assert_eq!(
+            find("gen_ai_server_time_to_first_token_ms.provider.openai.model.gpt-4o-mini"),
+            Some(40)
+        );
+        assert_eq!(
+            find("gen_ai_server_time_per_output_token_us.provider.openai.model.gpt-4o-mini"),
+            Some(10_000)
+        );
+        assert_eq!(
+            find("tollgate_llm_requests_total.provider.openai.model.gpt-4o-mini.status_class.2xx.usage.reported"),
+            Some(1)
+        );
+        assert!(find("tollgate_upstream_errors_total.provider.openai.reason.truncated").is_none());
+    }
+
+    #[test]
+    fn truncated_stream_counts_an_upstream_error_and_estimate() {
+        let o = outcome(true, false);
+        let r = RequestRecord {
+            provider: "anthropic",
+            model: "claude",
+            user_label: Some("alice"),
+            status: 200,
+            outcome: &o,
+            cost_usd: None,
+            ttft_ms: None,
+            duration_ms: 5,
+        };
+        let s = samples(&r);
+        assert!(s.iter().any(
+            |x| x.name == "tollgate_upstream_errors_total.provider.anthropic.reason.truncated"
+        ));
+        assert!(s.iter().any(|x| x
+            .name
+            .ends_with(".user.alice.status_class.2xx.usage.estimated")));
+        let f = access_log_fields(&r, Some("alice"));
+        assert!(f.contains(&("tollgate_usage_complete", "false".to_string())));
+        assert!(f.contains(&("tollgate_user", "alice".to_string())));
+    }
+
+    #[test]
+    fn model_labels_are_bounded() {
+        let mut m = ModelLabels::new(2);
+        assert_eq!(m.label("a"), "a");
+        assert_eq!(m.label("b"), "b");
+        assert_eq!(m.label("c"), "other");
+        assert_eq!(m.label("a"), "a");
+    }
+}

@@ -1,0 +1,196 @@
+//! Request-side reading for usage accounting: the requested model, streaming flag and output
+//! limit, and a cheap prompt-size estimate, all from one lenient pass over the request body.
+
+use super::api_kind::{gemini_model_from_path, is_gemini_stream_path, ApiKind};
+use super::lenient::{Count, Flag, Text, TextLen};
+use super::record::tokens_from_chars;
+use serde::Deserialize;
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct GenerationConfig {
+    #[serde(rename = "maxOutputTokens", alias = "max_output_tokens")]
+    max_output_tokens: Count,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct OllamaOptions {
+    num_predict: Count,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct StreamOptions {
+    include_usage: Flag,
+}
+
+/// The request fields this module reads; unknown fields are skipped without allocation.
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct RequestFields {
+    model: Text,
+    stream: Flag,
+    max_tokens: Count,
+    max_completion_tokens: Count,
+    max_output_tokens: Count,
+    #[serde(rename = "generationConfig", alias = "generation_config")]
+    generation_config: Option<GenerationConfig>,
+    options: Option<OllamaOptions>,
+    stream_options: Option<StreamOptions>,
+}
+
+impl RequestFields {
+    fn parse(body: &[u8]) -> Option<Self> {
+        serde_json::from_slice(body).ok()
+    }
+
+    fn max_tokens(&self) -> Option<u64> {
+        self.max_completion_tokens
+            .0
+            .or(self.max_tokens.0)
+            .or(self.max_output_tokens.0)
+            .or(self
+                .generation_config
+                .as_ref()
+                .and_then(|g| g.max_output_tokens.0))
+            // Ollama: -1 (unbounded) and -2 (fill context) read as absent.
+            .or(self.options.as_ref().and_then(|o| o.num_predict.0))
+    }
+}
+
+/// Estimates the prompt tokens of a request body: characters of its text (messages, system,
+/// prompt, input, contents; base64 images, audio and URLs are skipped) divided by 4. A body that
+/// is not JSON is estimated as bytes / 4.
+pub fn estimate_prompt_tokens(body: &[u8]) -> u64 {
+    let chars = TextLen::counting_all(body).unwrap_or(body.len() as u64);
+    tokens_from_chars(chars)
+}
+
+/// The output limit the request asks for: `max_completion_tokens`, `max_tokens`,
+/// `max_output_tokens`, `generationConfig.maxOutputTokens` or Ollama `options.num_predict`.
+pub fn requested_max_tokens(body: &[u8]) -> Option<u64> {
+    RequestFields::parse(body)?.max_tokens()
+}
+
+/// The top-level `model` of the request body (Gemini names the model in the path instead; see
+/// [`gemini_model_from_path`]).
+pub fn request_model(body: &[u8]) -> Option<String> {
+    RequestFields::parse(body)?
+        .model
+        .0
+        .filter(|m| !m.is_empty())
+}
+
+/// True when the body has `"stream": true`. Ollama native streams when `stream` is absent and
+/// Gemini streams by path; [`RequestInfo::from_request`] applies those defaults.
+pub fn is_streaming_request(body: &[u8]) -> bool {
+    RequestFields::parse(body).is_some_and(|f| f.stream.0 == Some(true))
+}
+
+/// Everything the usage accounting needs from a request, read in one pass.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestInfo {
+    /// The model requested (body `model`, or the Gemini path's model).
+    pub model: Option<String>,
+    /// The client asked for a streamed response.
+    pub streaming: bool,
+    /// The output limit asked for.
+    pub max_tokens: Option<u64>,
+    /// The prompt-size estimate, in tokens.
+    pub prompt_estimate: u64,
+    /// The client set `stream_options.include_usage: true` itself.
+    pub include_usage_requested: bool,
+}
+
+impl RequestInfo {
+    /// Reads a request of `kind` sent to `path`, applying each API's defaults (Ollama native
+    /// streams unless `"stream": false`; Gemini streams on `:streamGenerateContent`).
+    pub fn from_request(kind: ApiKind, path: &str, body: &[u8]) -> Self {
+        let fields = RequestFields::parse(body).unwrap_or_default();
+        let explicit_stream = fields.stream.0;
+        let streaming = match kind {
+            ApiKind::Gemini => is_gemini_stream_path(path),
+            ApiKind::OllamaChat => explicit_stream != Some(false),
+            _ => explicit_stream == Some(true),
+        };
+        let model = match kind {
+            ApiKind::Gemini => gemini_model_from_path(path).map(str::to_string),
+            _ => None,
+        }
+        .or_else(|| fields.model.0.clone().filter(|m| !m.is_empty()));
+        Self {
+            model,
+            streaming,
+            max_tokens: fields.max_tokens(),
+            prompt_estimate: estimate_prompt_tokens(body),
+            include_usage_requested: fields
+                .stream_options
+                .as_ref()
+                .is_some_and(|o| o.include_usage.0 == Some(true)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_max_tokens_from_every_api() {
+        let cases: [(&str, Option<u64>); 7] = [
+            (r#"{"max_tokens":100}"#, Some(100)),
+            (r#"{"max_tokens":100,"max_completion_tokens":50}"#, Some(50)),
+            (r#"{"max_output_tokens":70}"#, Some(70)),
+            (r#"{"generationConfig":{"maxOutputTokens":64}}"#, Some(64)),
+            (r#"{"options":{"num_predict":32}}"#, Some(32)),
+            (r#"{"options":{"num_predict":-1}}"#, None),
+            ("not json", None),
+        ];
+        for (body, want) in cases {
+            assert_eq!(requested_max_tokens(body.as_bytes()), want, "{body}");
+        }
+    }
+
+    #[test]
+    fn reads_model_and_stream() {
+        let body = br#"{"model":"gpt-4o","stream":true,"messages":[]}"#;
+        assert_eq!(request_model(body).as_deref(), Some("gpt-4o"));
+        assert!(is_streaming_request(body));
+        assert!(!is_streaming_request(br#"{"stream":"yes"}"#));
+        assert!(!is_streaming_request(b"{}"));
+    }
+
+    #[test]
+    fn request_info_applies_api_defaults() {
+        let ollama = RequestInfo::from_request(
+            ApiKind::OllamaChat,
+            "/api/chat",
+            br#"{"model":"llama3","messages":[{"role":"user","content":"hello there"}]}"#,
+        );
+        assert!(ollama.streaming);
+        assert_eq!(ollama.model.as_deref(), Some("llama3"));
+        assert_eq!(ollama.prompt_estimate, 4, "user + hello there = 15 chars");
+
+        let gemini = RequestInfo::from_request(
+            ApiKind::Gemini,
+            "/v1beta/models/gemini-2.0-flash:streamGenerateContent?alt=sse",
+            br#"{"contents":[{"parts":[{"text":"hi"}]}]}"#,
+        );
+        assert!(gemini.streaming);
+        assert_eq!(gemini.model.as_deref(), Some("gemini-2.0-flash"));
+
+        let openai = RequestInfo::from_request(
+            ApiKind::OpenAiChat,
+            "/v1/chat/completions",
+            br#"{"model":"m","stream":true,"stream_options":{"include_usage":true}}"#,
+        );
+        assert!(openai.streaming && openai.include_usage_requested);
+    }
+
+    #[test]
+    fn prompt_estimate_falls_back_to_bytes() {
+        assert_eq!(estimate_prompt_tokens(b"not json"), 2);
+        assert_eq!(estimate_prompt_tokens(b""), 0);
+    }
+}
