@@ -74,7 +74,12 @@ pub(crate) fn glued_before(text: &[u8], start: usize, member: impl Fn(u8) -> boo
 pub(crate) fn run_end(text: &[u8], from: usize, cap: usize, member: impl Fn(u8) -> bool) -> usize {
     let limit = from.saturating_add(cap).saturating_add(1).min(text.len());
     match text.get(from..limit) {
-        Some(window) => from + window.iter().position(|&b| !member(b)).unwrap_or(window.len()),
+        Some(window) => {
+            from + window
+                .iter()
+                .position(|&b| !member(b))
+                .unwrap_or(window.len())
+        }
         None => from,
     }
 }
@@ -123,7 +128,12 @@ pub(crate) enum LiteralMatch {
 
 /// Compares `literal` with `text` at `at`, ASCII-case-insensitively when `ignore_case`.
 #[inline]
-pub(crate) fn literal_at(text: &[u8], at: usize, literal: &[u8], ignore_case: bool) -> LiteralMatch {
+pub(crate) fn literal_at(
+    text: &[u8],
+    at: usize,
+    literal: &[u8],
+    ignore_case: bool,
+) -> LiteralMatch {
     let rest = text.get(at..).unwrap_or(&[]);
     let same = |(a, b): (&u8, &u8)| {
         if ignore_case {

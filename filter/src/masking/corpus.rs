@@ -2,6 +2,8 @@
 //! (generated at test time, never stored as literals), and ordinary text (prose, source code,
 //! base64 image data, UUIDs, hashes, git SHAs, URLs, LLM API JSON) for false-positive checks.
 
+#![allow(clippy::indexing_slicing, clippy::unwrap_used)]
+
 pub const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 pub const B64URL: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 pub const B64: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -263,7 +265,10 @@ pub fn samples(rng: &mut Rng) -> Vec<Sample> {
         ));
     }
     v.push(Sample::bare("jwt", jwt(rng)));
-    let token = rng.mixed(40, b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~");
+    let token = rng.mixed(
+        40,
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~",
+    );
     v.push(Sample::in_context(
         "bearer_token",
         token.clone(),
@@ -286,7 +291,10 @@ pub fn samples(rng: &mut Rng) -> Vec<Sample> {
         ("token: {}", "generic_assignment"),
         ("SECRET={}", "generic_assignment"),
         ("client_secret: '{}'", "generic_assignment"),
-        ("https://api.example.net/v2/data?key={}&format=json", "generic_assignment"),
+        (
+            "https://api.example.net/v2/data?key={}&format=json",
+            "generic_assignment",
+        ),
         ("export MY_SERVICE_TOKEN=\"{}\"", "generic_assignment"),
         ("$apiKey = '{}';", "generic_assignment"),
         ("x-api-key: {}", "generic_assignment"),
@@ -295,7 +303,11 @@ pub fn samples(rng: &mut Rng) -> Vec<Sample> {
     for (template, kind) in generic_templates {
         let len = rng.range(20, 48);
         let value = rng.mixed(len, ALNUM);
-        v.push(Sample::in_context(kind, value.clone(), template.replace("{}", &value)));
+        v.push(Sample::in_context(
+            kind,
+            value.clone(),
+            template.replace("{}", &value),
+        ));
     }
     for template in ["password={}", "DB_PASSWORD: {}", "\"passwd\": \"{}\""] {
         let value = format!(
@@ -356,17 +368,107 @@ pub fn known_literal(rng: &mut Rng) -> String {
 }
 
 const WORDS: &[&str] = &[
-    "the", "a", "model", "gateway", "request", "response", "token", "tokens", "key", "keys",
-    "password", "secret", "bearer", "prompt", "stream", "chunk", "buffer", "latency", "cache",
-    "provider", "routing", "policy", "quota", "budget", "limit", "user", "assistant", "system",
-    "function", "tool", "call", "result", "error", "retry", "timeout", "upstream", "header",
-    "body", "JSON", "schema", "field", "value", "Envoy", "filter", "Rust", "wasm", "OpenAI",
-    "Anthropic", "Gemini", "is", "was", "will", "should", "must", "can", "never", "always",
-    "quickly", "safely", "with", "without", "for", "from", "into", "over", "under", "between",
-    "and", "or", "but", "because", "while", "when", "if", "then", "every", "each", "some",
-    "rotation", "credential", "access", "authorization", "session", "cookie", "config",
-    "environment", "variable", "production", "staging", "deployment", "cluster", "node",
-    "task-based", "skill", "asking", "sketch", "AIDS", "AKIMBO", "eye", "hooks", "slack",
+    "the",
+    "a",
+    "model",
+    "gateway",
+    "request",
+    "response",
+    "token",
+    "tokens",
+    "key",
+    "keys",
+    "password",
+    "secret",
+    "bearer",
+    "prompt",
+    "stream",
+    "chunk",
+    "buffer",
+    "latency",
+    "cache",
+    "provider",
+    "routing",
+    "policy",
+    "quota",
+    "budget",
+    "limit",
+    "user",
+    "assistant",
+    "system",
+    "function",
+    "tool",
+    "call",
+    "result",
+    "error",
+    "retry",
+    "timeout",
+    "upstream",
+    "header",
+    "body",
+    "JSON",
+    "schema",
+    "field",
+    "value",
+    "Envoy",
+    "filter",
+    "Rust",
+    "wasm",
+    "OpenAI",
+    "Anthropic",
+    "Gemini",
+    "is",
+    "was",
+    "will",
+    "should",
+    "must",
+    "can",
+    "never",
+    "always",
+    "quickly",
+    "safely",
+    "with",
+    "without",
+    "for",
+    "from",
+    "into",
+    "over",
+    "under",
+    "between",
+    "and",
+    "or",
+    "but",
+    "because",
+    "while",
+    "when",
+    "if",
+    "then",
+    "every",
+    "each",
+    "some",
+    "rotation",
+    "credential",
+    "access",
+    "authorization",
+    "session",
+    "cookie",
+    "config",
+    "environment",
+    "variable",
+    "production",
+    "staging",
+    "deployment",
+    "cluster",
+    "node",
+    "task-based",
+    "skill",
+    "asking",
+    "sketch",
+    "AIDS",
+    "AKIMBO",
+    "eye",
+    "hooks",
+    "slack",
 ];
 
 /// Prose built from a word list, with sentences, punctuation, numbers and a few "key: value"
@@ -532,7 +634,10 @@ pub fn hashes(rng: &mut Rng, n: usize) -> String {
         s.push_str(&match i % 5 {
             0 => format!("sha256:{sha256}\n"),
             1 => format!("{{\"sha256\": \"{sha256}\"}}\n"),
-            2 => format!("commit {git}\nAuthor: Dev <dev@example.com>\n\n    Fix {}\n", rng.string(7, HEX)),
+            2 => format!(
+                "commit {git}\nAuthor: Dev <dev@example.com>\n\n    Fix {}\n",
+                rng.string(7, HEX)
+            ),
             3 => format!("{sha256}  target/release/tollgate.wasm\n"),
             _ => format!("Merge {} into {}\n", &git[..7], rng.string(7, HEX)),
         });
@@ -542,8 +647,25 @@ pub fn hashes(rng: &mut Rng, n: usize) -> String {
 
 /// URLs with ordinary query strings and paths.
 pub fn urls(rng: &mut Rng, n: usize) -> String {
-    let hosts = ["example.com", "docs.rs", "github.com", "api.openai.com", "www.youtube.com"];
-    let params = ["id", "page", "sort", "q", "v", "lang", "ref", "utm_source", "limit", "after"];
+    let hosts = [
+        "example.com",
+        "docs.rs",
+        "github.com",
+        "api.openai.com",
+        "www.youtube.com",
+    ];
+    let params = [
+        "id",
+        "page",
+        "sort",
+        "q",
+        "v",
+        "lang",
+        "ref",
+        "utm_source",
+        "limit",
+        "after",
+    ];
     let mut s = String::new();
     for _ in 0..n {
         let mut url = format!("https://{}/", rng.pick(&hosts));

@@ -8,8 +8,8 @@
 //! that its verdict needs bytes that have not arrived yet.
 
 use super::bytes::{
-    bounded_run, glued_before, is_base64, is_base64url, literal_at, preceded_by_alnum, run_end, ByteSet,
-    LiteralMatch, RunEnd,
+    bounded_run, glued_before, is_base64, is_base64url, literal_at, preceded_by_alnum, run_end,
+    ByteSet, LiteralMatch, RunEnd,
 };
 use super::scan::{KindId, ScanState};
 
@@ -167,7 +167,9 @@ pub(crate) const SIMPLE_DEFS: &[SimpleDef] = &[
     },
     SimpleDef {
         kind: "slack_token",
-        prefixes: &["xoxb-", "xoxp-", "xoxa-", "xoxr-", "xoxs-", "xoxe-", "xapp-"],
+        prefixes: &[
+            "xoxb-", "xoxp-", "xoxa-", "xoxr-", "xoxs-", "xoxe-", "xapp-",
+        ],
         charset: is_alnum_dash,
         min: 20,
         max: 255,
@@ -351,9 +353,13 @@ pub(crate) fn jwt(st: &mut ScanState<'_>, start: usize, kind: KindId) {
     }
     let mut from = start;
     let mut end = start;
-    for (index, (cap, min)) in [(JWT_HEADER_MAX, 10), (JWT_PAYLOAD_MAX, 4), (JWT_SIGNATURE_MAX, 16)]
-        .into_iter()
-        .enumerate()
+    for (index, (cap, min)) in [
+        (JWT_HEADER_MAX, 10),
+        (JWT_PAYLOAD_MAX, 4),
+        (JWT_SIGNATURE_MAX, 16),
+    ]
+    .into_iter()
+    .enumerate()
     {
         end = match bounded_run(text, from, cap, st.eof, is_base64url) {
             RunEnd::Closed(end) => end,

@@ -13,6 +13,7 @@ use std::ops::Range;
 use serde::Serialize;
 
 use super::bytes::rarest_byte;
+use super::bytes::ByteSet;
 use super::detectors::{
     self, SimplePattern, BEARER_MAX, BUILTIN_KINDS, GENERIC_KIND, JWT_HEADER_MAX, JWT_PAYLOAD_MAX,
     JWT_SIGNATURE_MAX, KNOWN_SECRET_KIND, PEM_MAX, SIMPLE_DEFS, SLACK_WEBHOOK_HOST,
@@ -25,7 +26,6 @@ use super::settings::{
     MIN_KNOWN_SECRET_LEN,
 };
 use super::template::MaskTemplate;
-use super::bytes::ByteSet;
 
 /// Bytes of already-forwarded input a stream keeps as left context for the detectors (key
 /// names before `=`, the AWS key id before its secret). Larger than any backward look.
@@ -168,7 +168,10 @@ impl MaskEngine {
         for pattern in &settings.custom_patterns {
             validate_custom(pattern)?;
             if kinds.contains(&pattern.name) {
-                return Err(format!("custom pattern name {:?} is used twice", pattern.name));
+                return Err(format!(
+                    "custom pattern name {:?} is used twice",
+                    pattern.name
+                ));
             }
             kinds.push(pattern.name.clone());
         }
@@ -345,7 +348,14 @@ impl MaskEngine {
         }
         let mut out = Vec::with_capacity(text.len() + 32 * outcome.findings.len());
         let mut summary = Vec::new();
-        self.render(text, 0, text.len(), &outcome.findings, &mut out, &mut summary);
+        self.render(
+            text,
+            0,
+            text.len(),
+            &outcome.findings,
+            &mut out,
+            &mut summary,
+        );
         Masked {
             bytes: Cow::Owned(out),
             findings: summary,
@@ -417,7 +427,8 @@ impl MaskEngine {
             pending_from,
             ..
         } = st;
-        candidates.retain(|c| c.kind == KNOWN_SECRET_ID || !self.is_allowed(text.get(c.start..c.end)));
+        candidates
+            .retain(|c| c.kind == KNOWN_SECRET_ID || !self.is_allowed(text.get(c.start..c.end)));
         candidates.sort_unstable_by_key(|c| (c.start, c.kind));
         // Overlaps: the earliest (then highest-priority) candidate wins; a later one that
         // reaches further keeps only its part past the winner. Unlike a union, this keeps every

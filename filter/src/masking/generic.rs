@@ -140,7 +140,11 @@ fn key_before(text: &[u8], key_end: usize) -> Option<KeyClass> {
     }
     let mut normalized = [0u8; KEY_MAX];
     let mut len = 0;
-    for &b in text.get(i..name_end)?.iter().filter(|b| b.is_ascii_alphanumeric()) {
+    for &b in text
+        .get(i..name_end)?
+        .iter()
+        .filter(|b| b.is_ascii_alphanumeric())
+    {
         if let Some(slot) = normalized.get_mut(len) {
             *slot = b.to_ascii_lowercase();
             len += 1;
@@ -273,9 +277,10 @@ pub(crate) fn generic_assignment(
         return;
     }
     let kind = match kinds.aws_secret {
-        Some(aws) if class == KeyClass::AwsSecret
-            && value.len() == 40
-            && value.iter().all(|&b| is_base64(b)) =>
+        Some(aws)
+            if class == KeyClass::AwsSecret
+                && value.len() == 40
+                && value.iter().all(|&b| is_base64(b)) =>
         {
             aws
         }

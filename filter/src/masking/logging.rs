@@ -136,7 +136,10 @@ pub fn mask_query(path: &str) -> Cow<'_, str> {
         let name_start = i;
         let name_end = bytes
             .get(name_start..)
-            .and_then(|rest| rest.iter().position(|&b| b == b'=' || ends_query_value(b) || b == b'?'))
+            .and_then(|rest| {
+                rest.iter()
+                    .position(|&b| b == b'=' || ends_query_value(b) || b == b'?')
+            })
             .map_or(bytes.len(), |p| name_start + p);
         if bytes.get(name_end) != Some(&b'=') {
             continue;

@@ -125,11 +125,8 @@ pub(crate) fn push_last4(out: &mut Vec<u8>, secret: &[u8]) {
         out.extend_from_slice(b"****");
         return;
     }
-    out.extend(tail.iter().map(|&b| {
-        if b.is_ascii_alphanumeric() {
-            b
-        } else {
-            b'*'
-        }
-    }));
+    out.extend(
+        tail.iter()
+            .map(|&b| if b.is_ascii_alphanumeric() { b } else { b'*' }),
+    );
 }

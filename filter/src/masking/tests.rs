@@ -70,7 +70,10 @@ fn every_shape_is_found_with_its_kind() {
                     f.range.start <= secret_at && f.range.end >= secret_at + sample.secret.len()
                 })
                 .unwrap_or_else(|| {
-                    panic!("seed {seed}: {} not found in {text:?}: {findings:?}", sample.kind)
+                    panic!(
+                        "seed {seed}: {} not found in {text:?}: {findings:?}",
+                        sample.kind
+                    )
                 });
             assert_eq!(covering.kind, sample.kind, "seed {seed}: {text}");
             let masked = engine.mask(text.as_bytes());
@@ -102,9 +105,16 @@ fn planted_in_json_prompts_and_error_bodies_stays_valid_json() {
             .to_string();
             for body in [prompt, error] {
                 let masked = engine.mask(body.as_bytes());
-                assert!(!masked.is_clean(), "{}: nothing masked in {body}", sample.kind);
+                assert!(
+                    !masked.is_clean(),
+                    "{}: nothing masked in {body}",
+                    sample.kind
+                );
                 let escaped: Vec<Sample> = vec![Sample {
-                    secret: serde_json::to_string(&sample.secret).unwrap().trim_matches('"').to_owned(),
+                    secret: serde_json::to_string(&sample.secret)
+                        .unwrap()
+                        .trim_matches('"')
+                        .to_owned(),
                     ..sample.clone()
                 }];
                 assert_masked(&masked.bytes, &escaped[0], "json");
@@ -150,10 +160,20 @@ fn streams_split_at_every_offset_equal_whole_masking() {
         }
         // Byte-by-byte and three-way splits too.
         let singles: Vec<&[u8]> = bytes.chunks(1).collect();
-        assert_eq!(stream_all(&engine, &singles), whole, "{} byte by byte", sample.kind);
+        assert_eq!(
+            stream_all(&engine, &singles),
+            whole,
+            "{} byte by byte",
+            sample.kind
+        );
         for size in [2, 3, 7, 16, 61, 256] {
             let chunks: Vec<&[u8]> = bytes.chunks(size).collect();
-            assert_eq!(stream_all(&engine, &chunks), whole, "{} chunks of {size}", sample.kind);
+            assert_eq!(
+                stream_all(&engine, &chunks),
+                whole,
+                "{} chunks of {size}",
+                sample.kind
+            );
         }
     }
 }
@@ -192,7 +212,10 @@ fn stream_of_many_secrets_and_noise_equals_whole() {
         masker.push(chunk);
     }
     masker.finish();
-    assert_eq!(masker.findings().iter().map(|f| f.count).sum::<usize>(), whole.total());
+    assert_eq!(
+        masker.findings().iter().map(|f| f.count).sum::<usize>(),
+        whole.total()
+    );
 }
 
 #[test]
@@ -205,7 +228,11 @@ fn stream_holdback_is_bounded() {
     for chunk in text.as_bytes().chunks(1024) {
         forwarded += masker.push(chunk).len();
         // Ordinary text is forwarded almost at once: only a short tail waits.
-        assert!(masker.held_back() <= 300, "held back {}", masker.held_back());
+        assert!(
+            masker.held_back() <= 300,
+            "held back {}",
+            masker.held_back()
+        );
         assert!(masker.buffered() <= STREAM_CONTEXT + 300 + 1024);
     }
     forwarded += masker.finish().len();
@@ -230,14 +257,21 @@ fn log_lines_are_masked() {
     let (engine, samples) = engine_and_samples(21);
     for sample in &samples {
         let lines = [
-            format!("GET /v1/models?alt=json&key={} HTTP/1.1 200 12ms", sample.secret),
+            format!(
+                "GET /v1/models?alt=json&key={} HTTP/1.1 200 12ms",
+                sample.secret
+            ),
             format!("upstream said: {} (status 401)", sample.snippet),
             format!("authorization: Bearer {}", sample.secret),
         ];
         for line in &lines {
             let masked = engine.mask_log_line(line);
             if !sample.secret.contains('\n') {
-                assert!(!masked.contains(&sample.secret), "{}: {masked}", sample.kind);
+                assert!(
+                    !masked.contains(&sample.secret),
+                    "{}: {masked}",
+                    sample.kind
+                );
             }
         }
     }
@@ -251,10 +285,10 @@ fn log_lines_are_masked() {
 #[test]
 fn ordinary_text_false_positive_rate() {
     let engine = engine_and_samples(1).0;
-    let mut rng = Rng::new(2024);
     let mut total_bytes = 0usize;
     let mut total_findings = 0usize;
-    for (label, text) in corpus::ordinary_corpus(&mut rng) {
+    let corpora = (2024..2028).flat_map(|seed| corpus::ordinary_corpus(&mut Rng::new(seed)));
+    for (label, text) in corpora {
         let findings = engine.scan(text.as_bytes());
         for f in &findings {
             eprintln!(
@@ -271,7 +305,7 @@ fn ordinary_text_false_positive_rate() {
         "false positives: {total_findings} in {} KiB = {per_kb:.4} per KiB",
         total_bytes / 1024
     );
-    assert!(total_bytes > 300 * 1024);
+    assert!(total_bytes > 1024 * 1024);
     // Threshold: fewer than 1 false positive per 100 KiB of ordinary text.
     assert!(per_kb < 0.01, "false-positive rate {per_kb} per KiB");
 }
@@ -284,7 +318,11 @@ fn anthropic_wins_over_openai_and_specific_over_generic() {
     let findings = engine.scan(format!("ANTHROPIC_API_KEY={key}").as_bytes());
     assert_eq!(findings.len(), 1);
     assert_eq!(findings[0].kind, "anthropic_key");
-    let openai = format!("sk-proj-{}T3BlbkFJ{}", rng.string(74, ALNUM), rng.string(74, ALNUM));
+    let openai = format!(
+        "sk-proj-{}T3BlbkFJ{}",
+        rng.string(74, ALNUM),
+        rng.string(74, ALNUM)
+    );
     let findings = engine.scan(format!("{{\"api_key\": \"{openai}\"}}").as_bytes());
     assert_eq!(findings.len(), 1);
     assert_eq!(findings[0].kind, "openai_key");
@@ -341,7 +379,11 @@ fn allow_list_exact_and_prefix() {
     };
     let engine = MaskEngine::new(&settings).unwrap();
     let mut rng = Rng::new(8);
-    let doc_key = format!("sk-proj-DOCS{}T3BlbkFJ{}", rng.string(60, ALNUM), rng.string(60, ALNUM));
+    let doc_key = format!(
+        "sk-proj-DOCS{}T3BlbkFJ{}",
+        rng.string(60, ALNUM),
+        rng.string(60, ALNUM)
+    );
     let real_id = format!("AKIA{}", rng.string(16, corpus::BASE32));
     let text = format!("id AKIAIOSFODNN7EXAMPLE and {doc_key} but {real_id}.");
     let findings = engine.scan(text.as_bytes());
@@ -356,7 +398,8 @@ fn known_literals_are_masked_whatever_their_shape() {
         allow_prefixes: vec!["ollama".to_owned()],
         ..MaskSettings::default()
     };
-    let engine = MaskEngine::with_known_secrets(&settings, ["ollama-local-dev", "plain words key"]).unwrap();
+    let engine =
+        MaskEngine::with_known_secrets(&settings, ["ollama-local-dev", "plain words key"]).unwrap();
     let masked = engine.mask_str("a xollama-local-devx b and plain words key here");
     assert!(!masked.contains("ollama-local-dev"), "{masked}");
     assert!(!masked.contains("plain words key"), "{masked}");
@@ -370,7 +413,8 @@ fn custom_patterns_and_their_validation() {
     let mut rng = Rng::new(12);
     let good = format!("acme_{}", rng.string(32, ALNUM));
     let too_long = format!("acme_{}", rng.string(40, ALNUM));
-    let findings = engine.scan(format!("{good} {too_long} xacme_{}", rng.string(32, ALNUM)).as_bytes());
+    let findings =
+        engine.scan(format!("{good} {too_long} xacme_{}", rng.string(32, ALNUM)).as_bytes());
     assert_eq!(findings.len(), 1);
     assert_eq!(findings[0].kind, "acme_key");
 
@@ -505,7 +549,10 @@ fn header_values_are_masked_by_name() {
         mask_header_value("X-Goog-Api-Key", "AIzaSyA1234567890abcdefghijklmnopqrstu"),
         "[REDACTED …rstu]"
     );
-    assert_eq!(mask_header_value("api-key", "0123456789abcdef0123456789abcdef"), "[REDACTED …cdef]");
+    assert_eq!(
+        mask_header_value("api-key", "0123456789abcdef0123456789abcdef"),
+        "[REDACTED …cdef]"
+    );
     assert_eq!(
         mask_header_value("cookie", "session=abc123; theme=dark"),
         "session=[REDACTED]; theme=[REDACTED]"
@@ -514,7 +561,10 @@ fn header_values_are_masked_by_name() {
         mask_header_value("set-cookie", "sid=xyz789; Path=/; HttpOnly"),
         "sid=[REDACTED]; Path=/; HttpOnly"
     );
-    assert_eq!(mask_header_value("content-type", "application/json"), "application/json");
+    assert_eq!(
+        mask_header_value("content-type", "application/json"),
+        "application/json"
+    );
 }
 
 #[test]
@@ -554,8 +604,14 @@ fn prompt_policy() {
         PromptVerdict::Forward
     );
     let parsed: Vec<PromptAction> = serde_json::from_str(r#"["off","redact","block"]"#).unwrap();
-    assert_eq!(parsed, vec![PromptAction::Off, PromptAction::Redact, PromptAction::Block]);
-    assert_eq!(serde_json::to_string(&PromptAction::Block).unwrap(), "\"block\"");
+    assert_eq!(
+        parsed,
+        vec![PromptAction::Off, PromptAction::Redact, PromptAction::Block]
+    );
+    assert_eq!(
+        serde_json::to_string(&PromptAction::Block).unwrap(),
+        "\"block\""
+    );
     assert!(serde_json::from_str::<PromptAction>("\"Block\"").is_err());
 }
 
@@ -599,8 +655,16 @@ fn adversarial_inputs_stay_fast_and_never_panic() {
         } else {
             assert!(streamed == whole, "stream differs on {:?}", &input[..8]);
         }
-        eprintln!("{:?}: {:?}", String::from_utf8_lossy(&input[..8]), started.elapsed());
-        assert!(started.elapsed().as_secs() < 20, "slow on {:?}", &input[..8]);
+        eprintln!(
+            "{:?}: {:?}",
+            String::from_utf8_lossy(&input[..8]),
+            started.elapsed()
+        );
+        assert!(
+            started.elapsed().as_secs() < 20,
+            "slow on {:?}",
+            &input[..8]
+        );
     }
     let mut rng = Rng::new(77);
     for _ in 0..200 {
@@ -609,12 +673,25 @@ fn adversarial_inputs_stay_fast_and_never_panic() {
         // Sprinkle anchor-rich fragments into random bytes.
         for _ in 0..rng.below(20) {
             let at = rng.below(input.len().max(1));
-            let frag = rng.pick(&["sk-", "eyJ", "AIza", "key=", ": \"", "-----BEGIN ", "Bearer ", "\\\"", "hooks.slack.com/services/"]);
+            let frag = rng.pick(&[
+                "sk-",
+                "eyJ",
+                "AIza",
+                "key=",
+                ": \"",
+                "-----BEGIN ",
+                "Bearer ",
+                "\\\"",
+                "hooks.slack.com/services/",
+            ]);
             input.splice(at.min(input.len())..at.min(input.len()), frag.bytes());
         }
         let whole = engine.mask(&input).bytes.into_owned();
         let split = rng.below(input.len() + 1);
         let (a, b) = input.split_at(split);
-        assert!(stream_all(&engine, &[a, b]) == whole, "random input {input:?}");
+        assert!(
+            stream_all(&engine, &[a, b]) == whole,
+            "random input {input:?}"
+        );
     }
 }
