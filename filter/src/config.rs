@@ -55,6 +55,38 @@ pub struct RawConfig {
     pub identity: RawIdentity,
     /// Per-user token budgets and request rates (off when absent).
     pub budgets: Option<RawBudgets>,
+    /// JWT validation (off when absent); see [`crate::jwt::RawJwtSettings`].
+    pub jwt: Option<serde_json::Value>,
+    /// Secret masking in logs, error bodies, prompts and responses.
+    pub masking: RawMasking,
+}
+
+/// Raw `masking` section.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawMasking {
+    /// Mask secrets in the log lines tollgate writes (default true).
+    pub logs: bool,
+    /// Mask secrets in non-2xx response bodies from providers (default true).
+    pub error_bodies: bool,
+    /// What to do with secrets in request bodies bound for providers (default `redact`).
+    pub prompts: crate::masking::PromptAction,
+    /// Mask secrets in successful response bodies too, streaming-safe (default false).
+    pub responses: bool,
+    /// Detector settings: mask template, custom patterns, allow-list, disabled detectors.
+    pub detectors: crate::masking::MaskSettings,
+}
+
+impl Default for RawMasking {
+    fn default() -> Self {
+        Self {
+            logs: true,
+            error_bodies: true,
+            prompts: crate::masking::PromptAction::Redact,
+            responses: false,
+            detectors: crate::masking::MaskSettings::default(),
+        }
+    }
 }
 
 /// Raw `usage` section.
@@ -99,12 +131,15 @@ pub struct RawIdentity {
     /// Headers carrying a caller's API key, tried in order after a verified JWT; the value is
     /// hashed, never stored or logged (default `["x-api-key", "authorization"]`).
     pub api_key_headers: Vec<String>,
+    /// The JWT claim naming the caller (default `sub`).
+    pub jwt_claim: String,
 }
 
 impl Default for RawIdentity {
     fn default() -> Self {
         Self {
             api_key_headers: vec!["x-api-key".into(), "authorization".into()],
+            jwt_claim: "sub".into(),
         }
     }
 }
@@ -190,7 +225,7 @@ impl Default for RawCorrelation {
 }
 
 /// The validated configuration the filter runs with.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct FilterConfig {
     /// Correlation id settings.
     pub correlation: CorrelationConfig,
@@ -202,6 +237,36 @@ pub struct FilterConfig {
     pub api_key_headers: Vec<String>,
     /// Budgets, when configured.
     pub budgets: Option<BudgetConfig>,
+    /// The JWT claim naming the caller.
+    pub jwt_claim: String,
+    /// JWT validation, when configured.
+    pub jwt: Option<std::sync::Arc<crate::jwt::JwtSettings>>,
+    /// Masking switches and the compiled settings.
+    pub masking: MaskingConfig,
+}
+
+/// Validated masking settings (the engine itself is built by the host with the injected keys).
+#[derive(Debug, Clone)]
+pub struct MaskingConfig {
+    /// Mask log lines.
+    pub logs: bool,
+    /// Mask non-2xx provider bodies.
+    pub error_bodies: bool,
+    /// Prompt policy.
+    pub prompts: crate::masking::PromptAction,
+    /// Mask successful responses (streaming-safe).
+    pub responses: bool,
+    /// The engine, compiled once per VM (`None` only in the unreachable fallback default).
+    pub engine: Option<std::sync::Arc<crate::masking::MaskEngine>>,
+}
+
+impl PartialEq for MaskingConfig {
+    fn eq(&self, other: &Self) -> bool {
+        self.logs == other.logs
+            && self.error_bodies == other.error_bodies
+            && self.prompts == other.prompts
+            && self.responses == other.responses
+    }
 }
 
 /// Validated usage settings.
@@ -297,6 +362,25 @@ impl FilterConfig {
             )?);
         }
         let budgets = raw.budgets.map(compile_budgets).transpose()?;
+        let jwt = match raw.jwt {
+            Some(value) => Some(std::sync::Arc::new(
+                crate::jwt::from_json_value(value, "jwt")
+                    .map_err(|e| ConfigError::new(e.path, e.reason))?,
+            )),
+            None => None,
+        };
+        if raw.identity.jwt_claim.is_empty() {
+            return Err(ConfigError::new("identity.jwt_claim", "must not be empty"));
+        }
+        let engine = crate::masking::MaskEngine::new(&raw.masking.detectors)
+            .map_err(|reason| ConfigError::new("masking.detectors", reason))?;
+        let masking = MaskingConfig {
+            logs: raw.masking.logs,
+            error_bodies: raw.masking.error_bodies,
+            prompts: raw.masking.prompts,
+            responses: raw.masking.responses,
+            engine: Some(std::sync::Arc::new(engine)),
+        };
         Ok(Self {
             correlation: CorrelationConfig {
                 request_id_header,
@@ -308,6 +392,9 @@ impl FilterConfig {
             usage,
             api_key_headers,
             budgets,
+            jwt_claim: raw.identity.jwt_claim,
+            jwt,
+            masking,
         })
     }
 }
@@ -333,6 +420,15 @@ impl Default for FilterConfig {
             },
             api_key_headers: Vec::new(),
             budgets: None,
+            jwt_claim: "sub".into(),
+            jwt: None,
+            masking: MaskingConfig {
+                logs: true,
+                error_bodies: true,
+                prompts: crate::masking::PromptAction::Off,
+                responses: false,
+                engine: None,
+            },
         })
     }
 }
@@ -499,7 +595,8 @@ mod tests {
     fn empty_and_empty_object_are_valid_defaults() {
         let a = FilterConfig::parse(b"").unwrap();
         let b = FilterConfig::parse(b"{}").unwrap();
-        assert_eq!(a, b);
+        assert_eq!(a.correlation, b.correlation);
+        assert_eq!(a.max_request_bytes, b.max_request_bytes);
         assert_eq!(a.correlation.request_id_header, "x-request-id");
         assert_eq!(a.correlation.aliases, vec!["x-correlation-id"]);
     }

@@ -17,7 +17,7 @@ fn configured(config: &str) -> Vm {
 fn chat_request<'a>(extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
     let mut h = vec![
         (":method", "POST"),
-        (":path", "/v1/chat/completions"),
+        (":path", "/v1/models"),
         (":authority", "localhost"),
         ("content-type", "application/json"),
     ];

@@ -4,11 +4,13 @@
 
 use std::cell::RefCell;
 use std::rc::Rc;
+use std::sync::Arc;
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, BufferType, LogLevel, MapType};
 
+use super::auth::JwtRuntime;
 use super::calls::{header, log_with_id, now_nanos, remove_header, set_header};
 use super::metrics::{CoreMetrics, MetricRegistry};
 use super::store::HostStore;
@@ -18,6 +20,8 @@ use crate::config::FilterConfig;
 use crate::correlation::{choose_request_id, decide_trace, RequestIdSource};
 use crate::error_reply::{ErrorKind, ErrorReply};
 use crate::identity::{address_identity, api_key_identity};
+use crate::jwt::{self, AuthOutcome, KeyAvailability, RequestEdit};
+use crate::masking::{apply_prompt_action, MaskEngine, PromptVerdict, StreamMasker};
 use crate::random::IdRng;
 use crate::usage::{
     classify_path, ensure_include_usage, ApiKind, RequestInfo, SseChunkFilter, UsageTracker,
@@ -32,10 +36,37 @@ pub struct VmShared {
     pub models: ModelLabels,
 }
 
+/// Where a request stands with JWT validation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AuthState {
+    /// Not decided yet (or no JWT configured).
+    Pending,
+    /// Waiting for a JWKS fetch this context dispatched.
+    WaitingForKeys {
+        /// The callout token.
+        token: u32,
+        /// Whether this wait is an unknown-`kid` refetch (done at most once per request).
+        kid_refetch: bool,
+    },
+    /// Decided: the request may continue.
+    Passed,
+}
+
+/// The result of one authentication attempt.
+enum AuthStep {
+    /// Go on with the request.
+    Proceed,
+    /// A local reply was sent.
+    Replied,
+    /// Waiting for keys.
+    Waiting,
+}
+
 /// One request's state.
 pub struct TollgateHttp {
     config: Rc<FilterConfig>,
     shared: Rc<RefCell<VmShared>>,
+    jwt: Option<Rc<RefCell<JwtRuntime>>>,
     rng: IdRng,
     metrics: CoreMetrics,
     /// The request's correlation id, set in `on_http_request_headers`.
@@ -68,6 +99,16 @@ pub struct TollgateHttp {
     ttft_ms: Option<u64>,
     /// A local reply was sent: nothing to account.
     replied_locally: bool,
+    /// JWT state.
+    auth: AuthState,
+    /// Request headers ended the stream (no body).
+    headers_end_stream: bool,
+    /// The whole request body arrived while authentication was waiting (its size).
+    body_complete: Option<usize>,
+    /// Masks error bodies (or all responses) as they stream.
+    response_masker: Option<StreamMasker<Arc<MaskEngine>>>,
+    /// Secrets masked in this request, for the access log.
+    masked_count: usize,
 }
 
 impl TollgateHttp {
@@ -75,12 +116,14 @@ impl TollgateHttp {
     pub fn new(
         config: Rc<FilterConfig>,
         shared: Rc<RefCell<VmShared>>,
+        jwt: Option<Rc<RefCell<JwtRuntime>>>,
         rng: IdRng,
         metrics: CoreMetrics,
     ) -> Self {
         Self {
             config,
             shared,
+            jwt,
             rng,
             metrics,
             request_id: String::new(),
@@ -98,12 +141,27 @@ impl TollgateHttp {
             status: 0,
             ttft_ms: None,
             replied_locally: false,
+            auth: AuthState::Pending,
+            headers_end_stream: false,
+            body_complete: None,
+            response_masker: None,
+            masked_count: 0,
         }
+    }
+
+    /// The VM's masking engine.
+    fn engine(&self) -> Option<Arc<MaskEngine>> {
+        self.config.masking.engine.clone()
     }
 
     /// Logs one line carrying this request's correlation id.
     fn log(&self, level: LogLevel, message: &str) {
-        log_with_id(level, &self.request_id, message);
+        match (&self.config.masking.engine, self.config.masking.logs) {
+            (Some(engine), true) => {
+                log_with_id(level, &self.request_id, &engine.mask_log_line(message));
+            }
+            _ => log_with_id(level, &self.request_id, message),
+        }
     }
 
     /// Sends a local reply in the common error shape and stops the filter chain.
@@ -178,6 +236,189 @@ impl TollgateHttp {
         }
     }
 
+    /// Runs JWT validation on the request headers (again, after a key fetch).
+    fn authenticate(&mut self) -> AuthStep {
+        let Some(runtime) = self.jwt.clone() else {
+            self.auth = AuthState::Passed;
+            return AuthStep::Proceed;
+        };
+        let headers = hostcalls::get_map(MapType::HttpRequestHeaders).unwrap_or_default();
+        let method = header(MapType::HttpRequestHeaders, ":method").unwrap_or_default();
+        let path = header(MapType::HttpRequestHeaders, ":path").unwrap_or_default();
+        let now_ms = now_nanos() / 1_000_000;
+        let Ok(mut rt) = runtime.try_borrow_mut() else {
+            self.auth = AuthState::Passed;
+            return AuthStep::Proceed;
+        };
+        let availability: Vec<KeyAvailability> = rt.availability(now_ms);
+        let settings = Arc::clone(&rt.settings);
+        let request = jwt::RequestInfo {
+            method: &method,
+            path: &path,
+            headers: headers.as_slice(),
+        };
+        let outcome = jwt::authenticate(
+            &settings,
+            &request,
+            |p| {
+                availability
+                    .get(p)
+                    .cloned()
+                    .unwrap_or(KeyAvailability::Unavailable)
+            },
+            &mut rt.cache,
+            now_ms / 1000,
+        );
+        match outcome {
+            AuthOutcome::Allow {
+                identity, edits, ..
+            } => {
+                drop(rt);
+                for edit in edits {
+                    match edit {
+                        RequestEdit::RemoveHeader(name) => {
+                            remove_header(MapType::HttpRequestHeaders, &name);
+                        }
+                        RequestEdit::SetHeader(name, value) => {
+                            set_header(MapType::HttpRequestHeaders, &name, &value);
+                        }
+                        RequestEdit::SetPath(p) => {
+                            set_header(MapType::HttpRequestHeaders, ":path", &p);
+                        }
+                    }
+                }
+                if let Some(identity) = identity {
+                    let claim = identity
+                        .claims
+                        .get(&self.config.jwt_claim)
+                        .and_then(|v| match v {
+                            serde_json::Value::String(s) => Some(s.clone()),
+                            serde_json::Value::Number(n) => Some(n.to_string()),
+                            _ => None,
+                        });
+                    self.user = claim.or(identity.subject);
+                    self.count(accounting::tagged_name(
+                        "tollgate_jwt_allowed_total",
+                        &[("provider", &identity.provider)],
+                    ));
+                }
+                self.auth = AuthState::Passed;
+                AuthStep::Proceed
+            }
+            AuthOutcome::Wait { provider, .. } => {
+                let already = matches!(self.auth, AuthState::WaitingForKeys { .. });
+                let token = if already {
+                    None
+                } else {
+                    rt.dispatch(provider, now_ms)
+                };
+                drop(rt);
+                match token {
+                    Some(token) => {
+                        self.auth = AuthState::WaitingForKeys {
+                            token,
+                            kid_refetch: false,
+                        };
+                        AuthStep::Waiting
+                    }
+                    None => self.deny_no_keys(),
+                }
+            }
+            AuthOutcome::Deny(denial) => {
+                let kid_retry = denial.unknown_kid_provider.filter(|p| {
+                    !matches!(
+                        self.auth,
+                        AuthState::WaitingForKeys {
+                            kid_refetch: true,
+                            ..
+                        }
+                    ) && rt.unknown_kid(*p, now_ms)
+                });
+                if let Some(provider) = kid_retry {
+                    if let Some(token) = rt.dispatch(provider, now_ms) {
+                        drop(rt);
+                        self.auth = AuthState::WaitingForKeys {
+                            token,
+                            kid_refetch: true,
+                        };
+                        return AuthStep::Waiting;
+                    }
+                }
+                drop(rt);
+                self.count(accounting::tagged_name(
+                    "tollgate_jwt_denied_total",
+                    &[("reason", denial.reason)],
+                ));
+                let kind = if denial.status == 401 {
+                    ErrorKind::Authentication
+                } else if denial.status == 403 {
+                    ErrorKind::Permission
+                } else {
+                    ErrorKind::InvalidRequest
+                };
+                let message = denial
+                    .error
+                    .as_ref()
+                    .map(|e| e.description().to_string())
+                    .unwrap_or_else(|| denial.body.trim().to_string());
+                let mut reply =
+                    ErrorReply::new(u32::from(denial.status), kind, denial.reason, message);
+                if let Some(challenge) = denial.www_authenticate {
+                    reply = reply.with_header("www-authenticate", challenge);
+                }
+                self.reply(&reply);
+                AuthStep::Replied
+            }
+        }
+    }
+
+    /// Keys never arrived within the bounded wait: 401 `no_keys_yet` (as a bad token would be).
+    fn deny_no_keys(&mut self) -> AuthStep {
+        self.count(accounting::tagged_name(
+            "tollgate_jwt_denied_total",
+            &[("reason", "no_keys_yet")],
+        ));
+        let realm = self
+            .jwt
+            .as_ref()
+            .and_then(|j| j.try_borrow().ok().map(|r| r.settings.realm.clone()))
+            .unwrap_or_default();
+        let reply = ErrorReply::new(
+            401,
+            ErrorKind::Authentication,
+            "no_keys_yet",
+            "the token cannot be verified yet: signing keys are unavailable",
+        )
+        .with_header(
+            "www-authenticate",
+            format!("Bearer realm=\"{realm}\", error=\"invalid_token\", error_description=\"signing keys unavailable\""),
+        );
+        self.reply(&reply);
+        AuthStep::Replied
+    }
+
+    /// Everything after authentication on the request headers: which API, who, and whether to
+    /// hold for the body.
+    fn after_auth(&mut self) -> Action {
+        self.api = classify_path(&self.path);
+        if self.api.is_none() {
+            return Action::Continue;
+        }
+        if self.user.is_none() {
+            self.user = self.identify();
+        }
+        if self.headers_end_stream {
+            return self.admit();
+        }
+        if let Some(size) = self.body_complete.take() {
+            return self.on_full_request_body(size);
+        }
+        // Hold the headers until the body is complete: the model, the output limit and the
+        // budget decision come from it, and a rewritten body needs a new content-length.
+        self.awaiting_body = true;
+        Action::Pause
+    }
+
     /// The caller: API key hash from the configured headers, else the client address.
     fn identify(&self) -> Option<String> {
         for name in &self.config.api_key_headers {
@@ -200,10 +441,40 @@ impl TollgateHttp {
         let Some(kind) = self.api else {
             return Action::Continue;
         };
-        let body = hostcalls::get_buffer(BufferType::HttpRequestBody, 0, body_size)
+        let mut body = hostcalls::get_buffer(BufferType::HttpRequestBody, 0, body_size)
             .ok()
             .flatten()
             .unwrap_or_default();
+        let mut body_changed = false;
+        if let Some(engine) = self.engine() {
+            match apply_prompt_action(&engine, self.config.masking.prompts, &body) {
+                PromptVerdict::Forward => {}
+                PromptVerdict::Redacted(masked) => {
+                    for f in &masked.findings {
+                        self.count_masked(&f.kind, "prompt", f.count);
+                    }
+                    let redacted = masked.bytes.into_owned();
+                    self.log(LogLevel::Info, "secrets redacted from the prompt");
+                    body = redacted;
+                    body_changed = true;
+                }
+                PromptVerdict::Blocked { kinds } => {
+                    for k in &kinds {
+                        self.count_masked(k, "prompt", 1);
+                    }
+                    let reply = ErrorReply::new(
+                        400,
+                        ErrorKind::InvalidRequest,
+                        "secret_detected",
+                        format!(
+                            "the request contains credentials ({}); remove them and retry",
+                            kinds.join(", ")
+                        ),
+                    );
+                    return self.reply(&reply);
+                }
+            }
+        }
         let info = RequestInfo::from_request(kind, &self.path, &body);
         if kind == ApiKind::OpenAiChat
             && info.streaming
@@ -212,16 +483,21 @@ impl TollgateHttp {
             && self.config.usage.inject_include_usage
         {
             if let Some(rewritten) = ensure_include_usage(&body) {
-                if hostcalls::set_buffer(BufferType::HttpRequestBody, 0, body_size, &rewritten)
-                    .is_ok()
-                {
-                    set_header(
-                        MapType::HttpRequestHeaders,
-                        "content-length",
-                        &rewritten.len().to_string(),
-                    );
-                    self.injected_usage = true;
-                }
+                body = rewritten;
+                body_changed = true;
+                self.injected_usage = true;
+            }
+        }
+        if body_changed {
+            if hostcalls::set_buffer(BufferType::HttpRequestBody, 0, body_size, &body).is_ok() {
+                set_header(
+                    MapType::HttpRequestHeaders,
+                    "content-length",
+                    &body.len().to_string(),
+                );
+            } else {
+                self.injected_usage = false;
+                self.log(LogLevel::Warn, "host refused the request body rewrite");
             }
         }
         self.info = Some(info);
@@ -254,6 +530,19 @@ impl TollgateHttp {
                 let reply = budget_reply(&refusal);
                 self.reply(&reply)
             }
+        }
+    }
+
+    fn count_masked(&mut self, kind: &str, place: &str, n: usize) {
+        self.masked_count = self.masked_count.saturating_add(n);
+        if let Ok(mut shared) = self.shared.try_borrow_mut() {
+            let name = accounting::tagged_name(
+                "tollgate_masked_findings_total",
+                &[("kind", kind), ("place", place)],
+            );
+            shared
+                .metrics
+                .count(name, u64::try_from(n).unwrap_or(u64::MAX));
         }
     }
 
@@ -401,7 +690,46 @@ fn budget_reply(r: &Refusal) -> ErrorReply {
     }
 }
 
-impl Context for TollgateHttp {}
+impl Context for TollgateHttp {
+    fn on_http_call_response(
+        &mut self,
+        token_id: u32,
+        _num_headers: usize,
+        body_size: usize,
+        _num_trailers: usize,
+    ) {
+        let AuthState::WaitingForKeys { token, .. } = self.auth else {
+            return;
+        };
+        if token != token_id {
+            return;
+        }
+        if let Some(runtime) = self.jwt.clone() {
+            if let Ok(mut rt) = runtime.try_borrow_mut() {
+                rt.complete(token_id, body_size, now_nanos() / 1_000_000);
+            }
+        }
+        let step = self.authenticate();
+        let step = match step {
+            // Still pending after our own fetch answered: the bounded wait is over.
+            AuthStep::Waiting if matches!(self.auth, AuthState::WaitingForKeys { token: t, .. } if t == token_id) => {
+                self.deny_no_keys()
+            }
+            other => other,
+        };
+        match step {
+            AuthStep::Replied | AuthStep::Waiting => {}
+            AuthStep::Proceed => {
+                self.path = header(MapType::HttpRequestHeaders, ":path").unwrap_or_default();
+                if self.after_auth() == Action::Continue
+                    && hostcalls::resume_http_request().is_err()
+                {
+                    self.log(LogLevel::Error, "host refused to resume the request");
+                }
+            }
+        }
+    }
+}
 
 impl HttpContext for TollgateHttp {
     fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
@@ -413,19 +741,14 @@ impl HttpContext for TollgateHttp {
         if declared.is_some_and(|n| n > self.config.max_request_bytes) {
             return self.reply(&too_large(self.config.max_request_bytes));
         }
+        self.headers_end_stream = end_of_stream;
+        match self.authenticate() {
+            AuthStep::Proceed => {}
+            AuthStep::Replied | AuthStep::Waiting => return Action::Pause,
+        }
+        // The token may have been stripped from the path; read it after authentication.
         self.path = header(MapType::HttpRequestHeaders, ":path").unwrap_or_default();
-        self.api = classify_path(&self.path);
-        if self.api.is_none() {
-            return Action::Continue;
-        }
-        self.user = self.identify();
-        if end_of_stream {
-            return self.admit();
-        }
-        // Hold the headers until the body is complete: the model, the output limit and the
-        // budget decision come from it, and a rewritten body needs a new content-length.
-        self.awaiting_body = true;
-        Action::Pause
+        self.after_auth()
     }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
@@ -438,6 +761,16 @@ impl HttpContext for TollgateHttp {
         };
         if self.request_bytes > self.config.max_request_bytes {
             return self.reply(&too_large(self.config.max_request_bytes));
+        }
+        if self.replied_locally {
+            return Action::Pause;
+        }
+        if matches!(self.auth, AuthState::WaitingForKeys { .. }) {
+            // Envoy buffers while we wait; remember when the whole body is in.
+            if end_of_stream {
+                self.body_complete = Some(body_size);
+            }
+            return Action::Pause;
         }
         if !self.awaiting_body {
             return Action::Continue;
@@ -474,6 +807,14 @@ impl HttpContext for TollgateHttp {
                 &format!("{}s", h.reset_seconds),
             );
         }
+        let mask_this = (self.status >= 400 && self.config.masking.error_bodies)
+            || (self.config.masking.responses && self.api.is_some());
+        if mask_this {
+            if let Some(engine) = self.engine() {
+                self.response_masker = Some(StreamMasker::new(engine));
+                remove_header(MapType::HttpResponseHeaders, "content-length");
+            }
+        }
         if let (Some(kind), true) = (self.api, self.config.usage.enabled) {
             let content_type = header(MapType::HttpResponseHeaders, "content-type");
             let estimate = self.info.as_ref().map_or(0, |i| i.prompt_estimate);
@@ -498,7 +839,7 @@ impl HttpContext for TollgateHttp {
     }
 
     fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
-        if self.tracker.is_none() && self.chunk_filter.is_none() {
+        if self.tracker.is_none() && self.chunk_filter.is_none() && self.response_masker.is_none() {
             return Action::Continue;
         }
         let chunk = hostcalls::get_buffer(BufferType::HttpResponseBody, 0, body_size)
@@ -511,21 +852,54 @@ impl HttpContext for TollgateHttp {
                 self.ttft_ms = Some(now_nanos().saturating_sub(self.started_ns) / 1_000_000);
             }
         }
-        if let Some(filter) = self.chunk_filter.as_mut() {
-            let mut out = filter.push_dropping_injected_usage(&chunk);
+        let mut out = match self.chunk_filter.as_mut() {
+            Some(filter) => {
+                let mut out = filter.push_dropping_injected_usage(&chunk);
+                if end_of_stream {
+                    out.extend(filter.finish());
+                }
+                out
+            }
+            None => chunk.clone(),
+        };
+        if let Some(masker) = self.response_masker.as_mut() {
+            let mut masked = masker.push(&out);
             if end_of_stream {
-                out.extend(filter.finish());
+                masked.extend(masker.finish());
+                let findings: Vec<(String, usize)> = masker
+                    .findings()
+                    .iter()
+                    .map(|f| (f.kind.clone(), f.count))
+                    .collect();
+                let place = if self.status >= 400 {
+                    "error_body"
+                } else {
+                    "response"
+                };
+                for (kind, n) in findings {
+                    self.count_masked(&kind, place, n);
+                }
             }
-            if out != chunk
-                && hostcalls::set_buffer(BufferType::HttpResponseBody, 0, body_size, &out).is_err()
-            {
-                self.log(LogLevel::Warn, "host refused a response body rewrite");
-            }
+            out = masked;
+        }
+        if out != chunk
+            && hostcalls::set_buffer(BufferType::HttpResponseBody, 0, body_size, &out).is_err()
+        {
+            self.log(LogLevel::Warn, "host refused a response body rewrite");
         }
         Action::Continue
     }
 
     fn on_log(&mut self) {
+        if self.masked_count > 0 {
+            let _ = hostcalls::set_property(
+                vec!["tollgate_masked_count"],
+                Some(self.masked_count.to_string().as_bytes()),
+            );
+        }
+        if let (Some(user), None) = (self.user.as_deref(), self.api) {
+            let _ = hostcalls::set_property(vec!["tollgate_user"], Some(user.as_bytes()));
+        }
         if self.replied_locally {
             // A refused request still releases any reservation it made.
             self.settle(0);

@@ -8,6 +8,7 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{BufferType, ContextType, LogLevel};
 
+use super::auth::JwtRuntime;
 use super::http::{TollgateHttp, VmShared};
 use super::metrics::CoreMetrics;
 use crate::accounting::ModelLabels;
@@ -22,6 +23,8 @@ pub struct TollgateRoot {
     metrics: CoreMetrics,
     /// Tagged metrics and model labels shared by this VM's HTTP contexts.
     shared: Rc<RefCell<VmShared>>,
+    /// JWT keys and cache of this VM, when JWT is configured.
+    jwt: Option<Rc<RefCell<JwtRuntime>>>,
 }
 
 impl TollgateRoot {
@@ -36,11 +39,26 @@ impl TollgateRoot {
             next_seed: Cell::new(u64::from_le_bytes(seed)),
             metrics: CoreMetrics::default(),
             shared: Rc::new(RefCell::new(VmShared::default())),
+            jwt: None,
         }
     }
 }
 
-impl Context for TollgateRoot {}
+impl Context for TollgateRoot {
+    fn on_http_call_response(
+        &mut self,
+        token: u32,
+        _headers: usize,
+        body_size: usize,
+        _trailers: usize,
+    ) {
+        if let Some(jwt) = self.jwt.as_ref() {
+            if let Ok(mut rt) = jwt.try_borrow_mut() {
+                rt.complete(token, body_size, super::calls::now_nanos() / 1_000_000);
+            }
+        }
+    }
+}
 
 impl RootContext for TollgateRoot {
     fn on_vm_start(&mut self, _vm_configuration_size: usize) -> bool {
@@ -71,6 +89,21 @@ impl RootContext for TollgateRoot {
                     models: ModelLabels::new(config.usage.max_models),
                     ..VmShared::default()
                 }));
+                let now_ms = super::calls::now_nanos() / 1_000_000;
+                self.jwt = config.jwt.as_ref().map(|s| {
+                    Rc::new(RefCell::new(JwtRuntime::new(
+                        std::sync::Arc::clone(s),
+                        now_ms,
+                    )))
+                });
+                let remote = self
+                    .jwt
+                    .as_ref()
+                    .is_some_and(|j| j.try_borrow().is_ok_and(|r| r.has_remote()));
+                if remote {
+                    // Fetch keys right away (from the first tick) and keep them fresh.
+                    let _ = hostcalls::set_tick_period(std::time::Duration::from_millis(500));
+                }
                 self.config = Rc::new(config);
                 self.metrics = CoreMetrics::define();
                 let _ = hostcalls::log(LogLevel::Info, "tollgate configured");
@@ -90,9 +123,18 @@ impl RootContext for TollgateRoot {
         Some(Box::new(TollgateHttp::new(
             Rc::clone(&self.config),
             Rc::clone(&self.shared),
+            self.jwt.clone(),
             IdRng::new(seed),
             self.metrics,
         )))
+    }
+
+    fn on_tick(&mut self) {
+        if let Some(jwt) = self.jwt.as_ref() {
+            if let Ok(mut rt) = jwt.try_borrow_mut() {
+                rt.tick(super::calls::now_nanos() / 1_000_000);
+            }
+        }
     }
 
     fn get_type(&self) -> Option<ContextType> {

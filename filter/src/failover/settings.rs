@@ -1,0 +1,1218 @@
+//! Failover settings: the provider catalog, model routes, deadlines and back-off as serde reads
+//! them ([`RawFailoverSettings`], unknown fields rejected, defaults explicit) and their
+//! validated runtime form ([`FailoverSettings`]). Every error names the JSON path of the
+//! offending field, e.g. `failover.providers[1].cluster: must not be empty`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::Deserialize;
+
+/// Default per-attempt timeout.
+pub const DEFAULT_PROVIDER_TIMEOUT_MS: u64 = 60_000;
+/// Default retries on the same provider after its first attempt.
+pub const DEFAULT_MAX_RETRIES: u32 = 1;
+/// Default consecutive failures that open a provider's circuit.
+pub const DEFAULT_FAILURE_THRESHOLD: u32 = 5;
+/// Default time an open circuit waits before a probe.
+pub const DEFAULT_COOLDOWN_MS: u64 = 30_000;
+/// Default deadline for all attempts of one request together.
+pub const DEFAULT_TOTAL_DEADLINE_MS: u64 = 120_000;
+/// Default first retry delay.
+pub const DEFAULT_BACKOFF_BASE_MS: u64 = 100;
+/// Default longest retry delay.
+pub const DEFAULT_BACKOFF_MAX_MS: u64 = 5_000;
+/// Default jitter fraction applied to retry delays.
+pub const DEFAULT_BACKOFF_JITTER: f64 = 0.2;
+/// Default prefix of the shared-data keys holding circuit and back-off records.
+pub const DEFAULT_SHARED_KEY_PREFIX: &str = "tollgate.failover.";
+
+/// Longest accepted timeout or deadline (one hour).
+const MAX_TIMEOUT_MS: u64 = 3_600_000;
+/// Most retries accepted on one provider.
+const MAX_RETRIES_LIMIT: u32 = 10;
+/// Highest accepted circuit failure threshold.
+const MAX_FAILURE_THRESHOLD: u32 = 10_000;
+/// Longest accepted circuit cooldown (one day).
+const MAX_COOLDOWN_MS: u64 = 86_400_000;
+/// Longest accepted retry delay (ten minutes).
+const MAX_BACKOFF_DELAY_MS: u64 = 600_000;
+/// Longest provider name (names appear in shared-data keys and stat names).
+const MAX_PROVIDER_NAME_LEN: usize = 64;
+/// Longest shared-data key prefix.
+const MAX_KEY_PREFIX_LEN: usize = 128;
+
+/// A failover configuration error: where (JSON path) and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailoverConfigError {
+    /// JSON path of the offending field, e.g. `failover.routes[0].providers[2]`.
+    pub path: String,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+impl FailoverConfigError {
+    /// Creates an error for the field at `path`.
+    pub fn new(path: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self {
+            path: path.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// The same error with `prefix` put in front of its path.
+    fn under(self, prefix: &str) -> Self {
+        Self {
+            path: join_path(prefix, &self.path),
+            reason: self.reason,
+        }
+    }
+}
+
+impl fmt::Display for FailoverConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path, self.reason)
+    }
+}
+
+impl std::error::Error for FailoverConfigError {}
+
+/// Joins a path prefix (may be empty) and a relative path (`.` means the prefix itself).
+fn join_path(prefix: &str, rest: &str) -> String {
+    match (prefix.is_empty(), rest.is_empty() || rest == ".") {
+        (true, true) => ".".to_string(),
+        (true, false) => rest.to_string(),
+        (false, true) => prefix.to_string(),
+        (false, false) if rest.starts_with('[') => format!("{prefix}{rest}"),
+        (false, false) => format!("{prefix}.{rest}"),
+    }
+}
+
+/// The wire protocol a provider speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProviderKind {
+    /// OpenAI's API.
+    Openai,
+    /// Anthropic's Messages API.
+    Anthropic,
+    /// Google's Gemini API.
+    Gemini,
+    /// A server speaking OpenAI's API (Ollama, vLLM, …).
+    OpenaiCompatible,
+}
+
+impl ProviderKind {
+    /// The API base path used when the provider sets none.
+    pub fn default_base_path(self) -> &'static str {
+        match self {
+            Self::Openai | Self::Anthropic | Self::OpenaiCompatible => "/v1",
+            Self::Gemini => "/v1beta",
+        }
+    }
+
+    /// The configuration spelling of the kind.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Openai => "openai",
+            Self::Anthropic => "anthropic",
+            Self::Gemini => "gemini",
+            Self::OpenaiCompatible => "openai-compatible",
+        }
+    }
+}
+
+/// Raw `failover` section.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawFailoverSettings {
+    /// The provider catalog.
+    pub providers: Vec<RawProvider>,
+    /// Client model (or `prefix*`) → ordered provider names.
+    pub routes: Vec<RawRoute>,
+    /// Providers for models no route matches; such models are refused when absent.
+    pub default_route: Option<Vec<String>>,
+    /// Deadline for all attempts of one request together.
+    pub total_deadline_ms: u64,
+    /// Delays between retries on the same provider.
+    pub backoff: RawBackoff,
+    /// Prefix of the shared-data keys holding circuit and back-off records.
+    pub shared_key_prefix: String,
+}
+
+impl Default for RawFailoverSettings {
+    fn default() -> Self {
+        Self {
+            providers: Vec::new(),
+            routes: Vec::new(),
+            default_route: None,
+            total_deadline_ms: DEFAULT_TOTAL_DEADLINE_MS,
+            backoff: RawBackoff::default(),
+            shared_key_prefix: DEFAULT_SHARED_KEY_PREFIX.to_string(),
+        }
+    }
+}
+
+/// Raw provider entry.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProvider {
+    /// Unique name used by routes, metrics and shared-data keys.
+    pub name: String,
+    /// The protocol it speaks.
+    pub kind: ProviderKind,
+    /// The Envoy cluster requests are dispatched to.
+    pub cluster: String,
+    /// API base path; per-kind default when absent.
+    #[serde(default)]
+    pub base_path: Option<String>,
+    /// The `:authority` to send; the cluster's default when absent.
+    #[serde(default)]
+    pub host: Option<String>,
+    /// Client model → provider model; keys may end in `*` to match a prefix.
+    #[serde(default)]
+    pub models: BTreeMap<String, String>,
+    /// Where the provider's API key comes from; none for keyless servers.
+    #[serde(default)]
+    pub api_key: Option<RawApiKey>,
+    /// Per-attempt timeout.
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+    /// Retries on this provider after its first attempt, before failing over.
+    #[serde(default = "default_max_retries")]
+    pub max_retries: u32,
+    /// Circuit breaker thresholds.
+    #[serde(default)]
+    pub circuit: RawCircuit,
+}
+
+fn default_timeout_ms() -> u64 {
+    DEFAULT_PROVIDER_TIMEOUT_MS
+}
+
+fn default_max_retries() -> u32 {
+    DEFAULT_MAX_RETRIES
+}
+
+/// Raw API key source: exactly one of `{"env": NAME}`, `{"file": PATH}`, `{"value": "..."}`.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase", deny_unknown_fields)]
+pub enum RawApiKey {
+    /// An environment variable of the Envoy process.
+    Env(String),
+    /// A file (re-read by the host layer as it sees fit).
+    File(String),
+    /// The key inline in the configuration (discouraged; production profiles may refuse it).
+    Value(String),
+}
+
+impl fmt::Debug for RawApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Env(name) => f.debug_tuple("Env").field(name).finish(),
+            Self::File(path) => f.debug_tuple("File").field(path).finish(),
+            Self::Value(_) => f.write_str("Value(<redacted>)"),
+        }
+    }
+}
+
+/// Raw circuit breaker thresholds.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawCircuit {
+    /// Consecutive failures that open the circuit.
+    pub failure_threshold: u32,
+    /// How long the circuit stays open before a probe.
+    pub cooldown_ms: u64,
+}
+
+impl Default for RawCircuit {
+    fn default() -> Self {
+        Self {
+            failure_threshold: DEFAULT_FAILURE_THRESHOLD,
+            cooldown_ms: DEFAULT_COOLDOWN_MS,
+        }
+    }
+}
+
+/// Raw route entry.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRoute {
+    /// An exact client model, or a prefix ending in `*` (`gpt-*`).
+    pub model: String,
+    /// Provider names in the order they are tried.
+    pub providers: Vec<String>,
+}
+
+/// Raw retry delay settings.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawBackoff {
+    /// Delay before the first retry.
+    pub base_ms: u64,
+    /// Longest delay.
+    pub max_ms: u64,
+    /// Random spread as a fraction of the delay (0.2 = ±20 %).
+    pub jitter: f64,
+}
+
+impl Default for RawBackoff {
+    fn default() -> Self {
+        Self {
+            base_ms: DEFAULT_BACKOFF_BASE_MS,
+            max_ms: DEFAULT_BACKOFF_MAX_MS,
+            jitter: DEFAULT_BACKOFF_JITTER,
+        }
+    }
+}
+
+/// A client model pattern.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModelPattern {
+    /// Matches this model only.
+    Exact(String),
+    /// Matches every model starting with this text (written `text*`).
+    Prefix(String),
+}
+
+impl ModelPattern {
+    /// Parses `name` or `prefix*`; `*` anywhere but at the end is refused.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        if text.is_empty() {
+            return Err("must not be empty".to_string());
+        }
+        if text.chars().any(char::is_control) {
+            return Err("must not contain control characters".to_string());
+        }
+        let (body, is_prefix) = match text.strip_suffix('*') {
+            Some(body) => (body, true),
+            None => (text, false),
+        };
+        if body.contains('*') {
+            return Err(format!(
+                "{text:?}: `*` is only allowed once, at the end (prefix match)"
+            ));
+        }
+        Ok(if is_prefix {
+            Self::Prefix(body.to_string())
+        } else {
+            Self::Exact(body.to_string())
+        })
+    }
+
+    /// Whether `model` matches.
+    pub fn matches(&self, model: &str) -> bool {
+        match self {
+            Self::Exact(m) => m == model,
+            Self::Prefix(p) => model.starts_with(p.as_str()),
+        }
+    }
+}
+
+impl fmt::Display for ModelPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Exact(m) => f.write_str(m),
+            Self::Prefix(p) => write!(f, "{p}*"),
+        }
+    }
+}
+
+/// Client model → provider model mapping of one provider.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ModelMap {
+    exact: BTreeMap<String, String>,
+    /// (prefix, target) sorted longest prefix first.
+    prefixes: Vec<(String, String)>,
+}
+
+impl ModelMap {
+    /// The model name to send to the provider: an exact entry, else the longest matching
+    /// prefix entry (a target ending in `*` keeps the matched suffix: `gpt-*` → `openai/gpt-*`),
+    /// else the client model unchanged.
+    pub fn provider_model(&self, client_model: &str) -> String {
+        if let Some(target) = self.exact.get(client_model) {
+            return target.clone();
+        }
+        for (prefix, target) in &self.prefixes {
+            if let Some(rest) = client_model.strip_prefix(prefix.as_str()) {
+                return match target.strip_suffix('*') {
+                    Some(head) => format!("{head}{rest}"),
+                    None => target.clone(),
+                };
+            }
+        }
+        client_model.to_string()
+    }
+
+    /// Whether the map has no entries (every model passes through unchanged).
+    pub fn is_empty(&self) -> bool {
+        self.exact.is_empty() && self.prefixes.is_empty()
+    }
+}
+
+/// A validated API key source.
+#[derive(Clone, PartialEq, Eq)]
+pub enum ApiKeySource {
+    /// Environment variable name.
+    Env(String),
+    /// File path.
+    File(String),
+    /// The key itself, inline in the configuration (never printed by `Debug`).
+    Inline(String),
+}
+
+impl ApiKeySource {
+    /// Whether the key sits inline in the configuration.
+    pub fn is_inline(&self) -> bool {
+        matches!(self, Self::Inline(_))
+    }
+}
+
+impl fmt::Debug for ApiKeySource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Env(name) => f.debug_tuple("Env").field(name).finish(),
+            Self::File(path) => f.debug_tuple("File").field(path).finish(),
+            Self::Inline(_) => f.write_str("Inline(<redacted>)"),
+        }
+    }
+}
+
+/// Validated circuit breaker thresholds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CircuitSettings {
+    /// Consecutive failures that open the circuit (≥ 1).
+    pub failure_threshold: u32,
+    /// How long the circuit stays open before a probe (ms, ≥ 1).
+    pub cooldown_ms: u64,
+}
+
+/// Validated retry delay settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BackoffSettings {
+    /// Delay before the first retry.
+    pub base_ms: u64,
+    /// Longest delay (≥ `base_ms`).
+    pub max_ms: u64,
+    /// Random spread as a fraction of the delay, in `0.0..=1.0`.
+    pub jitter: f64,
+}
+
+/// One validated provider.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProviderSettings {
+    /// Unique name (`[A-Za-z0-9_.-]`, at most 64 characters).
+    pub name: String,
+    /// The protocol it speaks.
+    pub kind: ProviderKind,
+    /// The Envoy cluster requests are dispatched to.
+    pub cluster: String,
+    /// API base path without a trailing slash (`/v1`; empty for the root).
+    pub base_path: String,
+    /// The `:authority` to send, if configured.
+    pub host: Option<String>,
+    /// Client model → provider model mapping.
+    pub models: ModelMap,
+    /// Where the API key comes from, if any.
+    pub api_key: Option<ApiKeySource>,
+    /// Per-attempt timeout (ms).
+    pub timeout_ms: u64,
+    /// Retries on this provider after its first attempt.
+    pub max_retries: u32,
+    /// Circuit breaker thresholds.
+    pub circuit: CircuitSettings,
+    /// Shared-data key of this provider's circuit record.
+    pub circuit_key: String,
+    /// Shared-data key of this provider's back-off window record.
+    pub backoff_key: String,
+}
+
+/// One validated route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    /// Which client models it serves.
+    pub pattern: ModelPattern,
+    /// Indexes into [`FailoverSettings::providers`], in try order.
+    pub providers: Vec<usize>,
+}
+
+/// The validated failover settings.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FailoverSettings {
+    /// The provider catalog, in configuration order.
+    pub providers: Vec<ProviderSettings>,
+    /// Routes in configuration order (lookup prefers exact, then longest prefix).
+    pub routes: Vec<Route>,
+    /// Provider indexes for unrouted models; `None` refuses them.
+    pub default_route: Option<Vec<usize>>,
+    /// Deadline for all attempts of one request together (ms).
+    pub total_deadline_ms: u64,
+    /// Delays between retries on the same provider.
+    pub backoff: BackoffSettings,
+    /// JSON paths of inline API keys, so a production profile can refuse them.
+    pub inline_api_key_paths: Vec<String>,
+    /// Prefix of the shared-data keys.
+    pub shared_key_prefix: String,
+}
+
+impl FailoverSettings {
+    /// The provider list for `client_model`: an exact route, else the longest matching prefix
+    /// route, else the default route; `None` when nothing serves the model.
+    pub fn route_for(&self, client_model: &str) -> Option<&[usize]> {
+        let exact = self
+            .routes
+            .iter()
+            .find(|r| matches!(&r.pattern, ModelPattern::Exact(m) if m.as_str() == client_model));
+        if let Some(route) = exact {
+            return Some(&route.providers);
+        }
+        let prefix = self
+            .routes
+            .iter()
+            .filter_map(|r| match &r.pattern {
+                ModelPattern::Prefix(p) if client_model.starts_with(p.as_str()) => {
+                    Some((p.len(), r))
+                }
+                _ => None,
+            })
+            .max_by_key(|(len, _)| *len);
+        if let Some((_, route)) = prefix {
+            return Some(&route.providers);
+        }
+        self.default_route.as_deref()
+    }
+
+    /// The provider called `name`.
+    pub fn provider(&self, name: &str) -> Option<&ProviderSettings> {
+        self.providers.iter().find(|p| p.name == name)
+    }
+}
+
+/// Parses and validates a JSON `failover` section; error paths start with `path_prefix`.
+pub fn parse(bytes: &[u8], path_prefix: &str) -> Result<FailoverSettings, FailoverConfigError> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let raw: RawFailoverSettings = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let path = e.path().to_string();
+        FailoverConfigError::new(path, strip_position(&e.into_inner().to_string()))
+            .under(path_prefix)
+    })?;
+    de.end()
+        .map_err(|e| FailoverConfigError::new(".", strip_position(&e.to_string())))
+        .map_err(|e| e.under(path_prefix))?;
+    compile(raw, path_prefix)
+}
+
+/// serde_json appends " at line L column C"; the path already says where.
+fn strip_position(msg: &str) -> String {
+    match msg.rfind(" at line ") {
+        Some(i) => msg.get(..i).unwrap_or(msg).to_string(),
+        None => msg.to_string(),
+    }
+}
+
+/// Validates raw settings into the runtime form; error paths start with `path_prefix`
+/// (`"failover"` gives `failover.providers[1].cluster`; `""` gives `providers[1].cluster`).
+pub fn compile(
+    raw: RawFailoverSettings,
+    path_prefix: &str,
+) -> Result<FailoverSettings, FailoverConfigError> {
+    compile_relative(raw, path_prefix).map_err(|e| e.under(path_prefix))
+}
+
+fn compile_relative(
+    raw: RawFailoverSettings,
+    path_prefix: &str,
+) -> Result<FailoverSettings, FailoverConfigError> {
+    let key_prefix = validate_key_prefix(&raw.shared_key_prefix)
+        .map_err(|r| FailoverConfigError::new("shared_key_prefix", r))?;
+    let mut providers: Vec<ProviderSettings> = Vec::with_capacity(raw.providers.len());
+    let mut inline_api_key_paths = Vec::new();
+    for (i, p) in raw.providers.into_iter().enumerate() {
+        let base = format!("providers[{i}]");
+        if providers.iter().any(|q| q.name == p.name) {
+            return Err(FailoverConfigError::new(
+                format!("{base}.name"),
+                format!("duplicate provider name {:?}", p.name),
+            ));
+        }
+        let provider = compile_provider(p, &base, &key_prefix)?;
+        if provider
+            .api_key
+            .as_ref()
+            .is_some_and(ApiKeySource::is_inline)
+        {
+            inline_api_key_paths.push(join_path(path_prefix, &format!("{base}.api_key.value")));
+        }
+        providers.push(provider);
+    }
+
+    let mut routes: Vec<Route> = Vec::with_capacity(raw.routes.len());
+    for (i, r) in raw.routes.iter().enumerate() {
+        let base = format!("routes[{i}]");
+        let pattern = ModelPattern::parse(&r.model)
+            .map_err(|reason| FailoverConfigError::new(format!("{base}.model"), reason))?;
+        if routes.iter().any(|existing| existing.pattern == pattern) {
+            return Err(FailoverConfigError::new(
+                format!("{base}.model"),
+                format!("duplicate route for {:?}", r.model),
+            ));
+        }
+        let list = resolve_providers(&providers, &r.providers, &format!("{base}.providers"))?;
+        routes.push(Route {
+            pattern,
+            providers: list,
+        });
+    }
+
+    let default_route = match &raw.default_route {
+        Some(names) => Some(resolve_providers(&providers, names, "default_route")?),
+        None => None,
+    };
+
+    if !(1..=MAX_TIMEOUT_MS).contains(&raw.total_deadline_ms) {
+        return Err(FailoverConfigError::new(
+            "total_deadline_ms",
+            format!(
+                "must be between 1 and {MAX_TIMEOUT_MS}, got {}",
+                raw.total_deadline_ms
+            ),
+        ));
+    }
+    let backoff = compile_backoff(&raw.backoff)?;
+
+    Ok(FailoverSettings {
+        providers,
+        routes,
+        default_route,
+        total_deadline_ms: raw.total_deadline_ms,
+        backoff,
+        inline_api_key_paths,
+        shared_key_prefix: key_prefix,
+    })
+}
+
+fn compile_backoff(raw: &RawBackoff) -> Result<BackoffSettings, FailoverConfigError> {
+    if raw.max_ms > MAX_BACKOFF_DELAY_MS {
+        return Err(FailoverConfigError::new(
+            "backoff.max_ms",
+            format!("must be at most {MAX_BACKOFF_DELAY_MS}, got {}", raw.max_ms),
+        ));
+    }
+    if raw.base_ms > raw.max_ms {
+        return Err(FailoverConfigError::new(
+            "backoff.max_ms",
+            format!(
+                "must be at least base_ms ({}), got {}",
+                raw.base_ms, raw.max_ms
+            ),
+        ));
+    }
+    if !(raw.jitter.is_finite() && (0.0..=1.0).contains(&raw.jitter)) {
+        return Err(FailoverConfigError::new(
+            "backoff.jitter",
+            format!("must be between 0.0 and 1.0, got {}", raw.jitter),
+        ));
+    }
+    Ok(BackoffSettings {
+        base_ms: raw.base_ms,
+        max_ms: raw.max_ms,
+        jitter: raw.jitter,
+    })
+}
+
+fn validate_key_prefix(prefix: &str) -> Result<String, String> {
+    if prefix.is_empty() {
+        return Err("must not be empty".to_string());
+    }
+    if prefix.len() > MAX_KEY_PREFIX_LEN {
+        return Err(format!("must be at most {MAX_KEY_PREFIX_LEN} bytes"));
+    }
+    if !prefix.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err("must be printable ASCII without spaces".to_string());
+    }
+    Ok(prefix.to_string())
+}
+
+fn resolve_providers(
+    providers: &[ProviderSettings],
+    names: &[String],
+    path: &str,
+) -> Result<Vec<usize>, FailoverConfigError> {
+    if names.is_empty() {
+        return Err(FailoverConfigError::new(
+            path,
+            "must name at least one provider",
+        ));
+    }
+    let mut out: Vec<usize> = Vec::with_capacity(names.len());
+    for (j, name) in names.iter().enumerate() {
+        let here = format!("{path}[{j}]");
+        let index = providers
+            .iter()
+            .position(|p| &p.name == name)
+            .ok_or_else(|| FailoverConfigError::new(&here, format!("unknown provider {name:?}")))?;
+        if out.contains(&index) {
+            return Err(FailoverConfigError::new(
+                here,
+                format!("provider {name:?} is listed twice"),
+            ));
+        }
+        out.push(index);
+    }
+    Ok(out)
+}
+
+fn compile_provider(
+    p: RawProvider,
+    base: &str,
+    key_prefix: &str,
+) -> Result<ProviderSettings, FailoverConfigError> {
+    let at =
+        |field: &str, reason: String| FailoverConfigError::new(format!("{base}.{field}"), reason);
+
+    validate_provider_name(&p.name).map_err(|r| at("name", r))?;
+    if p.cluster.is_empty() {
+        return Err(at("cluster", "must not be empty".to_string()));
+    }
+    if !p.cluster.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(at(
+            "cluster",
+            "must be printable ASCII without spaces".to_string(),
+        ));
+    }
+    let base_path = match &p.base_path {
+        Some(path) => validate_base_path(path).map_err(|r| at("base_path", r))?,
+        None => p.kind.default_base_path().to_string(),
+    };
+    let host = match &p.host {
+        Some(h) => Some(validate_host(h).map_err(|r| at("host", r))?),
+        None => None,
+    };
+    let models = compile_models(&p.models, &format!("{base}.models"))?;
+    let api_key = match &p.api_key {
+        None => None,
+        Some(RawApiKey::Env(name)) => {
+            validate_env_name(name).map_err(|r| at("api_key.env", r))?;
+            Some(ApiKeySource::Env(name.clone()))
+        }
+        Some(RawApiKey::File(path)) => {
+            if path.is_empty() || path.chars().any(char::is_control) {
+                return Err(at(
+                    "api_key.file",
+                    "must be a non-empty path without control characters".to_string(),
+                ));
+            }
+            Some(ApiKeySource::File(path.clone()))
+        }
+        Some(RawApiKey::Value(value)) => {
+            let usable = !value.is_empty() && value.bytes().all(|b| b.is_ascii_graphic());
+            if !usable {
+                return Err(at(
+                    "api_key.value",
+                    "must be a non-empty printable ASCII value without spaces".to_string(),
+                ));
+            }
+            Some(ApiKeySource::Inline(value.clone()))
+        }
+    };
+    if !(1..=MAX_TIMEOUT_MS).contains(&p.timeout_ms) {
+        return Err(at(
+            "timeout_ms",
+            format!(
+                "must be between 1 and {MAX_TIMEOUT_MS}, got {}",
+                p.timeout_ms
+            ),
+        ));
+    }
+    if p.max_retries > MAX_RETRIES_LIMIT {
+        return Err(at(
+            "max_retries",
+            format!("must be at most {MAX_RETRIES_LIMIT}, got {}", p.max_retries),
+        ));
+    }
+    if !(1..=MAX_FAILURE_THRESHOLD).contains(&p.circuit.failure_threshold) {
+        return Err(at(
+            "circuit.failure_threshold",
+            format!(
+                "must be between 1 and {MAX_FAILURE_THRESHOLD}, got {}",
+                p.circuit.failure_threshold
+            ),
+        ));
+    }
+    if !(1..=MAX_COOLDOWN_MS).contains(&p.circuit.cooldown_ms) {
+        return Err(at(
+            "circuit.cooldown_ms",
+            format!(
+                "must be between 1 and {MAX_COOLDOWN_MS}, got {}",
+                p.circuit.cooldown_ms
+            ),
+        ));
+    }
+    Ok(ProviderSettings {
+        circuit_key: format!("{key_prefix}circuit.{}", p.name),
+        backoff_key: format!("{key_prefix}backoff.{}", p.name),
+        name: p.name,
+        kind: p.kind,
+        cluster: p.cluster,
+        base_path,
+        host,
+        models,
+        api_key,
+        timeout_ms: p.timeout_ms,
+        max_retries: p.max_retries,
+        circuit: CircuitSettings {
+            failure_threshold: p.circuit.failure_threshold,
+            cooldown_ms: p.circuit.cooldown_ms,
+        },
+    })
+}
+
+fn validate_provider_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("must not be empty".to_string());
+    }
+    if name.len() > MAX_PROVIDER_NAME_LEN {
+        return Err(format!(
+            "must be at most {MAX_PROVIDER_NAME_LEN} characters"
+        ));
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+    {
+        return Err(format!(
+            "{name:?}: only letters, digits, `_`, `-` and `.` are allowed"
+        ));
+    }
+    Ok(())
+}
+
+fn validate_base_path(path: &str) -> Result<String, String> {
+    if !path.starts_with('/') {
+        return Err(format!("{path:?}: must start with `/`"));
+    }
+    if !path.bytes().all(|b| b.is_ascii_graphic()) || path.contains(['?', '#']) {
+        return Err(format!(
+            "{path:?}: must be a plain path (printable ASCII, no spaces, query or fragment)"
+        ));
+    }
+    Ok(path.trim_end_matches('/').to_string())
+}
+
+fn validate_host(host: &str) -> Result<String, String> {
+    let valid = !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && !matches!(b, b'/' | b'?' | b'#' | b'@'));
+    if valid {
+        Ok(host.to_string())
+    } else {
+        Err(format!(
+            "{host:?}: must be an authority (`host` or `host:port`)"
+        ))
+    }
+}
+
+fn validate_env_name(name: &str) -> Result<(), String> {
+    let mut bytes = name.bytes();
+    let first_ok = bytes
+        .next()
+        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_');
+    if first_ok && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_') {
+        Ok(())
+    } else {
+        Err(format!(
+            "{name:?}: must be an environment variable name ([A-Za-z_][A-Za-z0-9_]*)"
+        ))
+    }
+}
+
+fn compile_models(
+    models: &BTreeMap<String, String>,
+    path: &str,
+) -> Result<ModelMap, FailoverConfigError> {
+    let mut map = ModelMap::default();
+    for (client, target) in models {
+        let here = format!("{path}.{client}");
+        let pattern =
+            ModelPattern::parse(client).map_err(|r| FailoverConfigError::new(&here, r))?;
+        if target.is_empty() || target.chars().any(char::is_control) {
+            return Err(FailoverConfigError::new(
+                &here,
+                "target model must be non-empty without control characters",
+            ));
+        }
+        let target_wildcards = target.matches('*').count();
+        let target_ok = match pattern {
+            ModelPattern::Exact(_) => target_wildcards == 0,
+            ModelPattern::Prefix(_) => {
+                target_wildcards == 0 || (target_wildcards == 1 && target.ends_with('*'))
+            }
+        };
+        if !target_ok {
+            return Err(FailoverConfigError::new(
+                &here,
+                format!(
+                    "target {target:?}: `*` is only allowed at the end, and only for a prefix key"
+                ),
+            ));
+        }
+        match pattern {
+            ModelPattern::Exact(m) => {
+                map.exact.insert(m, target.clone());
+            }
+            ModelPattern::Prefix(p) => map.prefixes.push((p, target.clone())),
+        }
+    }
+    map.prefixes
+        .sort_by(|a, b| b.0.len().cmp(&a.0.len()).then_with(|| a.0.cmp(&b.0)));
+    Ok(map)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A catalog of three providers routed for `gpt-*` and `claude-*`.
+    pub(crate) const SAMPLE: &str = r#"{
+        "providers": [
+            {"name": "openai", "kind": "openai", "cluster": "openai_cluster",
+             "host": "api.openai.com", "api_key": {"env": "OPENAI_API_KEY"},
+             "models": {"gpt-4o": "gpt-4o-2024-08-06"},
+             "circuit": {"failure_threshold": 2, "cooldown_ms": 1000}},
+            {"name": "azure", "kind": "openai-compatible", "cluster": "azure", "base_path": "/openai/v1/",
+             "models": {"gpt-*": "azure-gpt-*", "gpt-4o*": "azure-4o"}, "max_retries": 0,
+             "timeout_ms": 5000, "api_key": {"file": "/etc/keys/azure"}},
+            {"name": "anthropic", "kind": "anthropic", "cluster": "anthropic",
+             "api_key": {"value": "sk-ant-secret"}, "models": {"claude-*": "claude-*"}}
+        ],
+        "routes": [
+            {"model": "gpt-*", "providers": ["openai", "azure"]},
+            {"model": "gpt-4o-mini", "providers": ["azure"]},
+            {"model": "claude-*", "providers": ["anthropic", "openai"]},
+            {"model": "claude-3*", "providers": ["anthropic"]}
+        ],
+        "total_deadline_ms": 30000
+    }"#;
+
+    pub(crate) fn sample() -> FailoverSettings {
+        parse(SAMPLE.as_bytes(), "failover").unwrap()
+    }
+
+    fn err(json: &str) -> FailoverConfigError {
+        parse(json.as_bytes(), "failover").unwrap_err()
+    }
+
+    #[test]
+    fn sample_compiles_with_defaults() {
+        let s = sample();
+        assert_eq!(s.providers.len(), 3);
+        let openai = &s.providers[0];
+        assert_eq!(openai.base_path, "/v1");
+        assert_eq!(openai.timeout_ms, DEFAULT_PROVIDER_TIMEOUT_MS);
+        assert_eq!(openai.max_retries, DEFAULT_MAX_RETRIES);
+        assert_eq!(openai.host.as_deref(), Some("api.openai.com"));
+        assert_eq!(openai.circuit_key, "tollgate.failover.circuit.openai");
+        assert_eq!(openai.backoff_key, "tollgate.failover.backoff.openai");
+        let azure = &s.providers[1];
+        assert_eq!(azure.base_path, "/openai/v1");
+        assert_eq!(azure.max_retries, 0);
+        assert_eq!(
+            azure.circuit,
+            CircuitSettings {
+                failure_threshold: DEFAULT_FAILURE_THRESHOLD,
+                cooldown_ms: DEFAULT_COOLDOWN_MS
+            }
+        );
+        assert_eq!(s.total_deadline_ms, 30_000);
+        assert_eq!(
+            s.backoff,
+            BackoffSettings {
+                base_ms: 100,
+                max_ms: 5000,
+                jitter: 0.2
+            }
+        );
+        assert_eq!(
+            s.inline_api_key_paths,
+            vec!["failover.providers[2].api_key.value"]
+        );
+        assert!(s.default_route.is_none());
+    }
+
+    #[test]
+    fn default_base_paths_per_kind() {
+        for (kind, path) in [
+            ("openai", "/v1"),
+            ("anthropic", "/v1"),
+            ("gemini", "/v1beta"),
+            ("openai-compatible", "/v1"),
+        ] {
+            let json = format!(r#"{{"providers":[{{"name":"p","kind":"{kind}","cluster":"c"}}]}}"#);
+            let s = parse(json.as_bytes(), "").unwrap();
+            assert_eq!(s.providers[0].base_path, path);
+            assert_eq!(s.providers[0].kind.as_str(), kind);
+        }
+        let s = parse(
+            br#"{"providers":[{"name":"p","kind":"openai","cluster":"c","base_path":"/"}]}"#,
+            "",
+        )
+        .unwrap();
+        assert_eq!(s.providers[0].base_path, "");
+    }
+
+    #[test]
+    fn empty_document_is_valid() {
+        let s = parse(b"{}", "failover").unwrap();
+        assert!(s.providers.is_empty());
+        assert_eq!(s.total_deadline_ms, DEFAULT_TOTAL_DEADLINE_MS);
+        assert_eq!(s.shared_key_prefix, DEFAULT_SHARED_KEY_PREFIX);
+        assert_eq!(compile(RawFailoverSettings::default(), "").unwrap(), s);
+    }
+
+    #[test]
+    fn model_mapping() {
+        let s = sample();
+        let openai = &s.providers[0];
+        assert_eq!(openai.models.provider_model("gpt-4o"), "gpt-4o-2024-08-06");
+        assert_eq!(openai.models.provider_model("gpt-4.1"), "gpt-4.1");
+        let azure = &s.providers[1];
+        assert_eq!(azure.models.provider_model("gpt-4o-mini"), "azure-4o");
+        assert_eq!(azure.models.provider_model("gpt-3.5"), "azure-gpt-3.5");
+        assert_eq!(azure.models.provider_model("o1"), "o1");
+        let anthropic = &s.providers[2];
+        assert_eq!(
+            anthropic.models.provider_model("claude-3-5-sonnet"),
+            "claude-3-5-sonnet"
+        );
+        assert!(!anthropic.models.is_empty());
+        assert!(ModelMap::default().is_empty());
+    }
+
+    #[test]
+    fn route_lookup_prefers_exact_then_longest_prefix_then_default() {
+        let s = sample();
+        assert_eq!(s.route_for("gpt-4o-mini"), Some(&[1usize][..]));
+        assert_eq!(s.route_for("gpt-4o"), Some(&[0usize, 1][..]));
+        assert_eq!(s.route_for("claude-3-opus"), Some(&[2usize][..]));
+        assert_eq!(s.route_for("claude-2"), Some(&[2usize, 0][..]));
+        assert_eq!(s.route_for("llama3"), None);
+        let with_default = SAMPLE.replace(
+            r#""total_deadline_ms": 30000"#,
+            r#""total_deadline_ms": 30000, "default_route": ["azure"]"#,
+        );
+        let s = parse(with_default.as_bytes(), "").unwrap();
+        assert_eq!(s.route_for("llama3"), Some(&[1usize][..]));
+        assert_eq!(s.provider("azure").unwrap().name, "azure");
+        assert!(s.provider("nope").is_none());
+    }
+
+    #[test]
+    fn validation_errors_name_json_paths() {
+        let e = err(
+            r#"{"providers":[{"name":"a","kind":"openai","cluster":"a"},{"name":"b","kind":"openai","cluster":""}]}"#,
+        );
+        assert_eq!(e.path, "failover.providers[1].cluster");
+        assert_eq!(e.reason, "must not be empty");
+        assert_eq!(
+            e.to_string(),
+            "failover.providers[1].cluster: must not be empty"
+        );
+
+        let e = err(
+            r#"{"providers":[{"name":"a","kind":"openai","cluster":"a"}],"routes":[{"model":"m","providers":["a","a"]}]}"#,
+        );
+        assert_eq!(e.path, "failover.routes[0].providers[1]");
+
+        let e = err(
+            r#"{"providers":[{"name":"a","kind":"openai","cluster":"a"}],"routes":[{"model":"m","providers":["a","b","x"]}]}"#,
+        );
+        assert_eq!(e.path, "failover.routes[0].providers[1]");
+        assert_eq!(e.reason, "unknown provider \"b\"");
+
+        let cases: &[(&str, &str)] = &[
+            (
+                r#"{"providers":[{"name":"a","kind":"openai","cluster":"a"},{"name":"a","kind":"openai","cluster":"b"}]}"#,
+                "failover.providers[1].name",
+            ),
+            (
+                r#"{"providers":[{"name":"","kind":"openai","cluster":"a"}]}"#,
+                "failover.providers[0].name",
+            ),
+            (
+                r#"{"providers":[{"name":"a b","kind":"openai","cluster":"a"}]}"#,
+                "failover.providers[0].name",
+            ),
+            (
+                r#"{"providers":[{"name":"a","kind":"openai","cluster":"a b"}]}"#,
+                "failover.providers[0].cluster",
+            ),
+            (
+                r#"{"providers":[{"name":"a","kind":"openai","cluster":"a","base_path":"v1"}]}"#,
+                "failover.providers[0].base_path",
+            ),
+            (
+                r#"{"providers":[{"name":"a","kind":"openai","cluster":"a","base_path":"/v1?x"}]}"#,
+                "failover.providers[0].base_path",
+            ),
+            (
+                r#"{"providers":[{"name":"a","kind":"openai","cluster":"a","host":"a/b"}]}"#,
+                "failover.providers[0].host",
+            ),
+            (
+                r#"{"providers":[{"name":"a","kind":"openai","cluster":"a","host":""}]}"#,
+                "failover.providers[0].host",
+            ),
+            (
+                r#"{"providers":[{"name":"a","kind":"openai","cluster":"a","api_key":{"env":"1BAD"}}]}"#,
+                "failover.providers[0].api_key.env",
+            ),
+            (
+                r#"{"providers":[{"name":"a","kind":"openai","cluster":"a","api_key":{"file":""}}]}"#,
+                "failover.providers[0].api_key.file",
+            ),
+            (
+                r#"{"providers":[{"name":"a","kind":"openai","cluster":"a","api_key":{"value":"a b"}}]}"#,
+                "failover.providers[0].api_key.value",
+            ),
+            (
+                r#"{"providers":[{"name":"a","kind":"openai","cluster":"a","timeout_ms":0}]}"#,
+                "failover.providers[0].timeout_ms",
+            ),
+            (
+                r#"{"providers":[{"name":"a","kind":"openai","cluster":"a","max_retries":11}]}"#,
+                "failover.providers[0].max_retries",
+            ),
+            (
+                r#"{"providers":[{"name":"a","kind":"openai","cluster":"a","circuit":{"failure_threshold":0}}]}"#,
+                "failover.providers[0].circuit.failure_threshold",
+            ),
+            (
+                r#"{"providers":[{"name":"a","kind":"openai","cluster":"a","circuit":{"cooldown_ms":0}}]}"#,
+                "failover.providers[0].circuit.cooldown_ms",
+            ),
+            (
+                r#"{"providers":[{"name":"a","kind":"openai","cluster":"a","models":{"g*x":"y"}}]}"#,
+                "failover.providers[0].models.g*x",
+            ),
+            (
+                r#"{"providers":[{"name":"a","kind":"openai","cluster":"a","models":{"g":"y*"}}]}"#,
+                "failover.providers[0].models.g",
+            ),
+            (
+                r#"{"providers":[{"name":"a","kind":"openai","cluster":"a","models":{"g*":"*y"}}]}"#,
+                "failover.providers[0].models.g*",
+            ),
+            (
+                r#"{"providers":[{"name":"a","kind":"openai","cluster":"a","models":{"g":""}}]}"#,
+                "failover.providers[0].models.g",
+            ),
+            (
+                r#"{"providers":[{"name":"a","kind":"openai","cluster":"a"}],"routes":[{"model":"","providers":["a"]}]}"#,
+                "failover.routes[0].model",
+            ),
+            (
+                r#"{"providers":[{"name":"a","kind":"openai","cluster":"a"}],"routes":[{"model":"*x*","providers":["a"]}]}"#,
+                "failover.routes[0].model",
+            ),
+            (
+                r#"{"providers":[{"name":"a","kind":"openai","cluster":"a"}],"routes":[{"model":"m","providers":["a"]},{"model":"m","providers":["a"]}]}"#,
+                "failover.routes[1].model",
+            ),
+            (
+                r#"{"providers":[{"name":"a","kind":"openai","cluster":"a"}],"routes":[{"model":"m","providers":[]}]}"#,
+                "failover.routes[0].providers",
+            ),
+            (
+                r#"{"providers":[{"name":"a","kind":"openai","cluster":"a"}],"default_route":[]}"#,
+                "failover.default_route",
+            ),
+            (
+                r#"{"providers":[{"name":"a","kind":"openai","cluster":"a"}],"default_route":["a","zz"]}"#,
+                "failover.default_route[1]",
+            ),
+            (r#"{"total_deadline_ms":0}"#, "failover.total_deadline_ms"),
+            (
+                r#"{"backoff":{"base_ms":10,"max_ms":5}}"#,
+                "failover.backoff.max_ms",
+            ),
+            (
+                r#"{"backoff":{"max_ms":600001}}"#,
+                "failover.backoff.max_ms",
+            ),
+            (r#"{"backoff":{"jitter":1.5}}"#, "failover.backoff.jitter"),
+            (r#"{"backoff":{"jitter":-0.1}}"#, "failover.backoff.jitter"),
+            (r#"{"shared_key_prefix":""}"#, "failover.shared_key_prefix"),
+            (
+                r#"{"shared_key_prefix":"a b"}"#,
+                "failover.shared_key_prefix",
+            ),
+        ];
+        for (json, path) in cases {
+            assert_eq!(err(json).path, *path, "{json}");
+        }
+    }
+
+    #[test]
+    fn serde_errors_name_json_paths() {
+        let e = err(r#"{"providers":[{"name":"a","kind":"openai","cluster":"a","bogus":1}]}"#);
+        assert_eq!(e.path, "failover.providers[0].bogus");
+        let e = err(r#"{"providers":[{"name":"a","kind":"cohere","cluster":"a"}]}"#);
+        assert_eq!(e.path, "failover.providers[0].kind");
+        assert!(!e.reason.contains("line"));
+        let e = err(r#"{"providers":[{"name":"a","kind":"openai"}]}"#);
+        assert_eq!(e.path, "failover.providers[0]");
+        assert!(e.reason.contains("cluster"));
+        let e = err(
+            r#"{"providers":[{"name":"a","kind":"openai","cluster":"c","api_key":{"vault":"x"}}]}"#,
+        );
+        assert_eq!(e.path, "failover.providers[0].api_key");
+        let e = err(
+            r#"{"providers":[{"name":"a","kind":"openai","cluster":"c","api_key":{"env":"A","file":"b"}}]}"#,
+        );
+        assert!(e.path.starts_with("failover.providers[0].api_key"), "{e}");
+        let e = err(r#"{"routes":[{"model":"m","providers":["a"],"x":1}]}"#);
+        assert_eq!(e.path, "failover.routes[0].x");
+        let e = err(r#"{"circuit":{}}"#);
+        assert_eq!(e.path, "failover.circuit");
+        let e = err(r#"{} trailing"#);
+        assert_eq!(e.path, "failover");
+        let e = parse(b"[", "").unwrap_err();
+        assert_eq!(e.path, ".");
+    }
+
+    #[test]
+    fn secrets_are_not_printed() {
+        let s = sample();
+        let debug = format!("{s:?}");
+        assert!(!debug.contains("sk-ant-secret"));
+        assert!(debug.contains("Inline(<redacted>)"));
+        let raw: RawFailoverSettings = serde_json::from_str(SAMPLE).unwrap();
+        assert!(!format!("{raw:?}").contains("sk-ant-secret"));
+        assert!(s.providers[2].api_key.as_ref().unwrap().is_inline());
+        assert!(!s.providers[0].api_key.as_ref().unwrap().is_inline());
+    }
+
+    #[test]
+    fn custom_key_prefix_shapes_keys() {
+        let s = parse(
+            br#"{"shared_key_prefix":"tg/fo/","providers":[{"name":"p","kind":"gemini","cluster":"c"}]}"#,
+            "",
+        )
+        .unwrap();
+        assert_eq!(s.providers[0].circuit_key, "tg/fo/circuit.p");
+        assert_eq!(s.providers[0].backoff_key, "tg/fo/backoff.p");
+    }
+
+    #[test]
+    fn path_joining() {
+        assert_eq!(join_path("", "a.b"), "a.b");
+        assert_eq!(join_path("", "."), ".");
+        assert_eq!(join_path("x", "."), "x");
+        assert_eq!(join_path("x", "[0]"), "x[0]");
+        assert_eq!(join_path("x", "a"), "x.a");
+    }
+}
