@@ -75,6 +75,10 @@ pub struct RawMasking {
     pub responses: bool,
     /// Detector settings: mask template, custom patterns, allow-list, disabled detectors.
     pub detectors: crate::masking::MaskSettings,
+    /// Environment variables (exposed to the VM through `vm_config.environment_variables`)
+    /// holding secrets tollgate itself handles, e.g. provider API keys: their values are always
+    /// masked wherever they appear, whatever their shape.
+    pub known_secret_env: Vec<String>,
 }
 
 impl Default for RawMasking {
@@ -85,6 +89,7 @@ impl Default for RawMasking {
             prompts: crate::masking::PromptAction::Redact,
             responses: false,
             detectors: crate::masking::MaskSettings::default(),
+            known_secret_env: Vec::new(),
         }
     }
 }
@@ -156,6 +161,38 @@ pub struct RawBudgets {
     /// Output tokens reserved when a request names no `max_tokens` (default 1024).
     #[serde(default = "default_reserved_output")]
     pub default_max_tokens: u64,
+    /// Mesh-wide budgets: charge each request's tokens to a global rate limit service.
+    #[serde(default)]
+    pub global: Option<RawGlobalBudget>,
+}
+
+/// Raw `budgets.global`: an `envoy.service.ratelimit.v3` service charged with token counts.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawGlobalBudget {
+    /// The Envoy cluster (HTTP/2) of the rate limit service.
+    pub cluster: String,
+    /// The rate limit domain (default `tollgate`).
+    #[serde(default = "default_rls_domain")]
+    pub domain: String,
+    /// The descriptor key carrying the user (default `user`).
+    #[serde(default = "default_rls_key")]
+    pub descriptor_key: String,
+    /// Call timeout in ms (default 1000).
+    #[serde(default = "default_rls_timeout")]
+    pub timeout_ms: u64,
+}
+
+fn default_rls_domain() -> String {
+    "tollgate".into()
+}
+
+fn default_rls_key() -> String {
+    "user".into()
+}
+
+fn default_rls_timeout() -> u64 {
+    1000
 }
 
 /// Raw budget window.
@@ -293,6 +330,21 @@ pub struct BudgetConfig {
     pub budgets: Budgets,
     /// Output tokens reserved when a request names no limit.
     pub default_max_tokens: u64,
+    /// Mesh-wide charging, when configured.
+    pub global: Option<GlobalBudget>,
+}
+
+/// Validated `budgets.global`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GlobalBudget {
+    /// Rate limit service cluster.
+    pub cluster: String,
+    /// Domain.
+    pub domain: String,
+    /// Descriptor key for the user.
+    pub descriptor_key: String,
+    /// Call timeout, ms.
+    pub timeout_ms: u64,
 }
 
 /// Validated correlation settings (header names lowercased).
@@ -372,7 +424,19 @@ impl FilterConfig {
         if raw.identity.jwt_claim.is_empty() {
             return Err(ConfigError::new("identity.jwt_claim", "must not be empty"));
         }
-        let engine = crate::masking::MaskEngine::new(&raw.masking.detectors)
+        let mut known = Vec::new();
+        for (i, name) in raw.masking.known_secret_env.iter().enumerate() {
+            match std::env::var(name) {
+                Ok(value) if !value.is_empty() => known.push(value),
+                _ => {
+                    return Err(ConfigError::new(
+                        format!("masking.known_secret_env[{i}]"),
+                        format!("environment variable {name:?} is not set for the VM"),
+                    ))
+                }
+            }
+        }
+        let engine = crate::masking::MaskEngine::with_known_secrets(&raw.masking.detectors, known)
             .map_err(|reason| ConfigError::new("masking.detectors", reason))?;
         let masking = MaskingConfig {
             logs: raw.masking.logs,
@@ -486,9 +550,41 @@ fn compile_usage(raw: RawUsage) -> Result<UsageConfig, ConfigError> {
 }
 
 fn compile_budgets(raw: RawBudgets) -> Result<BudgetConfig, ConfigError> {
-    if raw.windows.is_empty() {
-        return Err(ConfigError::new("budgets.windows", "must not be empty"));
+    if raw.windows.is_empty() && raw.global.is_none() {
+        return Err(ConfigError::new(
+            "budgets.windows",
+            "must not be empty (unless budgets.global is set)",
+        ));
     }
+    let global = match raw.global {
+        Some(g) => {
+            for (field, value) in [
+                ("cluster", &g.cluster),
+                ("domain", &g.domain),
+                ("descriptor_key", &g.descriptor_key),
+            ] {
+                if value.is_empty() {
+                    return Err(ConfigError::new(
+                        format!("budgets.global.{field}"),
+                        "must not be empty",
+                    ));
+                }
+            }
+            if !(1..=60_000).contains(&g.timeout_ms) {
+                return Err(ConfigError::new(
+                    "budgets.global.timeout_ms",
+                    "must be between 1 and 60000",
+                ));
+            }
+            Some(GlobalBudget {
+                cluster: g.cluster,
+                domain: g.domain,
+                descriptor_key: g.descriptor_key,
+                timeout_ms: g.timeout_ms,
+            })
+        }
+        None => None,
+    };
     let mut windows = Vec::new();
     for (i, w) in raw.windows.iter().enumerate() {
         let path = format!("budgets.windows[{i}]");
@@ -559,6 +655,7 @@ fn compile_budgets(raw: RawBudgets) -> Result<BudgetConfig, ConfigError> {
             key_prefix: "tollgate:budget:".into(),
         },
         default_max_tokens: raw.default_max_tokens,
+        global,
     })
 }
 

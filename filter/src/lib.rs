@@ -26,7 +26,9 @@ pub mod identity;
 pub mod jwt;
 pub mod masking;
 pub mod random;
+pub mod ratelimit_rpc;
 pub mod shared_store;
+pub mod translate;
 pub mod usage;
 
 #[cfg(target_arch = "wasm32")]

@@ -34,7 +34,13 @@ pub struct VmShared {
     pub metrics: MetricRegistry,
     /// Model labels seen so far.
     pub models: ModelLabels,
+    /// Token charges waiting for the root context to send them to the global rate limit
+    /// service: (user, tokens).
+    pub pending_charges: Vec<(String, u64)>,
 }
+
+/// Most charges queued between two ticks; beyond it charges are dropped (and counted).
+pub const MAX_PENDING_CHARGES: usize = 10_000;
 
 /// Where a request stands with JWT validation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -610,7 +616,29 @@ impl TollgateHttp {
         let actual = outcome
             .usage
             .map_or(0, |u| u.input_tokens.saturating_add(u.output_tokens));
+        self.queue_global_charge(actual);
         self.settle(actual);
+    }
+
+    /// Queues a mesh-wide charge for the root context to send.
+    fn queue_global_charge(&mut self, tokens: u64) {
+        let global = self.config.budgets.as_ref().and_then(|b| b.global.as_ref());
+        let (Some(_), Some(user), true) = (global, self.user.clone(), tokens > 0) else {
+            return;
+        };
+        if let Ok(mut shared) = self.shared.try_borrow_mut() {
+            if shared.pending_charges.len() < MAX_PENDING_CHARGES {
+                shared.pending_charges.push((user, tokens));
+            } else {
+                shared.metrics.count(
+                    accounting::tagged_name(
+                        "tollgate_global_budget_charges_total",
+                        &[("outcome", "dropped")],
+                    ),
+                    1,
+                );
+            }
+        }
     }
 
     /// Releases the reservation and charges `actual` tokens; logs crossed thresholds.

@@ -14,6 +14,7 @@ use super::metrics::CoreMetrics;
 use crate::accounting::ModelLabels;
 use crate::config::FilterConfig;
 use crate::random::IdRng;
+use crate::ratelimit_rpc::{decode_response, encode_request, Descriptor, RlsCode};
 
 /// Root context: owns the validated config and the VM's id generator.
 pub struct TollgateRoot {
@@ -44,7 +45,66 @@ impl TollgateRoot {
     }
 }
 
+impl TollgateRoot {
+    /// Sends the queued token charges to the global rate limit service (`ShouldRateLimit` with
+    /// `hits_addend` = tokens), one call per finished request.
+    fn send_global_charges(&mut self) {
+        let Some(global) = self.config.budgets.as_ref().and_then(|b| b.global.clone()) else {
+            return;
+        };
+        let charges = match self.shared.try_borrow_mut() {
+            Ok(mut shared) => std::mem::take(&mut shared.pending_charges),
+            Err(_) => return,
+        };
+        for (user, tokens) in charges {
+            let descriptor = Descriptor {
+                entries: vec![(global.descriptor_key.clone(), user)],
+                hits_addend: Some(tokens),
+            };
+            let message = encode_request(&global.domain, &[descriptor], 0);
+            let sent = hostcalls::dispatch_grpc_call(
+                &global.cluster,
+                "envoy.service.ratelimit.v3.RateLimitService",
+                "ShouldRateLimit",
+                vec![],
+                Some(&message),
+                std::time::Duration::from_millis(global.timeout_ms),
+            );
+            let outcome = if sent.is_ok() { "sent" } else { "error" };
+            self.count_global(outcome);
+        }
+    }
+
+    fn count_global(&self, outcome: &str) {
+        if let Ok(mut shared) = self.shared.try_borrow_mut() {
+            shared.metrics.count(
+                crate::accounting::tagged_name(
+                    "tollgate_global_budget_charges_total",
+                    &[("outcome", outcome)],
+                ),
+                1,
+            );
+        }
+    }
+}
+
 impl Context for TollgateRoot {
+    fn on_grpc_call_response(&mut self, _token_id: u32, status_code: u32, response_size: usize) {
+        if status_code != 0 {
+            self.count_global("error");
+            return;
+        }
+        let body = hostcalls::get_buffer(BufferType::GrpcReceiveBuffer, 0, response_size)
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        match decode_response(&body).map(|v| v.overall) {
+            Some(RlsCode::OverLimit) => self.count_global("over_limit"),
+            Some(_) => self.count_global("ok"),
+            None => self.count_global("error"),
+        }
+    }
+
     fn on_http_call_response(
         &mut self,
         token: u32,
@@ -100,9 +160,11 @@ impl RootContext for TollgateRoot {
                     .jwt
                     .as_ref()
                     .is_some_and(|j| j.try_borrow().is_ok_and(|r| r.has_remote()));
-                if remote {
-                    // Fetch keys right away (from the first tick) and keep them fresh.
-                    let _ = hostcalls::set_tick_period(std::time::Duration::from_millis(500));
+                let global = config.budgets.as_ref().is_some_and(|b| b.global.is_some());
+                if remote || global {
+                    // Fetch keys right away (from the first tick) and keep them fresh; send
+                    // queued mesh-wide charges.
+                    let _ = hostcalls::set_tick_period(std::time::Duration::from_millis(250));
                 }
                 self.config = Rc::new(config);
                 self.metrics = CoreMetrics::define();
@@ -135,6 +197,7 @@ impl RootContext for TollgateRoot {
                 rt.tick(super::calls::now_nanos() / 1_000_000);
             }
         }
+        self.send_global_charges();
     }
 
     fn get_type(&self) -> Option<ContextType> {

@@ -77,6 +77,10 @@ pub fn anthropic_to_openai_at(
             _ => {}
         }
     }
+    // OpenAI sends an empty string, not null, for an empty answer without tool calls.
+    if tool_calls.is_empty() && text.is_none() {
+        text = Some(String::new());
+    }
     let finish_reason = match message.stop_reason.as_deref() {
         Some(reason) => anthropic_finish_reason(reason),
         None if !tool_calls.is_empty() => "tool_calls",

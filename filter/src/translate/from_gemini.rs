@@ -26,6 +26,7 @@ pub(crate) struct GeminiResponse {
     pub(crate) error: Option<Value>,
 }
 
+/// One generated candidate.
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct Candidate {
@@ -37,12 +38,14 @@ pub(crate) struct Candidate {
     pub(crate) index: Option<u64>,
 }
 
+/// A candidate's content.
 #[derive(Deserialize, Default)]
 pub(crate) struct Content {
     #[serde(default)]
     pub(crate) parts: Vec<Part>,
 }
 
+/// One content part: text (maybe a thought) or a function call.
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct Part {
@@ -56,6 +59,7 @@ pub(crate) struct Part {
     pub(crate) thought_signature: Option<String>,
 }
 
+/// A `functionCall` part.
 #[derive(Deserialize, Default)]
 pub(crate) struct FunctionCall {
     #[serde(default)]
@@ -66,6 +70,7 @@ pub(crate) struct FunctionCall {
     pub(crate) args: Option<Value>,
 }
 
+/// Why the prompt was blocked, if it was.
 #[derive(Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct PromptFeedback {
@@ -145,6 +150,10 @@ pub fn gemini_to_openai_at(
             } else if let Some(fragment) = part.answer_text() {
                 text.get_or_insert_with(String::new).push_str(fragment);
             }
+        }
+        // OpenAI sends an empty string, not null, for an empty answer without tool calls.
+        if tool_calls.is_empty() && text.is_none() {
+            text = Some(String::new());
         }
         let finish_reason = match candidate.finish_reason.as_deref() {
             _ if !tool_calls.is_empty() => "tool_calls",

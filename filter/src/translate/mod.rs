@@ -10,7 +10,7 @@
 //!
 //! Layout: [`openai_request`] parses the client request once into a provider-neutral form that
 //! [`to_anthropic`] and [`to_gemini`] render; [`from_anthropic`] and [`from_gemini`] translate
-//! whole responses; [`stream`] (with [`sse`], [`stream_anthropic`], [`stream_gemini`]) translates
+//! whole responses; [`stream`] (with [`sse`], `stream_anthropic` and `stream_gemini`) translates
 //! event streams; [`openai_out`] owns the OpenAI output shapes; [`provider_error`] maps error
 //! bodies; [`tool_ids`] names tool calls; [`model_map`] maps client model names.
 

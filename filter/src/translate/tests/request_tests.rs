@@ -380,3 +380,49 @@ fn model_mapping() {
     );
     assert_eq!(map_model("x", &[]), "x");
 }
+
+#[test]
+fn every_prefix_and_field_mutation_of_a_request_is_handled() {
+    let request = AGENT_REQUEST.trim_end();
+    for end in 0..request.len() {
+        let prefix = &request.as_bytes()[..end];
+        assert!(openai_to_anthropic(prefix, &AnthropicOptions::default()).is_err());
+        assert!(openai_to_gemini(prefix, &GeminiOptions::default()).is_err());
+    }
+    // Replace every value in the request, one at a time, by values of other types.
+    let original: Value = serde_json::from_str(AGENT_REQUEST).unwrap();
+    fn paths(value: &Value, prefix: String, out: &mut Vec<String>) {
+        out.push(prefix.clone());
+        match value {
+            Value::Object(map) => {
+                for (k, v) in map {
+                    paths(v, format!("{prefix}/{k}"), out)
+                }
+            }
+            Value::Array(items) => {
+                for (i, v) in items.iter().enumerate() {
+                    paths(v, format!("{prefix}/{i}"), out)
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut all = Vec::new();
+    paths(&original, String::new(), &mut all);
+    for path in all.iter().filter(|p| !p.is_empty()) {
+        for replacement in [
+            json!(null),
+            json!(3),
+            json!("s"),
+            json!([]),
+            json!({}),
+            json!(true),
+        ] {
+            let mut mutated = original.clone();
+            *mutated.pointer_mut(path).unwrap() = replacement;
+            let bytes = mutated.to_string();
+            let _ = openai_to_anthropic(bytes.as_bytes(), &AnthropicOptions::default());
+            let _ = openai_to_gemini(bytes.as_bytes(), &GeminiOptions::default());
+        }
+    }
+}

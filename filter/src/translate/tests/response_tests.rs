@@ -229,3 +229,15 @@ fn stream_error_event_is_an_sse_error_then_done() {
     );
     assert_eq!(events[1], "data: [DONE]");
 }
+
+#[test]
+fn empty_answers_have_empty_string_content() {
+    let anthropic = json!({"id": "msg_2", "type": "message", "role": "assistant", "content": [],
+        "stop_reason": "end_turn", "usage": {"input_tokens": 1, "output_tokens": 0}});
+    let out = parse(&anthropic_to_openai(anthropic.to_string().as_bytes(), "m").unwrap());
+    assert_eq!(out["choices"][0]["message"]["content"], "");
+    let gemini = json!({"candidates": [{"content": {"role": "model", "parts": []}, "finishReason": "STOP"}]});
+    let out = parse(&gemini_to_openai(gemini.to_string().as_bytes(), "m").unwrap());
+    assert_eq!(out["choices"][0]["message"]["content"], "");
+    assert_eq!(out["usage"]["total_tokens"], 0);
+}

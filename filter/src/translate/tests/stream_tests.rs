@@ -415,3 +415,58 @@ fn malformed_event_and_host_failure() {
     assert_eq!(assembled.error.unwrap()["code"], "upstream_reset");
     assert_eq!(assembled.content, "The quick brown");
 }
+
+#[test]
+fn every_prefix_of_a_stream_still_yields_a_valid_openai_stream() {
+    for (source, input) in [
+        (SourceFormat::Anthropic, ANTHROPIC_TEXT),
+        (SourceFormat::Anthropic, ANTHROPIC_TOOL),
+        (SourceFormat::Anthropic, ANTHROPIC_ERROR),
+        (SourceFormat::Gemini, GEMINI_TEXT),
+        (SourceFormat::Gemini, GEMINI_TOOL),
+    ] {
+        for end in 0..=input.len() {
+            for include_usage in [false, true] {
+                let out = run_chunks(source, &[&input[..end]], include_usage);
+                let assembled = parse_openai_stream(&out, include_usage);
+                assert!(
+                    assembled.finish_reason.is_some() || assembled.error.is_some(),
+                    "prefix {end} ends with a finish or an error"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn garbage_input_never_panics() {
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let alphabet: &[u8] =
+        b"data: event:{}[]\"\\\n\r:,0123456789abcdeftype_message_startcontent_block_delta\xff\xfe";
+    for _ in 0..300 {
+        let len = (next() % 400) as usize;
+        let bytes: Vec<u8> = (0..len)
+            .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
+            .collect();
+        for source in [SourceFormat::Anthropic, SourceFormat::Gemini] {
+            let mut t = translator(source, true).with_max_event_bytes(128);
+            let mut out = Vec::new();
+            for chunk in bytes.chunks(1 + (next() % 17) as usize) {
+                out.extend(t.push(chunk));
+            }
+            out.extend(t.finish());
+            parse_openai_stream(&out, true);
+        }
+        let _ = crate::translate::anthropic_to_openai(&bytes, "m");
+        let _ = crate::translate::gemini_to_openai(&bytes, "m");
+        let _ = crate::translate::provider_error_to_openai(500, &bytes, SourceFormat::Gemini);
+        let _ = crate::translate::openai_to_anthropic(&bytes, &Default::default());
+        let _ = crate::translate::openai_to_gemini(&bytes, &Default::default());
+    }
+}
