@@ -59,6 +59,43 @@ pub struct RawConfig {
     pub jwt: Option<serde_json::Value>,
     /// Secret masking in logs, error bodies, prompts and responses.
     pub masking: RawMasking,
+    /// Take the identity from Envoy's native `jwt_authn` filter instead of verifying tokens here.
+    pub envoy_jwt: Option<RawEnvoyJwt>,
+}
+
+/// Raw `envoy_jwt`: read the payload Envoy's `jwt_authn` verified (its `payload_in_metadata`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEnvoyJwt {
+    /// Dynamic metadata namespace (default `envoy.filters.http.jwt_authn`).
+    #[serde(default = "default_jwt_authn_namespace")]
+    pub metadata_namespace: String,
+    /// The `payload_in_metadata` key configured on `jwt_authn`.
+    pub payload_key: String,
+    /// Claims (string-valued) copied into request headers; client copies are removed first.
+    #[serde(default)]
+    pub claims_to_headers: Vec<RawClaimToHeader>,
+    /// Refuse requests without a verified payload (default true).
+    #[serde(default = "default_true")]
+    pub required: bool,
+}
+
+/// One claim → header copy.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawClaimToHeader {
+    /// Claim name (top level).
+    pub claim: String,
+    /// Header to set.
+    pub header: String,
+}
+
+fn default_jwt_authn_namespace() -> String {
+    "envoy.filters.http.jwt_authn".into()
+}
+
+fn default_true() -> bool {
+    true
 }
 
 /// Raw `masking` section.
@@ -280,6 +317,21 @@ pub struct FilterConfig {
     pub jwt: Option<std::sync::Arc<crate::jwt::JwtSettings>>,
     /// Masking switches and the compiled settings.
     pub masking: MaskingConfig,
+    /// Identity from Envoy's `jwt_authn`, when configured.
+    pub envoy_jwt: Option<EnvoyJwtConfig>,
+}
+
+/// Validated `envoy_jwt`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvoyJwtConfig {
+    /// Metadata namespace.
+    pub metadata_namespace: String,
+    /// Payload key.
+    pub payload_key: String,
+    /// (claim, lowercased header) pairs.
+    pub claims_to_headers: Vec<(String, String)>,
+    /// Refuse requests without a payload.
+    pub required: bool,
 }
 
 /// Validated masking settings (the engine itself is built by the host with the injected keys).
@@ -421,6 +473,43 @@ impl FilterConfig {
             )),
             None => None,
         };
+        let envoy_jwt = match raw.envoy_jwt {
+            Some(e) => {
+                if jwt.is_some() {
+                    return Err(ConfigError::new(
+                        "envoy_jwt",
+                        "cannot be combined with jwt: choose tollgate's validation or Envoy's",
+                    ));
+                }
+                if e.payload_key.is_empty() || e.metadata_namespace.is_empty() {
+                    return Err(ConfigError::new(
+                        "envoy_jwt.payload_key",
+                        "must not be empty",
+                    ));
+                }
+                let mut pairs = Vec::new();
+                for (i, c) in e.claims_to_headers.iter().enumerate() {
+                    let header = validate_header_name(
+                        &format!("envoy_jwt.claims_to_headers[{i}].header"),
+                        &c.header,
+                    )?;
+                    if c.claim.is_empty() {
+                        return Err(ConfigError::new(
+                            format!("envoy_jwt.claims_to_headers[{i}].claim"),
+                            "must not be empty",
+                        ));
+                    }
+                    pairs.push((c.claim.clone(), header));
+                }
+                Some(EnvoyJwtConfig {
+                    metadata_namespace: e.metadata_namespace,
+                    payload_key: e.payload_key,
+                    claims_to_headers: pairs,
+                    required: e.required,
+                })
+            }
+            None => None,
+        };
         if raw.identity.jwt_claim.is_empty() {
             return Err(ConfigError::new("identity.jwt_claim", "must not be empty"));
         }
@@ -459,6 +548,7 @@ impl FilterConfig {
             jwt_claim: raw.identity.jwt_claim,
             jwt,
             masking,
+            envoy_jwt,
         })
     }
 }
@@ -493,6 +583,7 @@ impl Default for FilterConfig {
                 responses: false,
                 engine: None,
             },
+            envoy_jwt: None,
         })
     }
 }

@@ -245,6 +245,42 @@ fn demo_config_answers_the_readme_request() {
     assert!(body["choices"][0]["message"]["content"].is_string());
 }
 
+/// Gives scenario-specific placeholders (`{{RLS_PORT}}`, `{{JWKS}}`…) valid dummy values.
+fn fill_other_placeholders(text: &str) -> String {
+    let known = [
+        "LISTENER_PORT",
+        "ADMIN_PORT",
+        "UPSTREAM_PORT",
+        "WASM",
+        "ACCESS_LOG",
+        "ROOT",
+        "PLUGIN_CONFIG",
+    ];
+    let mut out = String::new();
+    let mut rest = text;
+    let mut next_port = 20000;
+    while let Some(start) = rest.find("{{") {
+        let Some(len) = rest[start..].find("}}") else {
+            break;
+        };
+        let name = &rest[start + 2..start + len];
+        out.push_str(&rest[..start]);
+        if known.contains(&name) {
+            out.push_str(&rest[start..start + len + 2]);
+        } else if name.ends_with("PORT") {
+            next_port += 1;
+            out.push_str(&next_port.to_string());
+        } else if name.contains("JWKS") {
+            out.push_str(r#"{"keys":[{"kty":"oct","kid":"k1","alg":"HS256","k":"c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA"}]}"#);
+        } else {
+            out.push_str("placeholder");
+        }
+        rest = &rest[start + len + 2..];
+    }
+    out.push_str(rest);
+    out
+}
+
 #[test]
 fn every_envoy_config_in_the_repo_validates() {
     let dummy = Vars::new()
@@ -281,7 +317,7 @@ fn every_envoy_config_in_the_repo_validates() {
             let yaml = if path.ends_with("demo/envoy.yaml") {
                 demo_yaml(10000, 9901, 8081)
             } else {
-                dummy.render(&text)
+                dummy.render(&fill_other_placeholders(&text))
             };
             let (ok, out) = validate(&yaml);
             checked += 1;

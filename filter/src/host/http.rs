@@ -244,6 +244,9 @@ impl TollgateHttp {
 
     /// Runs JWT validation on the request headers (again, after a key fetch).
     fn authenticate(&mut self) -> AuthStep {
+        if let Some(envoy_jwt) = self.config.envoy_jwt.clone() {
+            return self.identity_from_envoy_jwt(&envoy_jwt);
+        }
         let Some(runtime) = self.jwt.clone() else {
             self.auth = AuthState::Passed;
             return AuthStep::Proceed;
@@ -376,6 +379,56 @@ impl TollgateHttp {
                 AuthStep::Replied
             }
         }
+    }
+
+    /// Envoy's `jwt_authn` verified the token: read the payload it put in dynamic metadata.
+    fn identity_from_envoy_jwt(&mut self, cfg: &crate::config::EnvoyJwtConfig) -> AuthStep {
+        let claim = |name: &str| -> Option<String> {
+            hostcalls::get_property(vec![
+                "metadata",
+                "filter_metadata",
+                &cfg.metadata_namespace,
+                &cfg.payload_key,
+                name,
+            ])
+            .ok()
+            .flatten()
+            .and_then(|b| String::from_utf8(b).ok())
+            .filter(|s| !s.is_empty())
+        };
+        for (_, header_name) in &cfg.claims_to_headers {
+            remove_header(MapType::HttpRequestHeaders, header_name);
+        }
+        let user = claim(&self.config.jwt_claim);
+        if user.is_none() && cfg.required {
+            self.count(accounting::tagged_name(
+                "tollgate_jwt_denied_total",
+                &[("reason", "missing")],
+            ));
+            let reply = ErrorReply::new(
+                401,
+                ErrorKind::Authentication,
+                "missing",
+                "a verified bearer token is required",
+            )
+            .with_header("www-authenticate", "Bearer realm=\"tollgate\"");
+            self.reply(&reply);
+            return AuthStep::Replied;
+        }
+        for (claim_name, header_name) in &cfg.claims_to_headers {
+            if let Some(value) = claim(claim_name) {
+                set_header(MapType::HttpRequestHeaders, header_name, &value);
+            }
+        }
+        if user.is_some() {
+            self.count(accounting::tagged_name(
+                "tollgate_jwt_allowed_total",
+                &[("provider", "envoy_jwt_authn")],
+            ));
+        }
+        self.user = user;
+        self.auth = AuthState::Passed;
+        AuthStep::Proceed
     }
 
     /// Keys never arrived within the bounded wait: 401 `no_keys_yet` (as a bad token would be).
