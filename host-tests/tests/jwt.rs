@@ -247,6 +247,12 @@ fn craft_hs256(header: &Value, payload: &Value, secret: &[u8]) -> String {
     format!("{input}.{}", b64(&tag))
 }
 
+/// `token` with the second half of its signature cut off.
+fn truncate_signature(token: &str) -> String {
+    let (head, sig) = token.rsplit_once('.').unwrap();
+    format!("{head}.{}", &sig[..sig.len() / 2])
+}
+
 /// `token` with the character at `index` of its signature segment changed.
 fn tamper_signature(token: &str, index: usize) -> String {
     let (head, sig) = token.rsplit_once('.').unwrap();
@@ -561,11 +567,31 @@ fn every_rejection_has_its_status_challenge_code_and_request_id() {
             "bad_signature",
             "the token signature is invalid",
         ),
+        // A signature of the wrong length never reaches the signature check: the verifier
+        // library refuses its encoding, which tollgate reports as `malformed`.
         case(
             "truncated signature",
             format!("{good_head}.{}", &good_sig[..good_sig.len() / 2]),
-            "bad_signature",
-            "the token signature is invalid",
+            "malformed",
+            "the token is malformed",
+        ),
+        case(
+            "truncated RS256 signature",
+            truncate_signature(&sign("RS256", "rsa", &valid)),
+            "malformed",
+            "the token is malformed",
+        ),
+        case(
+            "truncated HS256 signature",
+            truncate_signature(&sign("HS256", "hs", &valid)),
+            "malformed",
+            "the token is malformed",
+        ),
+        case(
+            "truncated EdDSA signature",
+            truncate_signature(&sign("EdDSA", "ed", &valid)),
+            "malformed",
+            "the token is malformed",
         ),
         case(
             "stripped signature",
@@ -630,7 +656,11 @@ fn every_rejection_has_its_status_challenge_code_and_request_id() {
             "exp is a string",
             craft_hs256(
                 &json!({"alg": "HS256", "kid": "hs"}),
-                &valid.clone().with("exp", json!("tomorrow")).payload(),
+                &{
+                    let mut p = valid.payload();
+                    p["exp"] = json!("tomorrow");
+                    p
+                },
                 HS_SECRET,
             ),
             "malformed",
@@ -666,9 +696,17 @@ fn every_rejection_has_its_status_challenge_code_and_request_id() {
     let (ctx, action) = with_token(&mut vm, &crafted);
     assert_passed(&vm, ctx, action);
 
+    let mut wrong = Vec::new();
     for c in &cases {
         let (ctx, action) = with_token(&mut vm, &c.token);
         assert_eq!(action, Action::Pause, "{}", c.name);
+        let got = vm
+            .local_reply(ctx)
+            .map(|r| r.json()["error"]["code"].as_str().unwrap_or("").to_string());
+        if got.as_deref() != Some(c.code) {
+            wrong.push(format!("{}: expected {}, got {got:?}", c.name, c.code));
+            continue;
+        }
         assert_refused(
             &vm,
             ctx,
@@ -684,6 +722,7 @@ fn every_rejection_has_its_status_challenge_code_and_request_id() {
             c.name
         );
     }
+    assert!(wrong.is_empty(), "{wrong:#?}");
     for code in [
         "malformed",
         "alg_not_allowed",
@@ -712,13 +751,29 @@ fn missing_token_challenge_has_no_error_attribute() {
     let (ctx, action) = get(&mut vm, "/v1/models", &[]);
     assert_eq!(action, Action::Pause);
     assert_refused(&vm, ctx, 401, "missing", Some("Bearer realm=\"tollgate\""));
-    // A non-Bearer Authorization is no token either.
+    // An empty bearer token is refused as malformed, not as missing.
+    let (ctx, _) = get(&mut vm, "/v1/models", &[("authorization", "Bearer   ")]);
+    assert_refused(
+        &vm,
+        ctx,
+        401,
+        "malformed",
+        Some(invalid_token("the token is malformed").as_str()),
+    );
+    // So is an Authorization of another scheme (stricter than Envoy's jwt_authn, which treats a
+    // prefix mismatch as a missing token): a Basic credential never falls through as "no token".
     let (ctx, _) = get(&mut vm, "/v1/models", &[("authorization", "Basic YTpi")]);
-    assert_refused(&vm, ctx, 401, "missing", Some("Bearer realm=\"tollgate\""));
+    assert_refused(
+        &vm,
+        ctx,
+        401,
+        "malformed",
+        Some(invalid_token("the token is malformed").as_str()),
+    );
     assert_eq!(
         vm.shared()
             .metric("tollgate_jwt_denied_total.reason.missing"),
-        Some(2)
+        Some(1)
     );
     // The realm is configurable.
     let mut vm2 = self::vm(&local(json!({}), json!({"realm": "llm-gateway"})));
@@ -1401,4 +1456,96 @@ fn unknown_kid_still_unknown_after_the_refetch_is_refused() {
         Some(invalid_token("the token signing key is unknown").as_str()),
     );
     assert_eq!(calls(&vm).len(), 2, "one refetch per request at most");
+}
+
+#[test]
+fn failed_unknown_kid_refetch_refuses_and_keeps_the_keys() {
+    let mut vm = vm(&remote(json!({})));
+    let key = ES256KeyPair::generate();
+    vm.tick().unwrap();
+    vm.http_call_response(new_call(&vm, 0), OK, es256_jwks(&[(&key, "k1")]).as_bytes())
+        .unwrap();
+    let stranger = ES256KeyPair::generate();
+    let token = es256_now(&vm, &stranger, "k2");
+    let (ctx, action) = with_token(&mut vm, &token);
+    assert_eq!(action, Action::Pause);
+    vm.http_call_response(new_call(&vm, 1), &[(":status", "500")], b"oops")
+        .unwrap();
+    assert_refused(
+        &vm,
+        ctx,
+        401,
+        "unknown_kid",
+        Some(invalid_token("the token signing key is unknown").as_str()),
+    );
+    let token = es256_now(&vm, &key, "k1");
+    let (ctx, action) = with_token(&mut vm, &token);
+    assert_passed(&vm, ctx, action);
+}
+
+#[test]
+fn llm_body_split_around_the_key_fetch_is_forwarded_whole() {
+    let mut vm = vm(&remote(json!({})));
+    let key = ES256KeyPair::generate();
+    let token = es256_now(&vm, &key, "k1");
+    let (ctx, action) = chat_request(&mut vm, &token);
+    assert_eq!(action, Action::Pause);
+    let (first, rest) = CHAT.as_bytes().split_at(20);
+    assert_eq!(vm.request_body(ctx, first, false).unwrap(), Action::Pause);
+    vm.http_call_response(new_call(&vm, 0), OK, es256_jwks(&[(&key, "k1")]).as_bytes())
+        .unwrap();
+    assert!(vm.local_reply(ctx).is_none(), "{:?}", vm.logs());
+    // Keys are in, but the body is not complete yet: still held, not resumed.
+    assert_eq!(vm.stream(ctx).unwrap().resumed_request, 0);
+    assert_eq!(vm.request_body(ctx, rest, true).unwrap(), Action::Continue);
+    assert_eq!(
+        vm.stream(ctx).unwrap().forwarded_request_body,
+        CHAT.as_bytes()
+    );
+    complete_chat(&mut vm, ctx);
+    assert_eq!(
+        property(&vm, ctx, "tollgate_user").as_deref(),
+        Some("alice")
+    );
+}
+
+// ------------------------------------------------------------------------------ known issues
+//
+// The two tests below describe the behaviour we want; both fail with the current host wiring
+// (filter/src/host/http.rs `authenticate`, `AuthOutcome::Wait` arm). Run with `--ignored`.
+
+#[test]
+#[ignore = "known issue: each request arriving before the first keys dispatches its own JWKS fetch"]
+fn requests_waiting_for_the_first_keys_share_one_fetch() {
+    let mut vm = vm(&remote(json!({})));
+    let key = ES256KeyPair::generate();
+    vm.tick().unwrap();
+    let token = es256_now(&vm, &key, "k1");
+    let mut held = Vec::new();
+    for _ in 0..5 {
+        let (ctx, action) = with_token(&mut vm, &token);
+        assert_eq!(action, Action::Pause);
+        held.push(ctx);
+    }
+    assert_eq!(
+        calls(&vm).len(),
+        1,
+        "one fetch in flight per provider, however many requests wait for it"
+    );
+}
+
+#[test]
+#[ignore = "known issue: a token that cannot be a JWT is held (and fetches keys) before it is refused"]
+fn garbage_token_before_the_first_keys_is_refused_at_once() {
+    let mut vm = vm(&remote(json!({})));
+    let (ctx, _) = with_token(&mut vm, "not-a-jwt");
+    assert_eq!(
+        vm.local_reply(ctx)
+            .map(|r| r.json()["error"]["code"].clone()),
+        Some(json!("malformed"))
+    );
+    assert!(
+        calls(&vm).is_empty(),
+        "no JWKS fetch for a token that cannot verify"
+    );
 }

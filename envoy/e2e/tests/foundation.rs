@@ -218,9 +218,24 @@ fn demo_yaml(listener: u16, admin: u16, upstream: u16) -> String {
         )
 }
 
+/// A token signed with the demo key (envoy/demo/keys), as `make token` prints.
+fn demo_token(sub: &str) -> String {
+    use jwt_simple::prelude::*;
+    let pem = std::fs::read_to_string(repo_root().join("envoy/demo/keys/demo-es256.pem")).unwrap();
+    let key = ES256KeyPair::from_pem(&pem)
+        .unwrap()
+        .with_key_id("tollgate-demo-1");
+    let claims = Claims::create(Duration::from_mins(10))
+        .with_issuer("https://demo.tollgate.local")
+        .with_audience("tollgate-demo")
+        .with_subject(sub);
+    key.sign(claims).unwrap()
+}
+
 #[test]
 fn demo_config_answers_the_readme_request() {
     let mock = MockProvider::start(MockOptions::default()).unwrap();
+    mock.set_jwks(std::fs::read_to_string(repo_root().join("envoy/demo/keys/jwks.json")).unwrap());
     // Envoy::start fills LISTENER_PORT/ADMIN_PORT; route the demo's fixed ports through them.
     let yaml = demo_yaml(0, 0, mock.port())
         .replace("port_value: 0 }", "port_value: {{LISTENER_PORT}} }")
@@ -230,7 +245,8 @@ fn demo_config_answers_the_readme_request() {
             1,
         );
     let envoy = Envoy::start(&yaml, Vars::new());
-    let resp = request(
+
+    let unauthenticated = request(
         envoy.port,
         "POST",
         "/v1/chat/completions",
@@ -238,11 +254,33 @@ fn demo_config_answers_the_readme_request() {
         CHAT.as_bytes(),
     )
     .unwrap();
-    assert_eq!(resp.status, 200);
+    assert_eq!(
+        unauthenticated.status, 401,
+        "the demo requires a JWT on /v1/"
+    );
+    assert!(header(&unauthenticated.headers, "www-authenticate").is_some());
+
+    let auth = format!("Bearer {}", demo_token("demo-user"));
+    let resp = request(
+        envoy.port,
+        "POST",
+        "/v1/chat/completions",
+        &[("authorization", auth.as_str())],
+        CHAT.as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(resp.status, 200, "{}", String::from_utf8_lossy(&resp.body));
     assert!(header(&resp.headers, "x-request-id").is_some());
+    assert!(header(&resp.headers, "x-ratelimit-remaining-tokens").is_some());
     let body: serde_json::Value = serde_json::from_slice(&resp.body).unwrap();
     assert_eq!(body["object"], "chat.completion");
     assert!(body["choices"][0]["message"]["content"].is_string());
+    let up = mock.requests().pop().unwrap();
+    assert_eq!(up.header("x-user-id"), Some("demo-user"));
+    assert!(
+        up.header("authorization").is_none(),
+        "the client's JWT never reaches the provider"
+    );
 }
 
 /// Gives scenario-specific placeholders (`{{RLS_PORT}}`, `{{JWKS}}`…) valid dummy values.

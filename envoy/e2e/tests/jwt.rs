@@ -4,7 +4,11 @@
 //! stripped, 401 challenges, key rotation without restart (unknown-`kid` refetch), and a JWKS
 //! endpoint that is down when Envoy starts and comes up later.
 
+use std::io::{Read as _, Write as _};
+use std::net::TcpListener;
 use std::process::Command;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration as StdDuration, Instant};
 
 use jwt_simple::prelude::*;
@@ -379,5 +383,69 @@ fn jwks_endpoint_down_at_start_then_up() {
     assert_eq!(
         provider.requests().last().unwrap().header("x-user-id"),
         Some("alice")
+    );
+}
+
+/// A JWKS endpoint that answers every request with `body` after `delay`; returns its port and
+/// a counter of requests received. It serves until the test process exits.
+fn slow_jwks_server(body: String, delay: StdDuration) -> (u16, Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let count = Arc::new(AtomicUsize::new(0));
+    let seen = Arc::clone(&count);
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let body = body.clone();
+            let seen = Arc::clone(&seen);
+            std::thread::spawn(move || {
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    match stream.read(&mut byte) {
+                        Ok(1) => head.push(byte[0]),
+                        _ => return,
+                    }
+                }
+                seen.fetch_add(1, Ordering::SeqCst);
+                std::thread::sleep(delay);
+                let reply = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(reply.as_bytes());
+            });
+        }
+    });
+    (port, count)
+}
+
+#[test]
+fn request_arriving_before_the_keys_is_held_until_they_arrive() {
+    let provider = mock_with_jwks("{\"keys\":[]}".into());
+    let (jwks_port, fetches) = slow_jwks_server(demo_jwks(), StdDuration::from_millis(600));
+    let token = demo_token();
+    let envoy = start_envoy(&provider, Some(jwks_port));
+    let sent = Instant::now();
+    let resp = chat_with(&envoy, &token);
+    let waited = sent.elapsed();
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    eprintln!(
+        "first request answered after {waited:?}; {} JWKS fetches",
+        fetches.load(Ordering::SeqCst)
+    );
+    assert!(fetches.load(Ordering::SeqCst) >= 1);
+    assert_eq!(
+        provider.requests().last().unwrap().header("x-user-id"),
+        Some("alice")
+    );
+    // Once the keys are in, requests are not held.
+    let sent = Instant::now();
+    let resp = chat_with(&envoy, &token);
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    assert!(
+        sent.elapsed() < StdDuration::from_millis(500),
+        "{:?}",
+        sent.elapsed()
     );
 }

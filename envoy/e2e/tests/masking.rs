@@ -120,7 +120,7 @@ fn assert_logs_clean(envoy: &Envoy, secrets: &[&str], access_lines: usize) {
         "the filter's log lines are in Envoy's log"
     );
     for s in secrets {
-        let tail = &s[s.len() - 24..];
+        let tail = &s[s.len().saturating_sub(24)..];
         for (name, text) in [("envoy log", &log), ("access log", &access)] {
             assert!(
                 !text.contains(s) && !text.contains(tail),
@@ -398,4 +398,28 @@ fn with_defaults_a_200_reply_is_not_rewritten() {
         "responses:false leaves 2xx alone"
     );
     assert!(resp.header("content-length").is_some());
+}
+
+/// A client that sends a key as its `x-request-id` (key characters are valid id characters):
+/// the filter adopts the id, prefixes its log lines with it and Envoy's access log records it.
+/// Neither log may carry the key.
+#[test]
+fn a_key_sent_as_the_request_id_is_not_logged() {
+    let mut rng = Prng(707);
+    let key = format!("sk-proj-{}", rng.mixed(ALNUM, 100));
+    let (_mock, envoy) = start(r#"{"masking":{"prompts":"block"}}"#);
+    let resp = request(
+        envoy.port,
+        "POST",
+        "/v1/chat/completions",
+        &[
+            ("content-type", "application/json"),
+            ("x-request-id", key.as_str()),
+        ],
+        chat(&format!("key {key}"), false).as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(resp.status, 400, "{}", resp.text());
+    assert!(!resp.text().contains(&key), "{}", resp.text());
+    assert_logs_clean(&envoy, &[&key], 1);
 }

@@ -524,7 +524,7 @@ fn drive_round(port: u16, round: u32) {
         let r = post(
             port,
             Some(&alice),
-            None,
+            Some("chunk_delay_ms=3"),
             &chat(
                 PRICED_MODEL,
                 &format!("stream a short story {i}"),
@@ -582,7 +582,7 @@ fn drive_round(port: u16, round: u32) {
     }
     // Budget refusals: a reservation larger than the whole budget.
     let bob = hs256_token(SECRET, "bob");
-    for _ in 0..3 {
+    for _ in 0..5 {
         let r = post(
             port,
             Some(&bob),
@@ -619,23 +619,45 @@ fn tollgate_exposition(envoy: &Envoy) -> String {
         .join("\n")
 }
 
-/// Waits until the filter's metrics stop changing across a stats flush (1 s): every finished
-/// request is accounted, histograms flushed and global charges answered. Returns the time.
-fn wait_stable(envoy: &Envoy) -> f64 {
+/// Sum of the samples of `name` (any labels) in an exposition.
+fn exposition_sum(text: &str, name: &str, label_filter: &str) -> f64 {
+    text.lines()
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|r| r.starts_with('{') || r.starts_with(' '))
+                && l.contains(label_filter)
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Waits until every finished request is fully visible in Envoy's exposition: each accounted
+/// LLM request has its duration histogram flushed (histograms flush every second), each queued
+/// mesh-wide charge was answered, and nothing changed across a stats flush. Returns the time.
+fn wait_settled(envoy: &Envoy) -> f64 {
     let deadline = Instant::now() + Duration::from_secs(15);
-    let mut previous = tollgate_exposition(envoy);
+    let mut previous = String::new();
     loop {
-        std::thread::sleep(Duration::from_millis(1100));
         let now = now_secs();
         let current = tollgate_exposition(envoy);
-        if current == previous {
+        let requests = exposition_sum(&current, "tollgate_llm_requests_total", "");
+        let durations = exposition_sum(&current, "gen_ai_client_operation_duration_ms_count", "");
+        let sent = exposition_sum(
+            &current,
+            "tollgate_global_budget_charges_total",
+            "outcome=\"sent\"",
+        );
+        let answered = exposition_sum(&current, "tollgate_global_budget_charges_total", "") - sent;
+        if current == previous && requests > 0.0 && durations == requests && answered == sent {
             return now;
         }
         assert!(
             Instant::now() < deadline,
-            "metrics never settled:\n{current}"
+            "metrics never settled (requests {requests}, durations {durations}, charges sent \
+             {sent}, answered {answered}):\n{current}"
         );
         previous = current;
+        std::thread::sleep(Duration::from_millis(1100));
     }
 }
 
@@ -758,10 +780,10 @@ fn every_alert_and_panel_expression_returns_data_in_a_real_prometheus() {
     // Two rounds of traffic, each scraped: every counter and histogram then rises between
     // scrapes, so rate() and increase() are positive.
     drive_round(envoy.port, 1);
-    let settled = wait_stable(&envoy);
+    let settled = wait_settled(&envoy);
     prometheus.wait_scrapes_after(settled, 1);
     drive_round(envoy.port, 2);
-    let settled = wait_stable(&envoy);
+    let settled = wait_settled(&envoy);
     prometheus.wait_scrapes_after(settled, 2);
 
     let exposition = envoy.prometheus();
@@ -797,7 +819,22 @@ fn every_alert_and_panel_expression_returns_data_in_a_real_prometheus() {
             let want: BTreeSet<&str> = labels.iter().copied().collect();
             assert_eq!(got, want, "{selector}: labels of {}", series["metric"]);
         }
-        label_report.push(format!("{selector}: {} series", result.len()));
+        let sets: Vec<String> = result
+            .iter()
+            .map(|s| {
+                let m = s["metric"].as_object().expect("labels");
+                let inner: Vec<String> = labels
+                    .iter()
+                    .map(|l| format!("{l}={}", m.get(*l).and_then(Value::as_str).unwrap_or("?")))
+                    .collect();
+                format!(
+                    "{{{}}}={}",
+                    inner.join(","),
+                    s["value"][1].as_str().unwrap_or("?")
+                )
+            })
+            .collect();
+        label_report.push(format!("{selector} {}", sets.join(" ")));
     }
     // No tag left in a metric name (an extractor that missed would leave e.g.
     // `tollgate_tokens_total_provider_openai_…` behind).
@@ -874,7 +911,7 @@ fn every_alert_and_panel_expression_returns_data_in_a_real_prometheus() {
     ] {
         let v = prometheus.query(promql);
         assert!(
-            !v["data"]["result"].as_array().map_or(true, Vec::is_empty),
+            !v["data"]["result"].as_array().is_none_or(Vec::is_empty),
             "no {what} ({promql}): {v}"
         );
     }
@@ -915,6 +952,7 @@ fn every_alert_and_panel_expression_returns_data_in_a_real_prometheus() {
     }
 
     let mut empty = Vec::new();
+    let mut value_report = Vec::new();
     let mut excepted = BTreeMap::new();
     for (what, expr) in &expressions {
         let v = prometheus.query(expr);
@@ -928,6 +966,11 @@ fn every_alert_and_panel_expression_returns_data_in_a_real_prometheus() {
             empty.push(format!("{what}:\n{expr}"));
             continue;
         }
+        let values: Vec<&str> = result
+            .iter()
+            .filter_map(|s| s["value"][1].as_str())
+            .collect();
+        value_report.push(format!("{what}: {values:?}"));
         // Some series must carry a real number (a histogram_quantile over rates that did not
         // move would be all NaN).
         let finite = result.iter().any(|s| {
@@ -986,10 +1029,12 @@ fn every_alert_and_panel_expression_returns_data_in_a_real_prometheus() {
     }
 
     eprintln!(
-        "checked {} expressions in {:?}; labels: {}; excepted (not yet emitted, results): {excepted:?}",
+        "series:\n  {}\nvalues:\n  {}\nexcepted (not yet emitted; series returned): {excepted:?}\n\
+         checked {} expressions in {:?}",
+        label_report.join("\n  "),
+        value_report.join("\n  "),
         expressions.len(),
         started.elapsed(),
-        label_report.join(", ")
     );
     assert!(
         started.elapsed() < Duration::from_secs(60),

@@ -61,11 +61,17 @@ impl TollgateRoot {
                 entries: vec![(global.descriptor_key.clone(), user)],
                 hits_addend: Some(tokens),
             };
-            let message = encode_request(&global.domain, &[descriptor], 0);
+            // Newer rate limit services read the descriptor's hits_addend; older ones only the
+            // request's: set both.
+            let message = encode_request(
+                &global.domain,
+                &[descriptor],
+                u32::try_from(tokens).unwrap_or(u32::MAX),
+            );
             let sent = hostcalls::dispatch_grpc_call(
                 &global.cluster,
-                "envoy.service.ratelimit.v3.RateLimitService",
-                "ShouldRateLimit",
+                crate::ratelimit_rpc::GRPC_SERVICE,
+                crate::ratelimit_rpc::GRPC_METHOD,
                 vec![],
                 Some(&message),
                 std::time::Duration::from_millis(global.timeout_ms),
