@@ -61,6 +61,8 @@ pub struct RawConfig {
     pub masking: RawMasking,
     /// Take the identity from Envoy's native `jwt_authn` filter instead of verifying tokens here.
     pub envoy_jwt: Option<RawEnvoyJwt>,
+    /// Provider catalog and routes (see [`crate::failover::RawFailoverSettings`]).
+    pub failover: Option<serde_json::Value>,
 }
 
 /// Raw `envoy_jwt`: read the payload Envoy's `jwt_authn` verified (its `payload_in_metadata`).
@@ -319,6 +321,10 @@ pub struct FilterConfig {
     pub masking: MaskingConfig,
     /// Identity from Envoy's `jwt_authn`, when configured.
     pub envoy_jwt: Option<EnvoyJwtConfig>,
+    /// Provider routing, when configured.
+    pub failover: Option<std::sync::Arc<crate::failover::FailoverSettings>>,
+    /// Resolved provider API keys, by provider index (`None`: the provider takes no key).
+    pub provider_keys: Vec<Option<String>>,
 }
 
 /// Validated `envoy_jwt`.
@@ -513,7 +519,48 @@ impl FilterConfig {
         if raw.identity.jwt_claim.is_empty() {
             return Err(ConfigError::new("identity.jwt_claim", "must not be empty"));
         }
-        let mut known = Vec::new();
+        let failover = match raw.failover {
+            Some(value) => {
+                let bytes = serde_json::to_vec(&value)
+                    .map_err(|e| ConfigError::new("failover", e.to_string()))?;
+                Some(std::sync::Arc::new(
+                    crate::failover::parse(&bytes, "failover")
+                        .map_err(|e| ConfigError::new(e.path, e.reason))?,
+                ))
+            }
+            None => None,
+        };
+        let mut provider_keys = Vec::new();
+        if let Some(f) = failover.as_ref() {
+            for (i, p) in f.providers.iter().enumerate() {
+                let key = match &p.api_key {
+                    None => None,
+                    Some(crate::failover::ApiKeySource::Inline(v)) => Some(v.clone()),
+                    Some(crate::failover::ApiKeySource::Env(name)) => match std::env::var(name) {
+                        Ok(v) if !v.is_empty() => Some(v),
+                        _ => {
+                            return Err(ConfigError::new(
+                                format!("failover.providers[{i}].api_key.env"),
+                                format!("environment variable {name:?} is not set for the VM (vm_config.environment_variables)"),
+                            ))
+                        }
+                    },
+                    Some(crate::failover::ApiKeySource::File(path)) => {
+                        match std::fs::read_to_string(path) {
+                            Ok(v) if !v.trim().is_empty() => Some(v.trim().to_string()),
+                            _ => {
+                                return Err(ConfigError::new(
+                                    format!("failover.providers[{i}].api_key.file"),
+                                    format!("cannot read {path:?} from the VM (Envoy's V8 runtime gives wasm no file access: use env)"),
+                                ))
+                            }
+                        }
+                    }
+                };
+                provider_keys.push(key);
+            }
+        }
+        let mut known: Vec<String> = provider_keys.iter().flatten().cloned().collect();
         for (i, name) in raw.masking.known_secret_env.iter().enumerate() {
             match std::env::var(name) {
                 Ok(value) if !value.is_empty() => known.push(value),
@@ -549,6 +596,8 @@ impl FilterConfig {
             jwt,
             masking,
             envoy_jwt,
+            failover,
+            provider_keys,
         })
     }
 }
@@ -584,6 +633,8 @@ impl Default for FilterConfig {
                 engine: None,
             },
             envoy_jwt: None,
+            failover: None,
+            provider_keys: Vec::new(),
         })
     }
 }

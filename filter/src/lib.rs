@@ -27,6 +27,7 @@ pub mod jwt;
 pub mod masking;
 pub mod random;
 pub mod ratelimit_rpc;
+pub mod routing;
 pub mod shared_store;
 pub mod translate;
 pub mod usage;

@@ -1147,7 +1147,10 @@ fn es256_jwks(keys: &[(&ES256KeyPair, &str)]) -> String {
     json!({ "keys": keys }).to_string()
 }
 
-const OK: &[(&str, &str)] = &[(":status", "200"), ("content-type", "application/json")];
+/// Callout response headers.
+type Headers = &'static [(&'static str, &'static str)];
+
+const OK: Headers = &[(":status", "200"), ("content-type", "application/json")];
 
 /// The callouts dispatched so far, as `(token, context id)`.
 fn calls(vm: &Vm) -> Vec<(u32, u32)> {
@@ -1350,19 +1353,17 @@ fn failed_refresh_keeps_the_last_good_keys() {
     vm.tick().unwrap();
     vm.http_call_response(new_call(&vm, 0), OK, es256_jwks(&[(&key, "k1")]).as_bytes())
         .unwrap();
-    let failures: [(&[(&str, &str)], &[u8]); 4] = [
+    let failures: [(Headers, &[u8]); 4] = [
         (&[(":status", "503")], b"down"),
         (&[], b""),
         (OK, b"<html>not json</html>"),
         (OK, br#"{"keys":[{"kty":"oct","k":"c2hvcnQ"}]}"#),
     ];
-    let mut made = 1;
     for (i, (headers, body)) in failures.iter().enumerate() {
         // Next fetch: the 60 s refresh, then the backoff after each failure.
         vm.advance_ms(61_000);
         vm.tick().unwrap();
-        let call = new_call(&vm, made);
-        made += 1;
+        let call = new_call(&vm, i + 1);
         vm.http_call_response(call, headers, body).unwrap();
         let token = es256_now(&vm, &key, "k1");
         let (ctx, action) = with_token(&mut vm, &token);

@@ -15,7 +15,6 @@ use tollgate_host_tests::{Action, Vm};
 /// SplitMix64: deterministic, seedable, good enough to draw characters.
 struct Prng(u64);
 
-const UPPER: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ";
 const LOWER: &[u8] = b"abcdefghijklmnopqrstuvwxyz";
 const DIGITS: &[u8] = b"0123456789";
 const ALNUM: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";

@@ -19,13 +19,33 @@ use crate::budget::{Admission, Refusal};
 use crate::config::FilterConfig;
 use crate::correlation::{choose_request_id, decide_trace, RequestIdSource};
 use crate::error_reply::{ErrorKind, ErrorReply};
+use crate::failover::{self, AttemptResult, FailoverSettings};
 use crate::identity::{address_identity, api_key_identity};
 use crate::jwt::{self, AuthOutcome, KeyAvailability, RequestEdit};
 use crate::masking::{apply_prompt_action, MaskEngine, PromptVerdict, StreamMasker};
 use crate::random::IdRng;
+use crate::routing::{self, CLIENT_CREDENTIAL_HEADERS, CLUSTER_HEADER};
+use crate::translate::{self, SourceFormat, StreamTranslator};
 use crate::usage::{
     classify_path, ensure_include_usage, ApiKind, RequestInfo, SseChunkFilter, UsageTracker,
 };
+
+/// The provider a routed request was sent to.
+#[derive(Debug, Clone)]
+struct ActiveRoute {
+    /// Index into the failover settings' providers.
+    provider: usize,
+    /// Provider name (labels, logs).
+    name: String,
+    /// The response format to translate back from (`None`: already OpenAI).
+    translate_from: Option<SourceFormat>,
+    /// The client asked for a stream.
+    stream: bool,
+    /// The client asked for `include_usage`.
+    include_usage: bool,
+    /// The model the client named (echoed in translated responses).
+    client_model: String,
+}
 
 /// State shared by every HTTP context of a VM: tagged metrics and bounded model labels.
 #[derive(Debug, Default)]
@@ -115,6 +135,12 @@ pub struct TollgateHttp {
     response_masker: Option<StreamMasker<Arc<MaskEngine>>>,
     /// Secrets masked in this request, for the access log.
     masked_count: usize,
+    /// The provider this request was routed to, when failover routing is configured.
+    route: Option<ActiveRoute>,
+    /// Translates a provider stream into OpenAI chunks.
+    translator: Option<StreamTranslator>,
+    /// Hold the whole response body to translate it (JSON responses and error bodies).
+    buffer_for_translation: bool,
 }
 
 impl TollgateHttp {
@@ -152,6 +178,9 @@ impl TollgateHttp {
             body_complete: None,
             response_masker: None,
             masked_count: 0,
+            route: None,
+            translator: None,
+            buffer_for_translation: false,
         }
     }
 
@@ -208,6 +237,25 @@ impl TollgateHttp {
             &mut self.rng,
         );
         self.request_id = id;
+        // A credential sent as the request id (by mistake or to smuggle it into logs) is not an id.
+        let id_is_secret = source != RequestIdSource::Generated
+            && self
+                .config
+                .masking
+                .engine
+                .as_ref()
+                .is_some_and(|e| !e.scan(self.request_id.as_bytes()).is_empty());
+        let source = if id_is_secret {
+            self.request_id = crate::correlation::uuid_v4(&mut self.rng);
+            set_header(
+                MapType::HttpRequestHeaders,
+                &corr.request_id_header,
+                &self.request_id,
+            );
+            RequestIdSource::Generated
+        } else {
+            source
+        };
         if source != RequestIdSource::Canonical {
             set_header(
                 MapType::HttpRequestHeaders,
@@ -535,6 +583,17 @@ impl TollgateHttp {
             }
         }
         let info = RequestInfo::from_request(kind, &self.path, &body);
+        if let (Some(failover), ApiKind::OpenAiChat) = (self.config.failover.clone(), kind) {
+            match self.route_request(&failover, &info, &body) {
+                Ok(Some(routed)) => {
+                    body = routed;
+                    body_changed = true;
+                }
+                Ok(None) => {}
+                Err(action) => return action,
+            }
+        }
+        let kind = self.api.unwrap_or(kind);
         if kind == ApiKind::OpenAiChat
             && info.streaming
             && !info.include_usage_requested
@@ -561,6 +620,189 @@ impl TollgateHttp {
         }
         self.info = Some(info);
         self.admit()
+    }
+
+    /// Picks the first healthy provider for the request's model, rewrites the request for it
+    /// (path, body, key, cluster) and returns the new body. `Ok(None)`: no route for this model,
+    /// the request goes where Envoy's route sends it. `Err`: a local reply was sent.
+    fn route_request(
+        &mut self,
+        failover: &FailoverSettings,
+        info: &RequestInfo,
+        body: &[u8],
+    ) -> Result<Option<Vec<u8>>, Action> {
+        let model = info.model.clone().unwrap_or_default();
+        let now_ms = now_nanos() / 1_000_000;
+        let Some(plan) = failover::plan(failover, &model, now_ms, &HostStore) else {
+            return Ok(None);
+        };
+        let Some(attempt) = plan.attempts.first().cloned() else {
+            let all_backing_off = plan.all_backing_off();
+            let retry_after = plan
+                .earliest_retry_ms()
+                .map(|t| t.saturating_sub(now_ms).div_ceil(1000).max(1))
+                .unwrap_or(1);
+            let names: Vec<String> = plan
+                .skipped
+                .iter()
+                .map(|(name, reason)| format!("{name}: {reason:?}"))
+                .collect();
+            let (status, kind, code) = if all_backing_off {
+                (429, ErrorKind::RateLimit, "all_providers_rate_limited")
+            } else {
+                (503, ErrorKind::Upstream, "all_providers_unavailable")
+            };
+            let reply = ErrorReply::new(
+                status,
+                kind,
+                code,
+                format!("no provider can serve {model:?} now ({})", names.join("; ")),
+            )
+            .with_header("retry-after", retry_after.to_string());
+            return Err(self.reply(&reply));
+        };
+        let Some(provider) = failover.providers.get(attempt.index) else {
+            return Ok(None);
+        };
+        let req = match routing::upstream_request(
+            provider,
+            &attempt.provider_model,
+            body,
+            info.streaming,
+            info.include_usage_requested,
+        ) {
+            Ok(req) => req,
+            Err(e) => {
+                let reply = ErrorReply::new(400, ErrorKind::InvalidRequest, e.code(), e.message());
+                return Err(self.reply(&reply));
+            }
+        };
+        for name in CLIENT_CREDENTIAL_HEADERS {
+            remove_header(MapType::HttpRequestHeaders, name);
+        }
+        if let Some(Some(key)) = self.config.provider_keys.get(attempt.index) {
+            let (name, prefix) = req.key_header;
+            set_header(MapType::HttpRequestHeaders, name, &format!("{prefix}{key}"));
+        }
+        for (name, value) in &req.headers {
+            set_header(MapType::HttpRequestHeaders, name, value);
+        }
+        set_header(MapType::HttpRequestHeaders, ":path", &req.path);
+        if let Some(authority) = req.authority.as_deref() {
+            set_header(MapType::HttpRequestHeaders, ":authority", authority);
+        }
+        set_header(MapType::HttpRequestHeaders, CLUSTER_HEADER, &req.cluster);
+        // Envoy 1.40 no longer re-routes when a wasm filter edits headers: ask for it.
+        if hostcalls::call_foreign_function("clear_route_cache", None).is_err() {
+            self.log(
+                LogLevel::Warn,
+                "clear_route_cache is unavailable: the route may not follow the provider",
+            );
+        }
+        self.path = req.path.clone();
+        self.api = Some(match req.translate_from {
+            None => ApiKind::OpenAiChat,
+            Some(SourceFormat::Anthropic) => ApiKind::Anthropic,
+            Some(SourceFormat::Gemini) => ApiKind::Gemini,
+        });
+        self.log(
+            LogLevel::Debug,
+            &format!("routed model {model:?} to provider {}", provider.name),
+        );
+        self.route = Some(ActiveRoute {
+            provider: attempt.index,
+            name: provider.name.clone(),
+            translate_from: req.translate_from,
+            stream: req.stream,
+            include_usage: req.include_usage,
+            client_model: model,
+        });
+        Ok(Some(req.body))
+    }
+
+    /// Records the provider's answer for its circuit and back-off, and prepares translation.
+    fn on_routed_response(&mut self) {
+        let (Some(route), Some(failover)) = (self.route.clone(), self.config.failover.clone())
+        else {
+            return;
+        };
+        let Some(provider) = failover.providers.get(route.provider) else {
+            return;
+        };
+        let now_ms = now_nanos() / 1_000_000;
+        let status = u16::try_from(self.status).ok();
+        let outcome = failover::classify(status, false, false);
+        if let Some(transition) = failover::record_result(
+            &HostStore,
+            provider,
+            now_ms,
+            AttemptResult::from_outcome(outcome),
+        ) {
+            self.log(
+                LogLevel::Warn,
+                &format!("provider {} circuit: {transition:?}", provider.name),
+            );
+        }
+        if matches!(self.status, 429 | 503) {
+            let headers = hostcalls::get_map(MapType::HttpResponseHeaders).unwrap_or_default();
+            if let Some(until) = failover::parse_backoff_hint(&headers, now_ms) {
+                failover::record_backoff(&HostStore, provider, until);
+            }
+        }
+        self.count(failover::metrics::provider_attempts_metric(
+            &route.name,
+            outcome.label(),
+        ));
+        let Some(source) = route.translate_from else {
+            return;
+        };
+        remove_header(MapType::HttpResponseHeaders, "content-length");
+        if (200..300).contains(&self.status) && route.stream {
+            let id = format!("chatcmpl-{}", self.request_id);
+            self.translator = Some(StreamTranslator::new(
+                source,
+                &route.client_model,
+                &id,
+                now_ms / 1000,
+                route.include_usage,
+            ));
+            set_header(
+                MapType::HttpResponseHeaders,
+                "content-type",
+                "text/event-stream",
+            );
+        } else {
+            self.buffer_for_translation = true;
+            set_header(
+                MapType::HttpResponseHeaders,
+                "content-type",
+                "application/json",
+            );
+            if self.status == 529 {
+                set_header(MapType::HttpResponseHeaders, ":status", "503");
+            }
+        }
+    }
+
+    /// Translates a whole provider body (JSON answer or error) into the OpenAI shape.
+    fn translate_whole_body(&self, body: &[u8]) -> Option<Vec<u8>> {
+        let route = self.route.as_ref()?;
+        let source = route.translate_from?;
+        if (200..300).contains(&self.status) {
+            let now_s = now_nanos() / 1_000_000_000;
+            let out = match source {
+                SourceFormat::Anthropic => {
+                    translate::anthropic_to_openai_at(body, &route.client_model, now_s)
+                }
+                SourceFormat::Gemini => {
+                    translate::gemini_to_openai_at(body, &route.client_model, now_s)
+                }
+            };
+            out.ok()
+        } else {
+            let status = u16::try_from(self.status).unwrap_or(502);
+            Some(translate::provider_error_to_openai(status, body, source))
+        }
     }
 
     /// Budget admission: reserve the estimate or refuse with 429.
@@ -632,7 +874,10 @@ impl TollgateHttp {
             .usage
             .as_ref()
             .and_then(|u| self.config.usage.prices.cost(&model_name, u));
-        let provider = accounting::provider_for(kind);
+        let route_name = self.route.as_ref().map(|r| r.name.clone());
+        let provider = route_name
+            .as_deref()
+            .unwrap_or(accounting::provider_for(kind));
         let model_label = match self.shared.try_borrow_mut() {
             Ok(mut shared) => shared.models.label(&model_name),
             Err(_) => "other".to_string(),
@@ -823,6 +1068,10 @@ impl HttpContext for TollgateHttp {
             return self.reply(&too_large(self.config.max_request_bytes));
         }
         self.headers_end_stream = end_of_stream;
+        if self.config.failover.is_some() {
+            // Only tollgate picks the provider cluster: a client-sent copy would pick it instead.
+            remove_header(MapType::HttpRequestHeaders, CLUSTER_HEADER);
+        }
         match self.authenticate() {
             AuthStep::Proceed => {}
             AuthStep::Replied | AuthStep::Waiting => return Action::Pause,
@@ -916,12 +1165,22 @@ impl HttpContext for TollgateHttp {
             }
             self.tracker = Some(tracker);
         }
+        self.on_routed_response();
         Action::Continue
     }
 
     fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
-        if self.tracker.is_none() && self.chunk_filter.is_none() && self.response_masker.is_none() {
+        if self.tracker.is_none()
+            && self.chunk_filter.is_none()
+            && self.response_masker.is_none()
+            && self.translator.is_none()
+            && !self.buffer_for_translation
+        {
             return Action::Continue;
+        }
+        if self.buffer_for_translation && !end_of_stream {
+            // Envoy buffers; the whole body is handed over with end_of_stream.
+            return Action::Pause;
         }
         let chunk = hostcalls::get_buffer(BufferType::HttpResponseBody, 0, body_size)
             .ok()
@@ -933,15 +1192,26 @@ impl HttpContext for TollgateHttp {
                 self.ttft_ms = Some(now_nanos().saturating_sub(self.started_ns) / 1_000_000);
             }
         }
-        let mut out = match self.chunk_filter.as_mut() {
-            Some(filter) => {
-                let mut out = filter.push_dropping_injected_usage(&chunk);
-                if end_of_stream {
-                    out.extend(filter.finish());
-                }
-                out
+        let mut out = if self.buffer_for_translation {
+            self.translate_whole_body(&chunk)
+                .unwrap_or_else(|| chunk.clone())
+        } else if let Some(translator) = self.translator.as_mut() {
+            let mut out = translator.push(&chunk);
+            if end_of_stream {
+                out.extend(translator.finish());
             }
-            None => chunk.clone(),
+            out
+        } else {
+            match self.chunk_filter.as_mut() {
+                Some(filter) => {
+                    let mut out = filter.push_dropping_injected_usage(&chunk);
+                    if end_of_stream {
+                        out.extend(filter.finish());
+                    }
+                    out
+                }
+                None => chunk.clone(),
+            }
         };
         if let Some(masker) = self.response_masker.as_mut() {
             let mut masked = masker.push(&out);

@@ -489,7 +489,12 @@ pub(crate) fn private_key(st: &mut ScanState<'_>, start: usize, kind: KindId) {
         return st.pending(start);
     }
     let body_cap = limit.saturating_sub(header_end);
-    let body_end = run_end(text, header_end, body_cap, is_pem_body_byte).min(limit);
+    let mut body_end = run_end(text, header_end, body_cap, is_pem_body_byte).min(limit);
+    // A block cut off inside a JSON string ends before an escaped quote: leave its backslash,
+    // or the masked body would no longer be valid JSON.
+    while body_end > header_end && text.get(body_end - 1) == Some(&b'\\') {
+        body_end -= 1;
+    }
     st.found(start, body_end, kind);
 }
 

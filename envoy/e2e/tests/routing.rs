@@ -1,0 +1,238 @@
+//! Provider routing on a real Envoy 1.40: tollgate picks the first healthy provider for the
+//! client's model, translates OpenAI chat requests for Anthropic and Gemini (streams included),
+//! injects the provider's key (never the client's), and opens a provider's circuit after
+//! consecutive failures so later requests go to the next provider.
+
+use tollgate_e2e::mock::client::request;
+use tollgate_e2e::mock::{Faults, MockHandle, MockOptions, MockProvider};
+use tollgate_e2e::{template, Envoy, Vars};
+
+const OPENAI_KEY: &str = "sk-proj-e2eOpenAiKeyAbCdEfGhIjKlMnOpQrStUv0123";
+const ANTHROPIC_KEY: &str = "sk-ant-api03-e2eAnthropicKeyAbCdEfGhIjKlMnOpQr-0123";
+const GEMINI_KEY: &str = "AIzaSyE2eGeminiKeyAbCdEfGhIjKlMnOpQrSt";
+
+struct Setup {
+    openai: MockHandle,
+    anthropic: MockHandle,
+    gemini: MockHandle,
+    envoy: Envoy,
+}
+
+fn plugin(primary: &str, secondary: &str) -> String {
+    format!(
+        r#"{{
+  "failover": {{
+    "providers": [
+      {{"name": "openai", "kind": "openai", "cluster": "openai", "api_key": {{"env": "OPENAI_API_KEY"}},
+        "circuit": {{"failure_threshold": 2, "cooldown_ms": 60000}}}},
+      {{"name": "anthropic", "kind": "anthropic", "cluster": "anthropic", "api_key": {{"env": "ANTHROPIC_API_KEY"}},
+        "models": {{"gpt-4o-mini": "claude-sonnet-4"}}, "circuit": {{"failure_threshold": 2, "cooldown_ms": 60000}}}},
+      {{"name": "gemini", "kind": "gemini", "cluster": "gemini", "api_key": {{"env": "GEMINI_API_KEY"}},
+        "models": {{"gpt-4o-mini": "gemini-2.0-flash"}}, "circuit": {{"failure_threshold": 2, "cooldown_ms": 60000}}}}
+    ],
+    "routes": [{{"model": "gpt-4o-mini", "providers": ["{primary}", "{secondary}"]}}]
+  }}
+}}"#
+    )
+}
+
+fn setup(primary: &str, secondary: &str) -> Setup {
+    let openai = MockProvider::start(MockOptions::with_api_key(OPENAI_KEY)).unwrap();
+    let anthropic = MockProvider::start(MockOptions::with_api_key(ANTHROPIC_KEY)).unwrap();
+    let gemini = MockProvider::start(MockOptions::with_api_key(GEMINI_KEY)).unwrap();
+    let envoy = Envoy::start(
+        &template("e2e/configs/routing.yaml"),
+        Vars::new()
+            .set("OPENAI_PORT", openai.port())
+            .set("ANTHROPIC_PORT", anthropic.port())
+            .set("GEMINI_PORT", gemini.port())
+            .set("OPENAI_KEY", OPENAI_KEY)
+            .set("ANTHROPIC_KEY", ANTHROPIC_KEY)
+            .set("GEMINI_KEY", GEMINI_KEY)
+            .plugin_config(&plugin(primary, secondary)),
+    );
+    Setup {
+        openai,
+        anthropic,
+        gemini,
+        envoy,
+    }
+}
+
+fn chat(envoy: &Envoy, stream: bool) -> tollgate_e2e::mock::client::Response {
+    let body = format!(
+        r#"{{"model":"gpt-4o-mini","stream":{stream},"messages":[{{"role":"system","content":"be brief"}},{{"role":"user","content":"hello there"}}]}}"#
+    );
+    request(
+        envoy.port,
+        "POST",
+        "/v1/chat/completions",
+        &[("authorization", "Bearer client-key-must-not-travel")],
+        body.as_bytes(),
+    )
+    .unwrap()
+}
+
+#[test]
+fn anthropic_answers_an_openai_request_translated_both_ways() {
+    let s = setup("anthropic", "openai");
+    let resp = chat(&s.envoy, false);
+    assert_eq!(resp.status, 200, "{}", String::from_utf8_lossy(&resp.body));
+    let body: serde_json::Value = serde_json::from_slice(&resp.body).unwrap();
+    assert_eq!(body["object"], "chat.completion");
+    assert_eq!(
+        body["model"], "gpt-4o-mini",
+        "the client sees the model it asked for"
+    );
+    assert!(body["choices"][0]["message"]["content"]
+        .as_str()
+        .unwrap()
+        .contains("mock"));
+    assert!(body["usage"]["prompt_tokens"].as_u64().unwrap() > 0);
+    let up = s
+        .anthropic
+        .requests()
+        .pop()
+        .expect("anthropic got the request");
+    assert_eq!(up.path, "/v1/messages");
+    assert_eq!(up.header("x-api-key"), Some(ANTHROPIC_KEY));
+    assert!(
+        up.header("authorization").is_none(),
+        "the client's key never reaches a provider"
+    );
+    let sent: serde_json::Value = serde_json::from_str(&up.body).unwrap();
+    assert_eq!(sent["model"], "claude-sonnet-4");
+    assert_eq!(sent["system"], "be brief");
+    assert!(s.openai.requests().is_empty());
+    let stats = s.envoy.prometheus();
+    assert!(
+        stats.contains("tollgate_tokens_total"),
+        "usage is counted for routed requests"
+    );
+}
+
+#[test]
+fn anthropic_stream_reaches_the_client_as_openai_chunks() {
+    let s = setup("anthropic", "openai");
+    let resp = chat(&s.envoy, true);
+    assert_eq!(resp.status, 200);
+    let text = String::from_utf8_lossy(&resp.body).to_string();
+    assert!(text.contains("chat.completion.chunk"), "{text}");
+    assert!(text.trim_end().ends_with("data: [DONE]"), "{text}");
+    assert!(
+        !text.contains("message_start"),
+        "no Anthropic event leaks through: {text}"
+    );
+}
+
+#[test]
+fn gemini_answers_too() {
+    let s = setup("gemini", "openai");
+    let resp = chat(&s.envoy, false);
+    assert_eq!(resp.status, 200, "{}", String::from_utf8_lossy(&resp.body));
+    let body: serde_json::Value = serde_json::from_slice(&resp.body).unwrap();
+    assert_eq!(body["object"], "chat.completion");
+    let up = s.gemini.requests().pop().unwrap();
+    assert!(
+        up.path
+            .starts_with("/v1beta/models/gemini-2.0-flash:generateContent"),
+        "{}",
+        up.path
+    );
+    assert_eq!(up.header("x-goog-api-key"), Some(GEMINI_KEY));
+}
+
+#[test]
+fn failing_primary_opens_its_circuit_and_traffic_moves_to_the_next_provider() {
+    let s = setup("anthropic", "openai");
+    s.anthropic.set_faults(Faults {
+        status: Some(500),
+        ..Faults::default()
+    });
+    // Two failures open the circuit (threshold 2); they reach the client translated to OpenAI's shape.
+    for _ in 0..2 {
+        let resp = chat(&s.envoy, false);
+        assert_eq!(resp.status, 500);
+        let body: serde_json::Value = serde_json::from_slice(&resp.body).unwrap();
+        assert!(body["error"]["message"].is_string(), "{body}");
+    }
+    let before = s.anthropic.requests().len();
+    for _ in 0..5 {
+        let resp = chat(&s.envoy, false);
+        assert_eq!(resp.status, 200, "{}", String::from_utf8_lossy(&resp.body));
+    }
+    assert_eq!(
+        s.anthropic.requests().len(),
+        before,
+        "no traffic to an open circuit during the cooldown"
+    );
+    assert_eq!(s.openai.requests().len(), 5);
+    assert_eq!(
+        s.openai.requests()[0].header("authorization"),
+        Some(format!("Bearer {OPENAI_KEY}").as_str())
+    );
+}
+
+#[test]
+fn rate_limited_primary_is_skipped_until_its_retry_after_passes() {
+    let s = setup("anthropic", "openai");
+    s.anthropic.set_faults(Faults {
+        status: Some(429),
+        retry_after: Some(30),
+        count: Some(1),
+        ..Faults::default()
+    });
+    assert_eq!(chat(&s.envoy, false).status, 429);
+    assert_eq!(chat(&s.envoy, false).status, 200);
+    assert_eq!(
+        s.openai.requests().len(),
+        1,
+        "the next request goes to the secondary"
+    );
+    assert_eq!(s.anthropic.requests().len(), 1);
+}
+
+#[test]
+fn all_providers_down_gives_503_with_a_summary_and_no_secrets() {
+    let s = setup("anthropic", "openai");
+    s.anthropic.set_faults(Faults {
+        status: Some(500),
+        ..Faults::default()
+    });
+    s.openai.set_faults(Faults {
+        status: Some(500),
+        ..Faults::default()
+    });
+    for _ in 0..4 {
+        chat(&s.envoy, false);
+    }
+    let resp = chat(&s.envoy, false);
+    assert_eq!(resp.status, 503, "{}", String::from_utf8_lossy(&resp.body));
+    let text = String::from_utf8_lossy(&resp.body).to_string();
+    assert!(
+        text.contains("anthropic") && text.contains("openai"),
+        "{text}"
+    );
+    assert!(text.contains("request_id"));
+    for key in [OPENAI_KEY, ANTHROPIC_KEY, GEMINI_KEY] {
+        assert!(!text.contains(key));
+    }
+}
+
+#[test]
+fn a_provider_error_echoing_the_injected_key_reaches_the_client_masked() {
+    let s = setup("openai", "anthropic");
+    s.openai.set_faults(Faults {
+        echo_key: true,
+        status: Some(401),
+        ..Faults::default()
+    });
+    let resp = chat(&s.envoy, false);
+    let text = String::from_utf8_lossy(&resp.body).to_string();
+    assert!(!text.contains(OPENAI_KEY), "injected key leaked: {text}");
+    assert!(text.contains("REDACTED"), "{text}");
+    assert!(
+        !s.envoy.log().contains(OPENAI_KEY),
+        "Envoy's log never carries the key"
+    );
+}
