@@ -18,17 +18,17 @@ struct Setup {
     envoy: Envoy,
 }
 
-fn plugin(primary: &str, secondary: &str) -> String {
+fn plugin(primary: &str, secondary: &str, threshold: u32) -> String {
     format!(
         r#"{{
   "failover": {{
     "providers": [
       {{"name": "openai", "kind": "openai", "cluster": "openai", "api_key": {{"env": "OPENAI_API_KEY"}},
-        "circuit": {{"failure_threshold": 2, "cooldown_ms": 60000}}}},
+        "circuit": {{"failure_threshold": {threshold}, "cooldown_ms": 60000}}}},
       {{"name": "anthropic", "kind": "anthropic", "cluster": "anthropic", "api_key": {{"env": "ANTHROPIC_API_KEY"}},
-        "models": {{"gpt-4o-mini": "claude-sonnet-4"}}, "circuit": {{"failure_threshold": 2, "cooldown_ms": 60000}}}},
+        "models": {{"gpt-4o-mini": "claude-sonnet-4"}}, "circuit": {{"failure_threshold": {threshold}, "cooldown_ms": 60000}}}},
       {{"name": "gemini", "kind": "gemini", "cluster": "gemini", "api_key": {{"env": "GEMINI_API_KEY"}},
-        "models": {{"gpt-4o-mini": "gemini-2.0-flash"}}, "circuit": {{"failure_threshold": 2, "cooldown_ms": 60000}}}}
+        "models": {{"gpt-4o-mini": "gemini-2.0-flash"}}, "circuit": {{"failure_threshold": {threshold}, "cooldown_ms": 60000}}}}
     ],
     "routes": [{{"model": "gpt-4o-mini", "providers": ["{primary}", "{secondary}"]}}]
   }}
@@ -37,6 +37,10 @@ fn plugin(primary: &str, secondary: &str) -> String {
 }
 
 fn setup(primary: &str, secondary: &str) -> Setup {
+    setup_with(primary, secondary, 2)
+}
+
+fn setup_with(primary: &str, secondary: &str, threshold: u32) -> Setup {
     let openai = MockProvider::start(MockOptions::with_api_key(OPENAI_KEY)).unwrap();
     let anthropic = MockProvider::start(MockOptions::with_api_key(ANTHROPIC_KEY)).unwrap();
     let gemini = MockProvider::start(MockOptions::with_api_key(GEMINI_KEY)).unwrap();
@@ -49,7 +53,7 @@ fn setup(primary: &str, secondary: &str) -> Setup {
             .set("OPENAI_KEY", OPENAI_KEY)
             .set("ANTHROPIC_KEY", ANTHROPIC_KEY)
             .set("GEMINI_KEY", GEMINI_KEY)
-            .plugin_config(&plugin(primary, secondary)),
+            .plugin_config(&plugin(primary, secondary, threshold)),
     );
     Setup {
         openai,
@@ -143,34 +147,45 @@ fn gemini_answers_too() {
 }
 
 #[test]
-fn failing_primary_opens_its_circuit_and_traffic_moves_to_the_next_provider() {
+fn failing_primary_fails_over_within_the_request_then_its_circuit_opens() {
     let s = setup("anthropic", "openai");
     s.anthropic.set_faults(Faults {
         status: Some(500),
         ..Faults::default()
     });
-    // Two failures open the circuit (threshold 2); they reach the client translated to OpenAI's shape.
-    for _ in 0..2 {
-        let resp = chat(&s.envoy, false);
-        assert_eq!(resp.status, 500);
-        let body: serde_json::Value = serde_json::from_slice(&resp.body).unwrap();
-        assert!(body["error"]["message"].is_string(), "{body}");
-    }
-    let before = s.anthropic.requests().len();
-    for _ in 0..5 {
+    for _ in 0..7 {
         let resp = chat(&s.envoy, false);
         assert_eq!(resp.status, 200, "{}", String::from_utf8_lossy(&resp.body));
+        let body: serde_json::Value = serde_json::from_slice(&resp.body).unwrap();
+        assert_eq!(body["object"], "chat.completion");
     }
     assert_eq!(
         s.anthropic.requests().len(),
-        before,
-        "no traffic to an open circuit during the cooldown"
+        2,
+        "threshold 2: then no traffic during the cooldown"
     );
-    assert_eq!(s.openai.requests().len(), 5);
+    assert_eq!(s.openai.requests().len(), 7);
     assert_eq!(
         s.openai.requests()[0].header("authorization"),
         Some(format!("Bearer {OPENAI_KEY}").as_str())
     );
+    let stats = s.envoy.prometheus();
+    assert!(stats.contains("tollgate_failovers_total"), "{stats}");
+}
+
+#[test]
+fn streaming_request_fails_over_to_a_translated_stream() {
+    let s = setup("openai", "anthropic");
+    s.openai.set_faults(Faults {
+        status: Some(503),
+        ..Faults::default()
+    });
+    let resp = chat(&s.envoy, true);
+    assert_eq!(resp.status, 200);
+    let text = String::from_utf8_lossy(&resp.body).to_string();
+    assert!(text.contains("chat.completion.chunk"), "{text}");
+    assert!(text.trim_end().ends_with("data: [DONE]"), "{text}");
+    assert_eq!(s.anthropic.requests().len(), 1);
 }
 
 #[test]
@@ -182,14 +197,18 @@ fn rate_limited_primary_is_skipped_until_its_retry_after_passes() {
         count: Some(1),
         ..Faults::default()
     });
-    assert_eq!(chat(&s.envoy, false).status, 429);
+    assert_eq!(
+        chat(&s.envoy, false).status,
+        200,
+        "answered by the secondary"
+    );
     assert_eq!(chat(&s.envoy, false).status, 200);
     assert_eq!(
-        s.openai.requests().len(),
+        s.anthropic.requests().len(),
         1,
-        "the next request goes to the secondary"
+        "the primary is skipped while its Retry-After runs"
     );
-    assert_eq!(s.anthropic.requests().len(), 1);
+    assert_eq!(s.openai.requests().len(), 2);
 }
 
 #[test]
@@ -203,20 +222,53 @@ fn all_providers_down_gives_503_with_a_summary_and_no_secrets() {
         status: Some(500),
         ..Faults::default()
     });
-    for _ in 0..4 {
-        chat(&s.envoy, false);
-    }
     let resp = chat(&s.envoy, false);
     assert_eq!(resp.status, 503, "{}", String::from_utf8_lossy(&resp.body));
     let text = String::from_utf8_lossy(&resp.body).to_string();
     assert!(
-        text.contains("anthropic") && text.contains("openai"),
+        text.contains("anthropic: 500") && text.contains("openai: 500"),
         "{text}"
     );
     assert!(text.contains("request_id"));
     for key in [OPENAI_KEY, ANTHROPIC_KEY, GEMINI_KEY] {
         assert!(!text.contains(key));
     }
+    // Once both circuits are open, requests are refused up front.
+    chat(&s.envoy, false);
+    let resp = chat(&s.envoy, false);
+    assert_eq!(resp.status, 503);
+    assert!(String::from_utf8_lossy(&resp.body).contains("all_providers_unavailable"));
+}
+
+#[test]
+fn chaos_thousand_requests_with_thirty_percent_primary_faults_all_succeed() {
+    // A high threshold keeps the primary's circuit closed: every fault is met inside its request.
+    let s = setup_with("anthropic", "openai", 10_000);
+    s.anthropic.set_faults(Faults {
+        fail_rate: Some(0.3),
+        seed: Some(7),
+        ..Faults::default()
+    });
+    let mut failed = 0;
+    let total = 1000;
+    for _ in 0..total {
+        if chat(&s.envoy, false).status != 200 {
+            failed += 1;
+        }
+    }
+    let primary = s.anthropic.stats();
+    println!(
+        "chaos: {total} requests, primary served {} and failed {}, fallback served {}, client failures {failed}",
+        primary.responses_ok,
+        primary.responses_error,
+        s.openai.stats().responses_ok
+    );
+    assert_eq!(failed, 0, "every request must be served by some provider");
+    assert!(
+        primary.responses_error > 200,
+        "the faults really happened: {}",
+        primary.responses_error
+    );
 }
 
 #[test]

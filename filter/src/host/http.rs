@@ -141,6 +141,18 @@ pub struct TollgateHttp {
     translator: Option<StreamTranslator>,
     /// Hold the whole response body to translate it (JSON responses and error bodies).
     buffer_for_translation: bool,
+    /// The client's request body and what it asked for, kept for failover attempts.
+    client_request: Option<(Vec<u8>, bool, bool)>,
+    /// Providers tried so far (index) with what happened, for the all-failed summary.
+    attempts: Vec<(usize, String, u64)>,
+    /// A failover callout is in flight (its token); the failed response is held meanwhile.
+    failover_token: Option<u32>,
+    /// The response headers ended the stream (no body to replace: no failover possible).
+    response_headers_end_stream: bool,
+    /// The held response's body is complete (its size).
+    held_body: Option<usize>,
+    /// The answer that replaces the held response: status, content type, body.
+    replacement: Option<(u32, String, Vec<u8>)>,
 }
 
 impl TollgateHttp {
@@ -181,6 +193,12 @@ impl TollgateHttp {
             route: None,
             translator: None,
             buffer_for_translation: false,
+            client_request: None,
+            attempts: Vec::new(),
+            failover_token: None,
+            response_headers_end_stream: false,
+            held_body: None,
+            replacement: None,
         }
     }
 
@@ -709,6 +727,7 @@ impl TollgateHttp {
             LogLevel::Debug,
             &format!("routed model {model:?} to provider {}", provider.name),
         );
+        self.client_request = Some((body.to_vec(), info.streaming, info.include_usage_requested));
         self.route = Some(ActiveRoute {
             provider: attempt.index,
             name: provider.name.clone(),
@@ -737,7 +756,9 @@ impl TollgateHttp {
             provider,
             now_ms,
             AttemptResult::from_outcome(outcome),
-        ) {
+        )
+        .filter(|t| t.from != t.to)
+        {
             self.log(
                 LogLevel::Warn,
                 &format!("provider {} circuit: {transition:?}", provider.name),
@@ -753,6 +774,18 @@ impl TollgateHttp {
             &route.name,
             outcome.label(),
         ));
+        let elapsed = now_nanos().saturating_sub(self.started_ns) / 1_000_000;
+        self.attempts
+            .push((route.provider, format!("{}", self.status), elapsed));
+        if matches!(outcome, failover::Outcome::Retryable(_)) && !self.response_headers_end_stream {
+            self.count(failover::metrics::failovers_metric(
+                &route.name,
+                outcome.label(),
+            ));
+            if self.start_next_attempt(&failover) {
+                return;
+            }
+        }
         let Some(source) = route.translate_from else {
             return;
         };
@@ -781,6 +814,260 @@ impl TollgateHttp {
             if self.status == 529 {
                 set_header(MapType::HttpResponseHeaders, ":status", "503");
             }
+        }
+    }
+
+    /// Sends the request to the next provider of the plan not tried yet, as a callout; the
+    /// failed response is held until the callout answers. False when no provider is left (the
+    /// summary then replaces the held response) or the callout could not start.
+    fn start_next_attempt(&mut self, failover: &FailoverSettings) -> bool {
+        let Some((body, streaming, include_usage)) = self.client_request.clone() else {
+            return false;
+        };
+        let model = self
+            .route
+            .as_ref()
+            .map(|r| r.client_model.clone())
+            .unwrap_or_default();
+        let now_ms = now_nanos() / 1_000_000;
+        let tried: Vec<usize> = self.attempts.iter().map(|a| a.0).collect();
+        let next = failover::plan(failover, &model, now_ms, &HostStore)
+            .and_then(|p| p.attempts.into_iter().find(|a| !tried.contains(&a.index)));
+        let Some(attempt) = next else {
+            self.replacement = Some(self.all_failed_body(failover));
+            self.failover_token = None;
+            return self.replacement.is_some();
+        };
+        let Some(provider) = failover.providers.get(attempt.index) else {
+            return false;
+        };
+        let Ok(req) = routing::upstream_request(
+            provider,
+            &attempt.provider_model,
+            &body,
+            streaming,
+            include_usage,
+        ) else {
+            return false;
+        };
+        let key = self
+            .config
+            .provider_keys
+            .get(attempt.index)
+            .and_then(Option::as_ref)
+            .map(|k| format!("{}{k}", req.key_header.1));
+        let authority = req
+            .authority
+            .clone()
+            .unwrap_or_else(|| provider.name.clone());
+        let mut headers: Vec<(&str, &str)> = vec![
+            (":method", "POST"),
+            (":path", req.path.as_str()),
+            (":authority", authority.as_str()),
+            ("content-type", "application/json"),
+            ("x-request-id", self.request_id.as_str()),
+        ];
+        if let Some(k) = key.as_deref() {
+            headers.push((req.key_header.0, k));
+        }
+        for (k, v) in &req.headers {
+            headers.push((k.as_str(), v.as_str()));
+        }
+        let remaining_ms = failover
+            .total_deadline_ms
+            .saturating_sub(now_ms.saturating_sub(self.started_ns / 1_000_000))
+            .min(provider.timeout_ms)
+            .max(1);
+        match hostcalls::dispatch_http_call(
+            &req.cluster,
+            headers,
+            Some(&req.body),
+            vec![],
+            std::time::Duration::from_millis(remaining_ms),
+        ) {
+            Ok(token) => {
+                self.log(
+                    LogLevel::Info,
+                    &format!("failing over to provider {}", provider.name),
+                );
+                self.failover_token = Some(token);
+                self.route = Some(ActiveRoute {
+                    provider: attempt.index,
+                    name: provider.name.clone(),
+                    translate_from: req.translate_from,
+                    stream: req.stream,
+                    include_usage: req.include_usage,
+                    client_model: model,
+                });
+                self.api = Some(match req.translate_from {
+                    None => ApiKind::OpenAiChat,
+                    Some(SourceFormat::Anthropic) => ApiKind::Anthropic,
+                    Some(SourceFormat::Gemini) => ApiKind::Gemini,
+                });
+                // The held response is replaced: nothing of it is tracked or translated.
+                self.tracker = None;
+                self.chunk_filter = None;
+                self.translator = None;
+                self.buffer_for_translation = false;
+                self.response_masker = None;
+                remove_header(MapType::HttpResponseHeaders, "content-length");
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// The 503 (or 429 when every provider was rate limited) listing each attempt.
+    fn all_failed_body(&self, failover: &FailoverSettings) -> (u32, String, Vec<u8>) {
+        let all_rate_limited =
+            !self.attempts.is_empty() && self.attempts.iter().all(|a| a.1 == "429");
+        let summary: Vec<String> = self
+            .attempts
+            .iter()
+            .map(|(i, status, ms)| {
+                let name = failover.providers.get(*i).map_or("?", |p| p.name.as_str());
+                format!("{name}: {status} after {ms} ms")
+            })
+            .collect();
+        let (status, kind, code) = if all_rate_limited {
+            (429, ErrorKind::RateLimit, "all_providers_rate_limited")
+        } else {
+            (503, ErrorKind::Upstream, "all_providers_failed")
+        };
+        let reply = ErrorReply::new(
+            status,
+            kind,
+            code,
+            format!("every provider failed: {}", summary.join("; ")),
+        );
+        (
+            status,
+            "application/json".into(),
+            reply.body(&self.request_id),
+        )
+    }
+
+    /// A failover callout answered: account it, then deliver it or try the next provider.
+    fn on_failover_response(&mut self, body_size: usize) {
+        self.failover_token = None;
+        let (Some(failover), Some(route)) = (self.config.failover.clone(), self.route.clone())
+        else {
+            return;
+        };
+        let Some(provider) = failover.providers.get(route.provider) else {
+            return;
+        };
+        let status = hostcalls::get_map_value(MapType::HttpCallResponseHeaders, ":status")
+            .ok()
+            .flatten()
+            .and_then(|s| s.parse::<u16>().ok());
+        let content_type =
+            hostcalls::get_map_value(MapType::HttpCallResponseHeaders, "content-type")
+                .ok()
+                .flatten();
+        let body = hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size)
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        let now_ms = now_nanos() / 1_000_000;
+        let outcome = failover::classify(status, false, status.is_none());
+        let _ = failover::record_result(
+            &HostStore,
+            provider,
+            now_ms,
+            AttemptResult::from_outcome(outcome),
+        );
+        if matches!(status, Some(429 | 503)) {
+            let headers = hostcalls::get_map(MapType::HttpCallResponseHeaders).unwrap_or_default();
+            if let Some(until) = failover::parse_backoff_hint(&headers, now_ms) {
+                failover::record_backoff(&HostStore, provider, until);
+            }
+        }
+        self.count(failover::metrics::provider_attempts_metric(
+            &route.name,
+            outcome.label(),
+        ));
+        let elapsed = now_nanos().saturating_sub(self.started_ns) / 1_000_000;
+        let status_text = status.map_or_else(|| "no response".to_string(), |s| s.to_string());
+        self.attempts.push((route.provider, status_text, elapsed));
+        if matches!(outcome, failover::Outcome::Retryable(_)) {
+            self.count(failover::metrics::failovers_metric(
+                &route.name,
+                outcome.label(),
+            ));
+            if self.start_next_attempt(&failover) {
+                if self.failover_token.is_some() {
+                    return;
+                }
+                self.deliver_replacement();
+                return;
+            }
+        }
+        let status = u32::from(status.unwrap_or(502));
+        self.status = status;
+        if let Some(kind) = self.api {
+            let mut tracker = UsageTracker::for_content_type(
+                kind,
+                content_type.as_deref(),
+                self.info.as_ref().map_or(0, |i| i.prompt_estimate),
+                self.config.usage.tracker,
+            );
+            if tracker.feed(&body).first_token {
+                self.ttft_ms = Some(elapsed);
+            }
+            self.tracker = Some(tracker);
+        }
+        let (out, ct) = match route.translate_from {
+            None => (
+                body,
+                content_type.unwrap_or_else(|| "application/json".into()),
+            ),
+            Some(source) if (200..300).contains(&status) && route.stream => {
+                let id = format!("chatcmpl-{}", self.request_id);
+                let mut t = StreamTranslator::new(
+                    source,
+                    &route.client_model,
+                    &id,
+                    now_ms / 1000,
+                    route.include_usage,
+                );
+                let mut out = t.push(&body);
+                out.extend(t.finish());
+                (out, "text/event-stream".into())
+            }
+            Some(_) => (
+                self.translate_whole_body(&body).unwrap_or(body),
+                "application/json".into(),
+            ),
+        };
+        let out = match (
+            &self.config.masking.engine,
+            status >= 400 && self.config.masking.error_bodies,
+        ) {
+            (Some(engine), true) => engine.mask(&out).bytes.into_owned(),
+            _ => out,
+        };
+        self.replacement = Some((status, ct, out));
+        self.deliver_replacement();
+    }
+
+    /// Replaces the held response with the failover answer once its body is complete.
+    fn deliver_replacement(&mut self) {
+        let Some(size) = self.held_body else {
+            return;
+        };
+        let Some((status, content_type, body)) = self.replacement.take() else {
+            return;
+        };
+        self.status = status;
+        set_header(MapType::HttpResponseHeaders, ":status", &status.to_string());
+        set_header(MapType::HttpResponseHeaders, "content-type", &content_type);
+        remove_header(MapType::HttpResponseHeaders, "content-length");
+        if hostcalls::set_buffer(BufferType::HttpResponseBody, 0, size, &body).is_err() {
+            self.log(LogLevel::Error, "host refused the failover response body");
+        }
+        if hostcalls::resume_http_response().is_err() {
+            self.log(LogLevel::Error, "host refused to resume the response");
         }
     }
 
@@ -1024,6 +1311,10 @@ impl Context for TollgateHttp {
         body_size: usize,
         _num_trailers: usize,
     ) {
+        if self.failover_token == Some(token_id) {
+            self.on_failover_response(body_size);
+            return;
+        }
         let AuthState::WaitingForKeys { token, .. } = self.auth else {
             return;
         };
@@ -1112,7 +1403,8 @@ impl HttpContext for TollgateHttp {
         self.on_full_request_body(body_size)
     }
 
-    fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+    fn on_http_response_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        self.response_headers_end_stream = end_of_stream;
         if !self.request_id.is_empty() {
             let name = &self.config.correlation.request_id_header;
             set_header(MapType::HttpResponseHeaders, name, &self.request_id);
@@ -1166,10 +1458,21 @@ impl HttpContext for TollgateHttp {
             self.tracker = Some(tracker);
         }
         self.on_routed_response();
+        if self.failover_token.is_some() || self.replacement.is_some() {
+            // Hold the failed answer: the next provider's answer replaces it.
+            return Action::Pause;
+        }
         Action::Continue
     }
 
     fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        if self.failover_token.is_some() || self.replacement.is_some() {
+            if end_of_stream {
+                self.held_body = Some(body_size);
+                self.deliver_replacement();
+            }
+            return Action::Pause;
+        }
         if self.tracker.is_none()
             && self.chunk_filter.is_none()
             && self.response_masker.is_none()
