@@ -11,7 +11,7 @@ ENVOY          = $(firstword $(wildcard $(VENV)/lib/python3*/site-packages/envoy
 CARGO_TEST    ?= cargo test
 export ENVOY_BIN = $(ENVOY)
 
-.PHONY: setup setup-rust setup-envoy setup-tools build test unit host-test e2e-test validate demo bench lint fmt clean mock token
+.PHONY: setup setup-rust setup-envoy setup-tools build test unit host-test e2e-test validate demo bench lint fmt clean mock token oci
 
 ## setup: wasm target, Envoy $(ENVOY_VERSION) in a project venv, load tools from Debian.
 setup: setup-rust setup-envoy setup-tools
@@ -84,6 +84,10 @@ demo: setup build mock
 bench: setup build mock
 	cargo bench -p tollgate-benches --bench filter
 	cargo run --release -p tollgate-benches --bin envoy-compare
+
+## oci: target/oci, the module as an OCI image layout (Istio's Wasm "compat" variant); see envoy/DEPLOYING.md.
+oci: build
+	envoy/oci/build.sh
 
 clean:
 	cargo clean
