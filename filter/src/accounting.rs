@@ -174,7 +174,11 @@ pub fn samples(r: &RequestRecord<'_>) -> Vec<Sample> {
         kind: MetricKind::Histogram,
         value,
     };
-    let usage_kind = if r.outcome.estimated {
+    // A provider error carries no usage and is not billed: count it, not its estimate.
+    let unbilled_error = r.outcome.reported_usage.is_none() && !(200..300).contains(&r.status);
+    let usage_kind = if unbilled_error {
+        "none"
+    } else if r.outcome.estimated {
         "estimated"
     } else {
         "reported"
@@ -190,7 +194,7 @@ pub fn samples(r: &RequestRecord<'_>) -> Vec<Sample> {
         ),
         1,
     )];
-    if let Some(u) = r.outcome.usage {
+    if let (Some(u), false) = (r.outcome.usage, unbilled_error) {
         let types = [
             ("input", u.input_tokens),
             ("output", u.output_tokens),
@@ -373,6 +377,35 @@ mod tests {
         let f = access_log_fields(&r, Some("alice"));
         assert!(f.contains(&("tollgate_usage_complete", "false".to_string())));
         assert!(f.contains(&("tollgate_user", "alice".to_string())));
+    }
+
+    #[test]
+    fn provider_errors_count_as_requests_without_tokens() {
+        let o = UsageOutcome {
+            usage: Some(Usage {
+                input_tokens: 9,
+                ..Usage::default()
+            }),
+            estimated: true,
+            ..UsageOutcome::default()
+        };
+        let r = RequestRecord {
+            provider: "openai",
+            model: "m",
+            user_label: None,
+            status: 500,
+            outcome: &o,
+            cost_usd: None,
+            ttft_ms: None,
+            duration_ms: 3,
+        };
+        let s = samples(&r);
+        assert!(s
+            .iter()
+            .any(|x| x.name.ends_with("status_class.5xx.usage.none")));
+        assert!(!s
+            .iter()
+            .any(|x| x.name.starts_with("tollgate_tokens_total")));
     }
 
     #[test]

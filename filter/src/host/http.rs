@@ -1198,8 +1198,11 @@ impl TollgateHttp {
                 "response ended without its terminator: usage estimated",
             );
         }
+        // Provider errors without usage are not billed: charge nothing for them.
+        let billed = outcome.reported_usage.is_some() || (200..300).contains(&self.status);
         let actual = outcome
             .usage
+            .filter(|_| billed)
             .map_or(0, |u| u.input_tokens.saturating_add(u.output_tokens));
         self.queue_global_charge(actual);
         self.settle(actual);
