@@ -443,7 +443,9 @@ fn request_arriving_before_the_keys_is_held_until_they_arrive() {
         provider.requests().last().unwrap().header("x-user-id"),
         Some("alice")
     );
-    // Once the keys are in, requests are not held.
+    // Once the keys are in, requests are not held. (Every worker fetches its own keys on its
+    // first ticks; give the slow endpoint time to answer them all.)
+    std::thread::sleep(StdDuration::from_millis(1500));
     let sent = Instant::now();
     let resp = chat_with(&envoy, &token);
     assert_eq!(resp.status, 200, "{}", resp.text());

@@ -31,6 +31,22 @@ pub use verify::{verify, VerifiedToken};
 use extract::{extract_token, strip_token_edits, ExtractedToken};
 use rules::{is_cors_preflight, route, RouteDecision};
 
+/// True when `token` has a JWS compact shape: three `.`-separated base64url segments, the first
+/// two non-empty. Cheap, and checked before any key lookup.
+pub fn is_jwt_shaped(token: &str) -> bool {
+    let mut parts = token.split('.');
+    let (Some(h), Some(p), Some(sig), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    let b64url = |s: &str| {
+        s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    };
+    !h.is_empty() && !p.is_empty() && b64url(h) && b64url(p) && b64url(sig)
+}
+
 /// HTTP status for an ambiguous request path.
 pub const STATUS_BAD_REQUEST: u16 = 400;
 
@@ -216,6 +232,11 @@ where
         let Some(provider) = settings.providers.get(*p) else {
             continue;
         };
+        // A value that cannot be a JWT is refused before it can make us wait for (or fetch) keys.
+        if !is_jwt_shaped(&extracted.token) {
+            first_error.get_or_insert((JwtError::Malformed, *p));
+            continue;
+        }
         let key_set = match keys(*p) {
             KeyAvailability::Ready(k) => k,
             KeyAvailability::Pending { wait_until_ms } => {
