@@ -291,6 +291,22 @@ impl Drop for Envoy {
     }
 }
 
+/// Unpadded base64url (RFC 4648 §5), e.g. for JWK `k` values in test configs.
+pub fn base64url(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
+        for i in 0..=chunk.len() {
+            out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
+        }
+    }
+    out
+}
+
 /// Reads a whole file (helper for tests that check repo files).
 pub fn read(path: &Path) -> String {
     let mut s = String::new();

@@ -2,27 +2,13 @@
 //! tollgate takes the identity and claims from the payload `jwt_authn` puts in dynamic metadata.
 
 use jwt_simple::prelude::*;
+use tollgate_e2e::base64url;
 use tollgate_e2e::mock::client::request;
 use tollgate_e2e::mock::{MockOptions, MockProvider};
 use tollgate_e2e::{template, Envoy, Vars};
 
 const SECRET: &[u8] = b"an-hs256-demo-secret-of-32-bytes!!";
 const CHAT: &str = r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}"#;
-
-fn base64url(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
-        for i in 0..=chunk.len() {
-            out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
-        }
-    }
-    out
-}
 
 fn token(sub: &str, team: &str) -> String {
     let key = HS256Key::from_bytes(SECRET).with_key_id("k1");

@@ -19,6 +19,7 @@ use std::fs;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tollgate_e2e::base64url;
 
 use jwt_simple::prelude::*;
 use serde_json::{json, Value};
@@ -403,21 +404,6 @@ fn stats_config_block(yaml: &str) -> String {
 
 // ---------------------------------------------------------------------------------------------
 // Traffic.
-
-fn base64url(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |acc, (i, b)| acc | (u32::from(*b) << (16 - 8 * i)));
-        for i in 0..=chunk.len() {
-            out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
-        }
-    }
-    out
-}
 
 fn hs256_token(secret: &[u8], sub: &str) -> String {
     let key = HS256Key::from_bytes(secret).with_key_id("k1");

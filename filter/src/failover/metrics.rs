@@ -12,39 +12,16 @@ pub const CIRCUIT_STATE: &str = "tollgate_circuit_state";
 /// Tag names used by these metrics (each needs a tag extractor in the Envoy stats config).
 pub const FAILOVER_TAG_NAMES: &[&str] = &["provider", "outcome", "reason"];
 
-/// Longest tag value kept.
-const MAX_TAG_VALUE_LEN: usize = 64;
 
 /// Makes a tag value safe inside a dot-separated stat name: `[A-Za-z0-9_-]` (others become
 /// `_`), at most 64 characters, `unknown` when empty.
 pub fn sanitize_tag_value(value: &str) -> String {
-    let mut out: String = value
-        .chars()
-        .take(MAX_TAG_VALUE_LEN)
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    if out.is_empty() {
-        out.push_str("unknown");
-    }
-    out
+    crate::accounting::sanitize_tag_value(value)
 }
 
 /// Builds `base.tag1.value1.tag2.value2…` with sanitized values.
 fn tagged(base: &str, tags: &[(&str, &str)]) -> String {
-    let mut name = base.to_string();
-    for (tag, value) in tags {
-        name.push('.');
-        name.push_str(tag);
-        name.push('.');
-        name.push_str(&sanitize_tag_value(value));
-    }
-    name
+    crate::accounting::tagged_name(base, tags)
 }
 
 /// `tollgate_provider_attempts_total.provider.<provider>.outcome.<outcome>`.
