@@ -1,98 +1,330 @@
-//! The Envoy-level comparison behind `make bench`: the same mock upstream reached through plain
-//! Envoy and through Envoy + tollgate, in one run, alternating rounds, load from `wrk` on
-//! 127.0.0.1. Prints requests/s, p50/p99 latency and Envoy CPU microseconds per request (from
-//! `/proc/<pid>/stat`) for each, and the ratios, as a Markdown table for the README.
+//! The Envoy-level comparison behind `make bench`: the same in-process mock provider reached
+//! through plain Envoy and through Envoy + tollgate in several configurations, in one run, each
+//! scenario its own Envoy (`--concurrency 1`), all load on 127.0.0.1 and bounded in time.
+//! Prints Markdown for the README: a header naming the machine, Envoy and the `.wasm` size,
+//! then one table per section:
 //!
-//! Environment: `BENCH_SECONDS` (per round, default 5), `BENCH_ROUNDS` (default 3),
-//! `BENCH_CONNECTIONS` (default 16).
+//! 1. **Overhead and JWT** (wrk): plain Envoy; tollgate with defaults; tollgate verifying ES256
+//!    and RS256 tokens (`local_jwks`) with its verified-token cache ("cached": the same token
+//!    every request) and without it (`cache_size: 0`, "cold": every request verifies the
+//!    signature); Envoy's native `jwt_authn` with the same keys, without and with its
+//!    `jwt_cache_config`; and `envoy_jwt` mode (`jwt_authn` + tollgate reading its metadata).
+//! 2. **Streaming time to first byte** (own client loop): an OpenAI stream through plain Envoy
+//!    and through Envoy + tollgate (usage accounting on), alternating request by request.
+//! 3. **Masking a 64 KiB prompt** (wrk): prompts `off` vs `redact`, with a prompt free of
+//!    secrets and one carrying five fake ones.
+//! 4. **One failover** (own client loop): routing to a healthy primary vs a primary that always
+//!    answers 500, so every request fails over within the request to the secondary.
+//!
+//! wrk scenarios run in alternating rounds (every scenario once per round) so that drift on a
+//! shared machine spreads over all of them; Envoy CPU time per request comes from
+//! `/proc/<pid>/stat`.
+//!
+//! Environment: `BENCH_SECONDS` (per wrk round, default 3), `BENCH_ROUNDS` (default 2),
+//! `BENCH_CONNECTIONS` (wrk connections, default 16), `BENCH_SAMPLES` (requests per scenario in
+//! the client loops, default 300), `BENCH_SECTIONS` (comma-separated subset of
+//! `jwt,ttfb,masking,failover`; default all).
 
+use std::io;
+use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Instant;
 
-use tollgate_benches::{parse_wrk, process_cpu_us, LoadResult};
-use tollgate_e2e::mock::{MockOptions, MockProvider};
-use tollgate_e2e::{repo_root, temp_dir, template, Envoy, Vars};
+use tollgate_benches::{
+    chat_body, cpu_model, fake_secrets, format_delta_us, format_us, parse_wrk, percentile,
+    process_cpu_us, prompt_text, summarize_wrk, wrk_post_script, LoadResult,
+};
+use tollgate_e2e::mock::client::{Connection, Response};
+use tollgate_e2e::mock::{Faults, MockHandle, MockOptions, MockProvider};
+use tollgate_e2e::{envoy_binary, repo_root, temp_dir, template, wasm_path, Envoy, Vars};
 
-struct Scenario {
-    name: &'static str,
-    envoy: Envoy,
-    path: &'static str,
-    body: &'static str,
-    runs: Vec<(LoadResult, u64)>,
+const CHAT_PATH: &str = "/v1/chat/completions";
+const MODEL: &str = "gpt-4o-mini";
+const ISSUER: &str = "https://issuer.test";
+const AUDIENCE: &str = "tollgate";
+const PROMPT_BYTES: usize = 64 * 1024;
+/// The primary's circuit threshold in the failover section: high enough that it never opens.
+const FAILURE_THRESHOLD: usize = 10_000;
+
+/// Run-wide settings from the environment.
+struct Settings {
+    seconds: u64,
+    rounds: u64,
+    connections: u64,
+    samples: usize,
+    sections: Vec<String>,
 }
 
-fn env_num(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
+impl Settings {
+    fn from_env() -> Settings {
+        let num = |name: &str, default: u64| {
+            std::env::var(name)
+                .ok()
+                .and_then(|v| v.trim().parse().ok())
+                .filter(|n| *n > 0)
+                .unwrap_or(default)
+        };
+        Settings {
+            seconds: num("BENCH_SECONDS", 3),
+            rounds: num("BENCH_ROUNDS", 2),
+            connections: num("BENCH_CONNECTIONS", 16),
+            samples: num("BENCH_SAMPLES", 300) as usize,
+            sections: std::env::var("BENCH_SECTIONS")
+                .unwrap_or_else(|_| "jwt,ttfb,masking,failover".into())
+                .split(',')
+                .map(|s| s.trim().to_ascii_lowercase())
+                .filter(|s| !s.is_empty())
+                .collect(),
+        }
+    }
+
+    fn wants(&self, section: &str) -> bool {
+        self.sections.iter().any(|s| s == section)
+    }
 }
 
-fn run_wrk(port: u16, path: &str, body: &str, seconds: u64, connections: u64) -> String {
-    let dir = temp_dir("wrk");
-    let script = dir.join("post.lua");
-    let lua = format!(
-        "wrk.method = \"POST\"\nwrk.body = {}\nwrk.headers[\"Content-Type\"] = \"application/json\"\n",
-        serde_json::to_string(body).unwrap_or_default()
+fn main() {
+    let started = Instant::now();
+    let settings = Settings::from_env();
+    let work = temp_dir("bench");
+    print_header(&settings);
+    let mock = MockProvider::start(MockOptions {
+        // Every request is recorded; 64 KiB prompts make a long record costly.
+        max_recorded: 16,
+        ..MockOptions::default()
+    })
+    .expect("start the mock provider");
+
+    let mut section = 0;
+    if settings.wants("jwt") {
+        section += 1;
+        overhead_and_jwt(section, &settings, &mock, &work);
+    }
+    if settings.wants("ttfb") {
+        section += 1;
+        streaming_ttfb(section, &settings, &mock);
+    }
+    if settings.wants("masking") {
+        section += 1;
+        masking(section, &settings, &mock, &work);
+    }
+    if settings.wants("failover") {
+        section += 1;
+        failover(section, &settings, &mock);
+    }
+    println!(
+        "\n_Whole run: {:.0} s._",
+        started.elapsed().as_secs_f64().round()
     );
-    std::fs::write(&script, lua).expect("write wrk script");
+    drop(mock);
+    let _ = std::fs::remove_dir_all(&work);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Header
+
+fn print_header(settings: &Settings) {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cpu = cpu_model(&cpuinfo).unwrap_or_else(|| "unknown CPU".into());
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    let load = std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "?".into());
+    let wasm = wasm_path();
+    let wasm_size = std::fs::metadata(&wasm)
+        .map(|m| format!("{} bytes ({:.2} MiB)", m.len(), m.len() as f64 / 1048576.0))
+        .unwrap_or_else(|_| "missing (run `make build`)".into());
+    println!("### Envoy-level benchmarks (`make bench`)\n");
+    println!("- Machine: {cores} cores (nproc), {cpu}; load average {load} at start");
+    println!(
+        "- Envoy: {}, `--concurrency 1` per scenario, V8 runtime",
+        envoy_version()
+    );
+    println!("- tollgate: `{}` {wasm_size}", display_relative(&wasm));
+    println!(
+        "- Load: wrk `-t1 -c{}`, {} alternating rounds of {} s per scenario; client loops: {} requests per scenario, alternating request by request, one keep-alive connection each; all on 127.0.0.1 against the in-process mock provider",
+        settings.connections, settings.rounds, settings.seconds, settings.samples
+    );
+    println!(
+        "- Envoy CPU µs/req: on-CPU time of the Envoy process (all threads, `/proc/<pid>/task/*/schedstat`) over the measured requests, divided by them"
+    );
+}
+
+fn envoy_version() -> String {
+    Command::new(envoy_binary())
+        .arg("--version")
+        .output()
+        .ok()
+        .and_then(|o| {
+            let text = String::from_utf8_lossy(&o.stdout).into_owned();
+            text.split('/')
+                .find(|part| {
+                    part.split('.').count() == 3
+                        && part.chars().all(|c| c.is_ascii_digit() || c == '.')
+                })
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| "version unknown".into())
+}
+
+fn display_relative(path: &Path) -> String {
+    path.strip_prefix(repo_root())
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| path.display().to_string())
+}
+
+// ---------------------------------------------------------------------------------------------
+// wrk scenarios
+
+/// What a scenario's single check request must show before load is applied.
+enum Check {
+    /// Status 200.
+    Ok,
+    /// Status 200 and the request the provider received contains this text.
+    UpstreamContains(&'static str),
+    /// Status 200 and the request the provider received does not contain this text.
+    UpstreamLacks(&'static str),
+}
+
+/// A wrk scenario to start.
+struct WrkSpec {
+    name: String,
+    config: String,
+    vars: Vars,
+    body: String,
+    headers: Vec<(String, String)>,
+    /// Row number (1-based) whose CPU per request this row is compared with.
+    base: Option<usize>,
+    check: Check,
+}
+
+/// A started wrk scenario and its rounds.
+struct WrkScenario {
+    name: String,
+    envoy: Option<Envoy>,
+    script: PathBuf,
+    base: Option<usize>,
+    runs: Vec<(LoadResult, u64)>,
+    problem: Option<String>,
+}
+
+fn start_wrk_scenarios(specs: Vec<WrkSpec>, mock: &MockHandle, dir: &Path) -> Vec<WrkScenario> {
+    specs
+        .into_iter()
+        .enumerate()
+        .map(|(i, spec)| {
+            eprintln!("starting Envoy: {}", spec.name);
+            let body_file = dir.join(format!("body-{i}.json"));
+            let script = dir.join(format!("load-{i}.lua"));
+            std::fs::write(&body_file, &spec.body).expect("write the request body");
+            std::fs::write(&script, wrk_post_script(&body_file, &spec.headers))
+                .expect("write the wrk script");
+            let (envoy, problem) = match Envoy::try_start(&spec.config, spec.vars) {
+                Ok(envoy) => {
+                    let problem = check_once(&envoy, mock, &spec.body, &spec.headers, &spec.check);
+                    (Some(envoy), problem)
+                }
+                Err(e) => {
+                    let tail: String = e.log.lines().rev().take(15).collect::<Vec<_>>().join("\n");
+                    eprintln!("Envoy for {:?} did not start:\n{tail}", spec.name);
+                    (None, Some("Envoy did not start".into()))
+                }
+            };
+            if let Some(p) = &problem {
+                eprintln!("  check failed: {p}");
+            }
+            WrkScenario {
+                name: spec.name,
+                envoy,
+                script,
+                base: spec.base,
+                runs: Vec::new(),
+                problem,
+            }
+        })
+        .collect()
+}
+
+/// Sends one request as wrk will and checks the outcome; returns what is wrong, if anything.
+fn check_once(
+    envoy: &Envoy,
+    mock: &MockHandle,
+    body: &str,
+    headers: &[(String, String)],
+    check: &Check,
+) -> Option<String> {
+    let mut all: Vec<(&str, &str)> = vec![("content-type", "application/json")];
+    all.extend(headers.iter().map(|(n, v)| (n.as_str(), v.as_str())));
+    let resp = match tollgate_e2e::mock::client::request(
+        envoy.port,
+        "POST",
+        CHAT_PATH,
+        &all,
+        body.as_bytes(),
+    ) {
+        Ok(r) => r,
+        Err(e) => return Some(format!("request failed: {e}")),
+    };
+    if resp.status != 200 {
+        let text = resp.text();
+        return Some(format!(
+            "status {} ({})",
+            resp.status,
+            text.get(..text.len().min(300)).unwrap_or("")
+        ));
+    }
+    let upstream = mock.requests().pop().map(|r| r.body).unwrap_or_default();
+    match check {
+        Check::Ok => None,
+        Check::UpstreamContains(text) if !upstream.contains(text) => {
+            Some(format!("the provider's request lacks {text:?}"))
+        }
+        Check::UpstreamLacks(text) if upstream.contains(text) => {
+            Some(format!("the provider's request contains {text:?}"))
+        }
+        _ => None,
+    }
+}
+
+fn run_wrk(port: u16, script: &Path, seconds: u64, connections: u64) -> String {
     let out = Command::new("wrk")
         .args([
             "-t1",
             &format!("-c{connections}"),
             &format!("-d{seconds}s"),
+            "--timeout",
+            "10s",
             "--latency",
             "-s",
         ])
-        .arg(&script)
-        .arg(format!("http://127.0.0.1:{port}{path}"))
+        .arg(script)
+        .arg(format!("http://127.0.0.1:{port}{CHAT_PATH}"))
         .output()
         .expect("run wrk (make setup installs it)");
-    let _ = std::fs::remove_dir_all(&dir);
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn main() {
-    let seconds = env_num("BENCH_SECONDS", 5);
-    let rounds = env_num("BENCH_ROUNDS", 3);
-    let connections = env_num("BENCH_CONNECTIONS", 16);
-    let mock = MockProvider::start(MockOptions::default()).expect("start mock provider");
-    let upstream = mock.port();
-    let chat = r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hello there"}]}"#;
-
-    let plain =
-        std::fs::read_to_string(repo_root().join("benches/plain.yaml")).expect("plain.yaml");
-    let with_filter = template("e2e/configs/basic.yaml");
-    let mut scenarios = vec![
-        Scenario {
-            name: "plain Envoy",
-            envoy: Envoy::start(&plain, Vars::new().set("UPSTREAM_PORT", upstream)),
-            path: "/v1/chat/completions",
-            body: chat,
-            runs: Vec::new(),
-        },
-        Scenario {
-            name: "Envoy + tollgate (correlation ids)",
-            envoy: Envoy::start(
-                &with_filter,
-                Vars::new()
-                    .set("UPSTREAM_PORT", upstream)
-                    .plugin_config("{}"),
-            ),
-            path: "/v1/chat/completions",
-            body: chat,
-            runs: Vec::new(),
-        },
-    ];
-
+fn run_wrk_rounds(scenarios: &mut [WrkScenario], settings: &Settings) {
     eprintln!("warming up…");
-    for s in &scenarios {
-        let _ = run_wrk(s.envoy.port, s.path, s.body, 1, connections);
+    for s in scenarios.iter() {
+        if let Some(envoy) = &s.envoy {
+            let _ = run_wrk(envoy.port, &s.script, 1, settings.connections);
+        }
     }
-    for round in 0..rounds {
+    for round in 0..settings.rounds {
         for s in scenarios.iter_mut() {
-            let pid = s.envoy.pid().expect("envoy running");
+            let Some(envoy) = &s.envoy else { continue };
+            let pid = envoy.pid().unwrap_or(0);
             let cpu_before = process_cpu_us(pid).unwrap_or(0);
-            let out = run_wrk(s.envoy.port, s.path, s.body, seconds, connections);
+            let out = run_wrk(
+                envoy.port,
+                &s.script,
+                settings.seconds,
+                settings.connections,
+            );
             let cpu_after = process_cpu_us(pid).unwrap_or(0);
             match parse_wrk(&out) {
                 Some(r) => {
@@ -107,50 +339,708 @@ fn main() {
             }
         }
     }
-
-    let summary: Vec<(String, f64, f64, f64, f64, u64)> = scenarios
-        .iter()
-        .map(|s| {
-            let n = s.runs.len().max(1) as f64;
-            let rps = s.runs.iter().map(|(r, _)| r.rps).sum::<f64>() / n;
-            let p50 = median(s.runs.iter().map(|(r, _)| r.p50_us).collect());
-            let p99 = median(s.runs.iter().map(|(r, _)| r.p99_us).collect());
-            let reqs: u64 = s.runs.iter().map(|(r, _)| r.requests).sum();
-            let cpu: u64 = s.runs.iter().map(|(_, c)| *c).sum();
-            let errors: u64 = s.runs.iter().map(|(r, _)| r.non_2xx).sum();
-            let cpu_per_req = if reqs > 0 {
-                cpu as f64 / reqs as f64
-            } else {
-                0.0
-            };
-            (s.name.to_string(), rps, p50, p99, cpu_per_req, errors)
-        })
-        .collect();
-    let base = summary.first().cloned();
-    println!(
-        "\nEnvoy 1.40.0 (V8), --concurrency 1, wrk -t1 -c{connections}, {rounds} alternating rounds of {seconds}s, {} cores",
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
-    );
-    println!("\n| scenario | req/s | p50 | p99 | Envoy CPU µs/req | non-2xx | req/s ratio | CPU ratio | added CPU µs/req |");
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
-    for (name, rps, p50, p99, cpu, errors) in &summary {
-        let (rr, cr, added) = match &base {
-            Some(b) if b.1 > 0.0 && b.4 > 0.0 => (rps / b.1, cpu / b.4, cpu - b.4),
-            _ => (1.0, 1.0, 0.0),
-        };
-        println!(
-            "| {name} | {rps:.0} | {:.0} µs | {:.0} µs | {cpu:.1} | {errors} | {rr:.2} | {cr:.2} | {added:+.1} |",
-            p50, p99
-        );
-    }
-    drop(scenarios);
-    drop(mock);
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    if v.is_empty() {
-        return 0.0;
+fn print_wrk_table(scenarios: &[WrkScenario]) {
+    let summaries: Vec<_> = scenarios.iter().map(|s| summarize_wrk(&s.runs)).collect();
+    let first_rps = summaries.first().map(|s| s.rps).unwrap_or(0.0);
+    println!(
+        "\n| # | scenario | req/s | p50 | p99 | Envoy CPU µs/req | Δ CPU µs/req | vs # | req/s vs #1 | non-2xx |"
+    );
+    println!("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for (i, (s, sum)) in scenarios.iter().zip(&summaries).enumerate() {
+        let name = match &s.problem {
+            Some(p) => format!("{} ⚠ {p}", s.name),
+            None => s.name.clone(),
+        };
+        if s.runs.is_empty() {
+            println!("| {} | {name} | – | – | – | – | – | – | – | – |", i + 1);
+            continue;
+        }
+        let (delta, vs) = match s
+            .base
+            .and_then(|b| summaries.get(b - 1).map(|base| (b, base)))
+        {
+            Some((b, base)) if base.requests > 0 => (
+                format!("{:+.1}", sum.cpu_us_per_request - base.cpu_us_per_request),
+                b.to_string(),
+            ),
+            _ => ("–".into(), "–".into()),
+        };
+        let ratio = if first_rps > 0.0 {
+            format!("{:.2}", sum.rps / first_rps)
+        } else {
+            "–".into()
+        };
+        println!(
+            "| {} | {name} | {:.0} | {} | {} | {:.1} | {delta} | {vs} | {ratio} | {} |",
+            i + 1,
+            sum.rps,
+            format_us(sum.p50_us),
+            format_us(sum.p99_us),
+            sum.cpu_us_per_request,
+            sum.non_2xx
+        );
     }
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
-    v[v.len() / 2]
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. Overhead and JWT
+
+mod tokens {
+    //! ES256 and RS256 (2048-bit) keys generated for the run, their JWKS, and tokens.
+
+    use jwt_simple::prelude::*;
+    use serde_json::{json, Value};
+
+    /// Key ids in the JWKS and token headers.
+    pub const ES_KID: &str = "bench-es256";
+    /// Key id of the RSA key.
+    pub const RS_KID: &str = "bench-rs256";
+
+    /// The run's keys.
+    pub struct Keys {
+        es: ES256KeyPair,
+        rs: RS256KeyPair,
+    }
+
+    impl Keys {
+        /// Fresh keys.
+        pub fn generate() -> Keys {
+            Keys {
+                es: ES256KeyPair::generate().with_key_id(ES_KID),
+                rs: RS256KeyPair::generate(2048)
+                    .expect("generate an RSA key")
+                    .with_key_id(RS_KID),
+            }
+        }
+
+        /// The JWKS publishing both public keys.
+        pub fn jwks(&self) -> Value {
+            let mut es: Value =
+                serde_json::from_str(&self.es.public_key().to_jwk()).expect("EC JWK is JSON");
+            if let Some(obj) = es.as_object_mut() {
+                obj.retain(|k, _| matches!(k.as_str(), "kty" | "crv" | "x" | "y"));
+                obj.insert("kid".into(), json!(ES_KID));
+                obj.insert("alg".into(), json!("ES256"));
+                obj.insert("use".into(), json!("sig"));
+            }
+            let c = self.rs.public_key().to_components();
+            let b64 = |b: &[u8]| Base64UrlSafeNoPadding::encode_to_string(b).expect("base64");
+            let rs = json!({"kty": "RSA", "n": b64(&c.n), "e": b64(&c.e), "kid": RS_KID, "alg": "RS256", "use": "sig"});
+            json!({ "keys": [es, rs] })
+        }
+
+        fn claims(issuer: &str, audience: &str) -> JWTClaims<NoCustomClaims> {
+            Claims::create(Duration::from_hours(2))
+                .with_issuer(issuer)
+                .with_audience(audience)
+                .with_subject("bench-user")
+        }
+
+        /// An ES256 token valid for two hours.
+        pub fn es256(&self, issuer: &str, audience: &str) -> String {
+            self.es
+                .sign(Self::claims(issuer, audience))
+                .expect("sign ES256")
+        }
+
+        /// An RS256 token valid for two hours.
+        pub fn rs256(&self, issuer: &str, audience: &str) -> String {
+            self.rs
+                .sign(Self::claims(issuer, audience))
+                .expect("sign RS256")
+        }
+    }
+}
+
+fn tollgate_jwt_config(jwks: &serde_json::Value, cache_size: Option<usize>) -> String {
+    let mut jwt = serde_json::json!({
+        "providers": [{
+            "name": "bench",
+            "issuer": ISSUER,
+            "audiences": [AUDIENCE],
+            "local_jwks": jwks,
+        }],
+        "rules": [{"path_prefix": "/v1/", "requires": {"provider": "bench"}}],
+    });
+    if let Some(size) = cache_size {
+        jwt["cache_size"] = serde_json::json!(size);
+    }
+    serde_json::json!({ "jwt": jwt }).to_string()
+}
+
+fn overhead_and_jwt(section: usize, settings: &Settings, mock: &MockHandle, dir: &Path) {
+    eprintln!("generating ES256 and RS256 (2048-bit) keys…");
+    let keys = tokens::Keys::generate();
+    let jwks = keys.jwks();
+    let jwks_text = jwks.to_string();
+    let chat = chat_body(MODEL, "hello there", false);
+    let plain = template_file("benches/plain.yaml");
+    let basic = template("e2e/configs/basic.yaml");
+    let native = template_file("benches/jwt_authn.yaml");
+    let envoy_jwt = template("e2e/configs/envoy_jwt.yaml");
+    let upstream = mock.port();
+    let bearer = |token: String| vec![("Authorization".to_string(), format!("Bearer {token}"))];
+    let spec = |name: &str, config: &str, vars: Vars, headers, base| WrkSpec {
+        name: name.to_string(),
+        config: config.to_string(),
+        vars: vars.set("UPSTREAM_PORT", upstream),
+        body: chat.clone(),
+        headers,
+        base,
+        check: Check::Ok,
+    };
+    let mut specs = vec![
+        spec("plain Envoy", &plain, Vars::new(), vec![], None),
+        spec(
+            "Envoy + tollgate, defaults `{}` (correlation, usage, prompt masking)",
+            &basic,
+            Vars::new().plugin_config("{}"),
+            vec![],
+            Some(1),
+        ),
+    ];
+    for alg in ["ES256", "RS256"] {
+        let token = if alg == "ES256" {
+            keys.es256(ISSUER, AUDIENCE)
+        } else {
+            keys.rs256(ISSUER, AUDIENCE)
+        };
+        specs.push(spec(
+            &format!("tollgate JWT {alg}, cached (same token every request)"),
+            &basic,
+            Vars::new().plugin_config(&tollgate_jwt_config(&jwks, None)),
+            bearer(token.clone()),
+            Some(2),
+        ));
+        specs.push(spec(
+            &format!("tollgate JWT {alg}, cold (`cache_size: 0`, verifies every request)"),
+            &basic,
+            Vars::new().plugin_config(&tollgate_jwt_config(&jwks, Some(0))),
+            bearer(token.clone()),
+            Some(2),
+        ));
+        specs.push(spec(
+            &format!("native `jwt_authn` {alg}, no tollgate, no cache"),
+            &native,
+            Vars::new()
+                .set("JWKS", &jwks_text)
+                .set("JWT_CACHE", "# no jwt_cache_config: every request verifies"),
+            bearer(token.clone()),
+            Some(1),
+        ));
+        specs.push(spec(
+            &format!("native `jwt_authn` {alg}, no tollgate, `jwt_cache_config`"),
+            &native,
+            Vars::new()
+                .set("JWKS", &jwks_text)
+                .set("JWT_CACHE", "jwt_cache_config: { jwt_cache_size: 1000 }"),
+            bearer(token.clone()),
+            Some(1),
+        ));
+        specs.push(spec(
+            &format!(
+                "`envoy_jwt` mode {alg}: `jwt_authn` (no cache) + tollgate reading its metadata"
+            ),
+            &envoy_jwt,
+            Vars::new()
+                .set("JWKS", &jwks_text)
+                .plugin_config(r#"{"envoy_jwt":{"payload_key":"jwt_payload"}}"#),
+            bearer(token),
+            Some(2),
+        ));
+    }
+    let mut scenarios = start_wrk_scenarios(specs, mock, dir);
+    run_wrk_rounds(&mut scenarios, settings);
+    println!(
+        "\n#### {section}. Per-request overhead and JWT verification (wrk, small chat request)"
+    );
+    print_wrk_table(&scenarios);
+    println!(
+        "\nΔ CPU is this row's Envoy CPU per request minus row \"vs #\"'s: tollgate's JWT rows are compared with tollgate's defaults (#2), so Δ is the JWT work alone, like the native rows against plain Envoy (#1)."
+    );
+}
+
+fn template_file(relative_to_root: &str) -> String {
+    let path = repo_root().join(relative_to_root);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Client loops (2. streaming TTFB, 4. failover)
+
+/// One request's timings, microseconds from just before the request was written.
+#[derive(Debug, Clone, Copy)]
+struct Sample {
+    head_us: f64,
+    first_chunk_us: f64,
+    total_us: f64,
+}
+
+/// A scenario driven by the sequential client loop.
+struct LoopScenario {
+    name: String,
+    port: u16,
+    envoy: Option<Envoy>,
+    body: String,
+    stream: bool,
+    conn: Option<Connection>,
+    samples: Vec<Sample>,
+    errors: u64,
+    /// Requests sent, warm-up included.
+    sent: u64,
+    cpu_us: u64,
+    last_error: Option<String>,
+}
+
+impl LoopScenario {
+    fn new(name: &str, port: u16, envoy: Option<Envoy>, body: String, stream: bool) -> Self {
+        LoopScenario {
+            name: name.to_string(),
+            port,
+            envoy,
+            body,
+            stream,
+            conn: None,
+            samples: Vec::new(),
+            errors: 0,
+            sent: 0,
+            cpu_us: 0,
+            last_error: None,
+        }
+    }
+
+    fn pid(&self) -> Option<u32> {
+        self.envoy.as_ref().and_then(Envoy::pid)
+    }
+
+    /// One request on the kept-alive connection (reopened once if the server closed it).
+    fn request_once(&mut self) -> io::Result<(u16, Sample)> {
+        for attempt in 0..2 {
+            let conn = match self.conn.take() {
+                Some(c) => c,
+                None => Connection::open(self.port)?,
+            };
+            match self.exchange(conn) {
+                Ok(r) => return Ok(r),
+                Err(e) if attempt == 0 => self.last_error = Some(e.to_string()),
+                Err(e) => return Err(e),
+            }
+        }
+        Err(io::Error::other("unreachable retry loop"))
+    }
+
+    fn exchange(&mut self, mut conn: Connection) -> io::Result<(u16, Sample)> {
+        let headers = [("content-type", "application/json")];
+        let t0 = Instant::now();
+        if self.stream {
+            let mut s = conn.stream("POST", CHAT_PATH, &headers, self.body.as_bytes())?;
+            let head_us = micros(t0);
+            let _first = s.next_chunk()?;
+            let first_chunk_us = micros(t0);
+            let _rest = s.read_to_end()?;
+            let total_us = micros(t0);
+            let status = s.status;
+            let keep = !s
+                .header("connection")
+                .is_some_and(|v| v.eq_ignore_ascii_case("close"));
+            if keep {
+                self.conn = Some(s.into_connection());
+            }
+            Ok((
+                status,
+                Sample {
+                    head_us,
+                    first_chunk_us,
+                    total_us,
+                },
+            ))
+        } else {
+            let resp: Response = conn.request("POST", CHAT_PATH, &headers, self.body.as_bytes())?;
+            let total_us = micros(t0);
+            if !resp
+                .header("connection")
+                .is_some_and(|v| v.eq_ignore_ascii_case("close"))
+            {
+                self.conn = Some(conn);
+            }
+            Ok((
+                resp.status,
+                Sample {
+                    head_us: total_us,
+                    first_chunk_us: total_us,
+                    total_us,
+                },
+            ))
+        }
+    }
+
+    /// Runs one request and records it: `expect` is the status that counts as success.
+    fn measure(&mut self, expect: u16) {
+        self.sent += 1;
+        match self.request_once() {
+            Ok((status, sample)) if status == expect => self.samples.push(sample),
+            Ok((status, _)) => {
+                self.errors += 1;
+                self.last_error = Some(format!("status {status}"));
+            }
+            Err(e) => {
+                self.errors += 1;
+                self.last_error = Some(e.to_string());
+                self.conn = None;
+            }
+        }
+    }
+}
+
+fn micros(t0: Instant) -> f64 {
+    t0.elapsed().as_secs_f64() * 1e6
+}
+
+/// Warms every scenario up, then sends `samples` requests to each, one scenario after the other
+/// request by request, recording Envoy CPU over the measured part. `expect[i]` is the status
+/// scenario `i` should answer.
+fn run_loops(scenarios: &mut [LoopScenario], expect: &[u16], samples: usize) {
+    let warmup = 30.min(samples);
+    for _ in 0..warmup {
+        for (s, status) in scenarios.iter_mut().zip(expect) {
+            s.measure(*status);
+        }
+    }
+    for s in scenarios.iter_mut() {
+        s.samples.clear();
+        s.errors = 0;
+    }
+    let cpu_before: Vec<u64> = scenarios
+        .iter()
+        .map(|s| s.pid().and_then(process_cpu_us).unwrap_or(0))
+        .collect();
+    for _ in 0..samples {
+        for (s, status) in scenarios.iter_mut().zip(expect) {
+            s.measure(*status);
+        }
+    }
+    for (s, before) in scenarios.iter_mut().zip(cpu_before) {
+        let after = s.pid().and_then(process_cpu_us).unwrap_or(0);
+        s.cpu_us = after.saturating_sub(before);
+        if let Some(e) = &s.last_error {
+            if s.errors > 0 {
+                eprintln!("{}: {} errors, last: {e}", s.name, s.errors);
+            }
+        }
+    }
+}
+
+fn cpu_cell(s: &LoopScenario) -> String {
+    if s.envoy.is_none() || s.samples.is_empty() {
+        "–".into()
+    } else {
+        format!(
+            "{:.1}",
+            s.cpu_us as f64 / (s.samples.len() as u64 + s.errors) as f64
+        )
+    }
+}
+
+fn start_envoy(name: &str, config: &str, vars: Vars) -> Option<Envoy> {
+    eprintln!("starting Envoy: {name}");
+    match Envoy::try_start(config, vars) {
+        Ok(e) => Some(e),
+        Err(e) => {
+            let tail: String = e.log.lines().rev().take(15).collect::<Vec<_>>().join("\n");
+            eprintln!("Envoy for {name:?} did not start:\n{tail}");
+            None
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. Streaming time to first byte
+
+fn streaming_ttfb(section: usize, settings: &Settings, mock: &MockHandle) {
+    let upstream = mock.port();
+    let body = chat_body(MODEL, "Why do toll roads exist? Answer briefly.", true);
+    let plain = start_envoy(
+        "plain Envoy (stream)",
+        &template_file("benches/plain.yaml"),
+        Vars::new().set("UPSTREAM_PORT", upstream),
+    );
+    let with_filter = start_envoy(
+        "Envoy + tollgate (stream)",
+        &template("e2e/configs/basic.yaml"),
+        Vars::new()
+            .set("UPSTREAM_PORT", upstream)
+            .plugin_config("{}"),
+    );
+    let (Some(plain), Some(with_filter)) = (plain, with_filter) else {
+        println!(
+            "\n#### {section}. Streaming time to first byte\n\nskipped: an Envoy did not start"
+        );
+        return;
+    };
+    let mut scenarios = vec![
+        LoopScenario::new("plain Envoy", plain.port, Some(plain), body.clone(), true),
+        LoopScenario::new(
+            "Envoy + tollgate, defaults `{}` (usage accounting of the stream, `include_usage` injected and its chunk stripped)",
+            with_filter.port,
+            Some(with_filter),
+            body,
+            true,
+        ),
+    ];
+    eprintln!(
+        "streaming TTFB: {} requests per scenario…",
+        settings.samples
+    );
+    run_loops(&mut scenarios, &[200, 200], settings.samples);
+
+    let first_p50 = |s: &LoopScenario| {
+        percentile(
+            &s.samples
+                .iter()
+                .map(|x| x.first_chunk_us)
+                .collect::<Vec<_>>(),
+            0.5,
+        )
+    };
+    let base = scenarios.first().map(first_p50).unwrap_or(0.0);
+    println!(
+        "\n#### {section}. Streaming: time to first byte of an OpenAI chat stream (client loop)"
+    );
+    println!(
+        "\n| scenario | requests | headers p50 | first chunk p50 | first chunk p90 | first chunk p99 | whole stream p50 | Envoy CPU µs/req | Δ first chunk p50 | errors |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for (i, s) in scenarios.iter().enumerate() {
+        let col = |f: fn(&Sample) -> f64| s.samples.iter().map(f).collect::<Vec<_>>();
+        let first = col(|x| x.first_chunk_us);
+        let delta = if i == 0 {
+            "–".into()
+        } else {
+            format_delta_us(first_p50(s) - base)
+        };
+        println!(
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {delta} | {} |",
+            s.name,
+            s.samples.len(),
+            format_us(percentile(&col(|x| x.head_us), 0.5)),
+            format_us(percentile(&first, 0.5)),
+            format_us(percentile(&first, 0.9)),
+            format_us(percentile(&first, 0.99)),
+            format_us(percentile(&col(|x| x.total_us), 0.5)),
+            cpu_cell(s),
+            s.errors
+        );
+    }
+    if let Some(s) = scenarios.get(1) {
+        let added = first_p50(s) - base;
+        println!(
+            "\nAdded time to first byte at p50: **{}** (target < 1 ms: {}). Measured from writing the request to receiving the first body chunk of the stream.",
+            format_delta_us(added),
+            if added < 1000.0 { "met" } else { "NOT met" }
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. Masking
+
+fn masking(section: usize, settings: &Settings, mock: &MockHandle, dir: &Path) {
+    let secrets = fake_secrets(2024);
+    let secret_values: Vec<String> = secrets.iter().map(|(_, s)| s.clone()).collect();
+    let clean = chat_body(MODEL, &prompt_text(PROMPT_BYTES, &[], 11), false);
+    let dirty = chat_body(MODEL, &prompt_text(PROMPT_BYTES, &secret_values, 11), false);
+    let plain = template_file("benches/plain.yaml");
+    let basic = template("e2e/configs/basic.yaml");
+    let upstream = mock.port();
+    let spec = |name: &str, config: &str, plugin: Option<&str>, body: &str, base, check| {
+        let vars = Vars::new().set("UPSTREAM_PORT", upstream);
+        WrkSpec {
+            name: name.to_string(),
+            config: config.to_string(),
+            vars: match plugin {
+                Some(p) => vars.plugin_config(p),
+                None => vars,
+            },
+            body: body.to_string(),
+            headers: vec![],
+            base,
+            check,
+        }
+    };
+    let kinds: Vec<&str> = secrets.iter().map(|(k, _)| *k).collect();
+    let specs = vec![
+        spec(
+            "plain Envoy, 64 KiB prompt",
+            &plain,
+            None,
+            &clean,
+            None,
+            Check::Ok,
+        ),
+        spec(
+            "tollgate, `prompts: off`, 64 KiB prompt",
+            &basic,
+            Some(r#"{"masking":{"prompts":"off"}}"#),
+            &clean,
+            Some(1),
+            Check::Ok,
+        ),
+        spec(
+            "tollgate, `prompts: redact`, 64 KiB prompt, no secrets",
+            &basic,
+            Some(r#"{"masking":{"prompts":"redact"}}"#),
+            &clean,
+            Some(2),
+            Check::UpstreamLacks("[REDACTED"),
+        ),
+        spec(
+            &format!(
+                "tollgate, `prompts: redact`, 64 KiB prompt, {} fake secrets ({})",
+                kinds.len(),
+                kinds.join(", ")
+            ),
+            &basic,
+            Some(r#"{"masking":{"prompts":"redact"}}"#),
+            &dirty,
+            Some(2),
+            Check::UpstreamContains("[REDACTED"),
+        ),
+    ];
+    let mut scenarios = start_wrk_scenarios(specs, mock, dir);
+    run_wrk_rounds(&mut scenarios, settings);
+    println!(
+        "\n#### {section}. Masking a 64 KiB prompt (wrk, POST {CHAT_PATH}, body {} bytes)",
+        clean.len()
+    );
+    print_wrk_table(&scenarios);
+    println!(
+        "\nΔ CPU of the redact rows is against `prompts: off` (#2): the cost of scanning (and rewriting) the 64 KiB body alone."
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. Failover
+
+fn failover_config() -> String {
+    let provider = |name: &str, env: &str| {
+        serde_json::json!({
+            "name": name, "kind": "openai", "cluster": name,
+            "api_key": {"env": env},
+            "max_retries": 0,
+            "circuit": {"failure_threshold": FAILURE_THRESHOLD, "cooldown_ms": 60000}
+        })
+    };
+    serde_json::json!({"failover": {
+        "providers": [provider("primary", "PRIMARY_API_KEY"), provider("secondary", "SECONDARY_API_KEY")],
+        "routes": [{"model": MODEL, "providers": ["primary", "secondary"]}]
+    }})
+    .to_string()
+}
+
+fn failover(section: usize, settings: &Settings, mock: &MockHandle) {
+    let failing = MockProvider::start(MockOptions {
+        max_recorded: 16,
+        faults: Faults {
+            status: Some(500),
+            ..Faults::default()
+        },
+        ..MockOptions::default()
+    })
+    .expect("start the failing mock provider");
+    let config = template_file("benches/routing.yaml");
+    let vars = |primary: u16| {
+        Vars::new()
+            .set("PRIMARY_PORT", primary)
+            .set("SECONDARY_PORT", mock.port())
+            .set("PRIMARY_KEY", "sk-bench-primary-key-0123456789abcdef")
+            .set("SECONDARY_KEY", "sk-bench-secondary-key-0123456789abcdef")
+            .plugin_config(&failover_config())
+    };
+    let a = start_envoy("failover A (primary healthy)", &config, vars(mock.port()));
+    let b = start_envoy("failover B (primary 500)", &config, vars(failing.port()));
+    let (Some(a), Some(b)) = (a, b) else {
+        println!("\n#### {section}. One failover\n\nskipped: an Envoy did not start");
+        return;
+    };
+    // Every B request fails on the primary once; stay below the circuit threshold.
+    let samples = settings.samples.min(FAILURE_THRESHOLD / 2);
+    let body = chat_body(MODEL, "hello there", false);
+    let mut scenarios = vec![
+        LoopScenario::new(
+            "mock provider directly, 200 (reference)",
+            mock.port(),
+            None,
+            body.clone(),
+            false,
+        ),
+        LoopScenario::new(
+            "mock provider directly, 500 (reference: the failed exchange alone)",
+            failing.port(),
+            None,
+            body.clone(),
+            false,
+        ),
+        LoopScenario::new(
+            "A: tollgate routing, primary healthy",
+            a.port,
+            Some(a),
+            body.clone(),
+            false,
+        ),
+        LoopScenario::new(
+            "B: tollgate routing, primary always 500 → in-request failover to the secondary",
+            b.port,
+            Some(b),
+            body,
+            false,
+        ),
+    ];
+    let failed_before = failing.stats().responses_error;
+    eprintln!("failover: {samples} requests per scenario…");
+    run_loops(&mut scenarios, &[200, 500, 200, 200], samples);
+    let primary_failures = failing.stats().responses_error - failed_before;
+
+    let p = |s: &LoopScenario, q: f64| {
+        percentile(&s.samples.iter().map(|x| x.total_us).collect::<Vec<_>>(), q)
+    };
+    let a_p50 = scenarios.get(2).map(|s| p(s, 0.5)).unwrap_or(0.0);
+    println!("\n#### {section}. One failover (client loop, non-streamed chat request)");
+    println!(
+        "\n| scenario | requests | p50 | p90 | p99 | Envoy CPU µs/req | Δ p50 vs A | errors |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|");
+    for (i, s) in scenarios.iter().enumerate() {
+        let delta = if i == 3 {
+            format_delta_us(p(s, 0.5) - a_p50)
+        } else {
+            "–".into()
+        };
+        println!(
+            "| {} | {} | {} | {} | {} | {} | {delta} | {} |",
+            s.name,
+            s.samples.len(),
+            format_us(p(s, 0.5)),
+            format_us(p(s, 0.9)),
+            format_us(p(s, 0.99)),
+            cpu_cell(s),
+            s.errors
+        );
+    }
+    let (Some(direct_500), Some(b)) = (scenarios.get(1), scenarios.get(3)) else {
+        return;
+    };
+    let added = p(b, 0.5) - a_p50;
+    let failed_exchange = p(direct_500, 0.5);
+    let b_failures = primary_failures.saturating_sub(direct_500.sent);
+    println!(
+        "\nOne failover adds **{}** at p50 (B − A). B pays for the failed exchange with the primary (about {} when the mock is called directly) plus tollgate holding the 500, picking the secondary and sending the request again as a callout; beyond the failed attempt, the failover itself costs about **{}** (B − A − direct 500). The primary's circuit stays closed (`failure_threshold` {FAILURE_THRESHOLD}, `max_retries` 0): it answered {b_failures} of B's {} requests (warm-up included) with 500, one failed attempt per request.",
+        format_delta_us(added),
+        format_us(failed_exchange),
+        format_delta_us(added - failed_exchange),
+        b.sent,
+    );
+    drop(scenarios);
+    drop(failing);
 }
