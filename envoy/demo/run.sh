@@ -47,8 +47,8 @@ Try:
   # a prompt carrying a key arrives redacted at the provider (see what it received)
   curl -s localhost:10000/v1/chat/completions -H "authorization: Bearer \$TOKEN" -d '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"my key is sk-proj-T3stK3yAbCdEfGhIjKlMnOpQrStUvWxYz0123456789"}]}' >/dev/null
   curl -s localhost:8081/__mock/requests | grep -o 'REDACTED[^]]*'
-  # spend the demo user's 2000-token/minute budget: the last ones answer 429 with Retry-After
-  for i in \$(seq 1 12); do curl -s -o /dev/null -w '%{http_code} ' localhost:10000/v1/chat/completions -H "authorization: Bearer \$TOKEN" -d '{"model":"gpt-4o-mini","max_tokens":200,"messages":[{"role":"user","content":"hi"}]}'; done; echo
+  # spend the demo user's 2000-token/minute budget with ~500-token prompts: 200 200 200 429 …
+  P=\$(printf 'lorem ipsum %.0s' \$(seq 1 170)); for i in 1 2 3 4 5; do curl -s -o /dev/null -w '%{http_code} ' localhost:10000/v1/chat/completions -H "authorization: Bearer \$TOKEN" -d "{\\"model\\":\\"gpt-4o-mini\\",\\"max_tokens\\":200,\\"messages\\":[{\\"role\\":\\"user\\",\\"content\\":\\"\$P\\"}]}"; done; echo
   # metrics with labels
   curl -s localhost:9901/stats/prometheus | grep -E '^(tollgate|gen_ai)_'
 

@@ -203,8 +203,8 @@ impl Budgets {
                 }
                 if let Some(max) = w.max_tokens {
                     let committed = s.used_tokens.saturating_add(s.reserved_tokens);
-                    // A request may start while anything is left; its reservation is capped so
-                    // that a single large `max_tokens` cannot lock out a user with budget left.
+                    // Like OpenAI's own limits, a request's reservation (prompt + max_tokens)
+                    // must fit in what is left: that is what bounds concurrent overshoot.
                     if committed >= max {
                         return Err(Refusal {
                             dimension: "tokens",
