@@ -12,7 +12,6 @@ pub const CIRCUIT_STATE: &str = "tollgate_circuit_state";
 /// Tag names used by these metrics (each needs a tag extractor in the Envoy stats config).
 pub const FAILOVER_TAG_NAMES: &[&str] = &["provider", "outcome", "reason"];
 
-
 /// Makes a tag value safe inside a dot-separated stat name: `[A-Za-z0-9_-]` (others become
 /// `_`), at most 64 characters, `unknown` when empty.
 pub fn sanitize_tag_value(value: &str) -> String {
