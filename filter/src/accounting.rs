@@ -17,6 +17,8 @@ pub enum MetricKind {
     Counter,
     /// Histogram of recorded values.
     Histogram,
+    /// A value that goes up and down (set, not added).
+    Gauge,
 }
 
 /// One value to record.

@@ -4,7 +4,7 @@
 //! consecutive failures so later requests go to the next provider.
 
 use tollgate_e2e::mock::client::request;
-use tollgate_e2e::mock::{Faults, MockHandle, MockOptions, MockProvider};
+use tollgate_e2e::mock::{Faults, MockHandle, MockOptions, MockProvider, ResetMode};
 use tollgate_e2e::{template, Envoy, Vars};
 
 const OPENAI_KEY: &str = "sk-proj-e2eOpenAiKeyAbCdEfGhIjKlMnOpQrStUv0123";
@@ -171,6 +171,69 @@ fn failing_primary_fails_over_within_the_request_then_its_circuit_opens() {
     );
     let stats = s.envoy.prometheus();
     assert!(stats.contains("tollgate_failovers_total"), "{stats}");
+}
+
+#[test]
+fn connection_reset_by_the_primary_fails_over() {
+    let s = setup("anthropic", "openai");
+    s.anthropic.set_faults(Faults {
+        reset: Some(ResetMode::BeforeResponse),
+        ..Faults::default()
+    });
+    let resp = chat(&s.envoy, false);
+    assert_eq!(resp.status, 200, "{}", String::from_utf8_lossy(&resp.body));
+    assert_eq!(s.openai.requests().len(), 1);
+}
+
+#[test]
+fn primary_timeout_fails_over() {
+    // The route timeout is 3 s; the primary answers after 5 s.
+    let s = setup("anthropic", "openai");
+    s.anthropic.set_faults(Faults {
+        latency_ms: Some(5_000),
+        ..Faults::default()
+    });
+    let resp = chat(&s.envoy, false);
+    assert_eq!(resp.status, 200, "{}", String::from_utf8_lossy(&resp.body));
+    assert_eq!(s.openai.requests().len(), 1);
+}
+
+#[test]
+fn a_translated_stream_that_breaks_ends_with_an_error_event_and_done() {
+    let s = setup("anthropic", "openai");
+    s.anthropic.set_faults(Faults {
+        truncate: true,
+        ..Faults::default()
+    });
+    let resp = chat(&s.envoy, true);
+    assert_eq!(resp.status, 200);
+    let text = String::from_utf8_lossy(&resp.body).to_string();
+    assert!(
+        text.contains("\"error\""),
+        "an error event the OpenAI SDK raises: {text}"
+    );
+    assert!(text.trim_end().ends_with("data: [DONE]"), "{text}");
+}
+
+#[test]
+fn circuit_state_is_a_gauge_per_provider() {
+    let s = setup("anthropic", "openai");
+    s.anthropic.set_faults(Faults {
+        status: Some(500),
+        ..Faults::default()
+    });
+    for _ in 0..3 {
+        chat(&s.envoy, false);
+    }
+    let stats = s.envoy.admin("/stats");
+    let line = stats
+        .lines()
+        .find(|l| l.contains("tollgate_circuit_state.provider.anthropic"))
+        .unwrap_or_else(|| panic!("no circuit gauge in:\n{stats}"));
+    assert!(
+        line.trim_end().ends_with(": 2"),
+        "open circuit reads 2: {line}"
+    );
 }
 
 #[test]

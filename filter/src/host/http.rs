@@ -764,6 +764,7 @@ impl TollgateHttp {
                 &format!("provider {} circuit: {transition:?}", provider.name),
             );
         }
+        self.publish_circuit(provider, now_ms);
         if matches!(self.status, 429 | 503) {
             let headers = hostcalls::get_map(MapType::HttpResponseHeaders).unwrap_or_default();
             if let Some(until) = failover::parse_backoff_hint(&headers, now_ms) {
@@ -977,6 +978,7 @@ impl TollgateHttp {
             now_ms,
             AttemptResult::from_outcome(outcome),
         );
+        self.publish_circuit(provider, now_ms);
         if matches!(status, Some(429 | 503)) {
             let headers = hostcalls::get_map(MapType::HttpCallResponseHeaders).unwrap_or_default();
             if let Some(until) = failover::parse_backoff_hint(&headers, now_ms) {
@@ -1131,6 +1133,18 @@ impl TollgateHttp {
             shared
                 .metrics
                 .count(name, u64::try_from(n).unwrap_or(u64::MAX));
+        }
+    }
+
+    /// Publishes a provider's circuit state (0 closed, 1 half-open, 2 open) as a gauge.
+    fn publish_circuit(&self, provider: &crate::failover::ProviderSettings, now_ms: u64) {
+        let state = failover::circuit_state(&HostStore, provider, now_ms);
+        if let Ok(mut shared) = self.shared.try_borrow_mut() {
+            shared.metrics.record(&accounting::Sample {
+                name: failover::metrics::circuit_state_metric(&provider.name),
+                kind: accounting::MetricKind::Gauge,
+                value: failover::metrics::circuit_state_value(state),
+            });
         }
     }
 

@@ -71,6 +71,7 @@ impl MetricRegistry {
         let host_kind = match kind {
             MetricKind::Counter => MetricType::Counter,
             MetricKind::Histogram => MetricType::Histogram,
+            MetricKind::Gauge => MetricType::Gauge,
         };
         let id = hostcalls::define_metric(host_kind, name).ok();
         self.ids.insert(name.to_string(), id);
@@ -86,7 +87,7 @@ impl MetricRegistry {
             MetricKind::Counter => {
                 hostcalls::increment_metric(id, i64::try_from(sample.value).unwrap_or(i64::MAX))
             }
-            MetricKind::Histogram => hostcalls::record_metric(id, sample.value),
+            MetricKind::Histogram | MetricKind::Gauge => hostcalls::record_metric(id, sample.value),
         };
     }
 
