@@ -310,7 +310,7 @@ fn fill_other_placeholders(text: &str) -> String {
             out.push_str(&next_port.to_string());
         } else if name.contains("JWKS") {
             out.push_str(r#"{"keys":[{"kty":"oct","kid":"k1","alg":"HS256","k":"c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA"}]}"#);
-        } else if out.ends_with(|c: char| c == ' ' || c == '\n')
+        } else if out.ends_with([' ', '\n'])
             && out.rsplit('\n').next().is_some_and(|l| l.trim().is_empty())
             && rest[start + len + 2..].starts_with('\n')
         {
