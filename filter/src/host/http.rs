@@ -750,31 +750,7 @@ impl TollgateHttp {
         };
         let now_ms = now_nanos() / 1_000_000;
         let status = u16::try_from(self.status).ok();
-        let outcome = failover::classify(status, false, false);
-        if let Some(transition) = failover::record_result(
-            &HostStore,
-            provider,
-            now_ms,
-            AttemptResult::from_outcome(outcome),
-        )
-        .filter(|t| t.from != t.to)
-        {
-            self.log(
-                LogLevel::Warn,
-                &format!("provider {} circuit: {transition:?}", provider.name),
-            );
-        }
-        self.publish_circuit(provider, now_ms);
-        if matches!(self.status, 429 | 503) {
-            let headers = hostcalls::get_map(MapType::HttpResponseHeaders).unwrap_or_default();
-            if let Some(until) = failover::parse_backoff_hint(&headers, now_ms) {
-                failover::record_backoff(&HostStore, provider, until);
-            }
-        }
-        self.count(failover::metrics::provider_attempts_metric(
-            &route.name,
-            outcome.label(),
-        ));
+        let outcome = self.record_attempt(provider, status, MapType::HttpResponseHeaders, now_ms);
         let elapsed = now_nanos().saturating_sub(self.started_ns) / 1_000_000;
         self.attempts
             .push((route.provider, format!("{}", self.status), elapsed));
@@ -971,24 +947,8 @@ impl TollgateHttp {
             .flatten()
             .unwrap_or_default();
         let now_ms = now_nanos() / 1_000_000;
-        let outcome = failover::classify(status, false, status.is_none());
-        let _ = failover::record_result(
-            &HostStore,
-            provider,
-            now_ms,
-            AttemptResult::from_outcome(outcome),
-        );
-        self.publish_circuit(provider, now_ms);
-        if matches!(status, Some(429 | 503)) {
-            let headers = hostcalls::get_map(MapType::HttpCallResponseHeaders).unwrap_or_default();
-            if let Some(until) = failover::parse_backoff_hint(&headers, now_ms) {
-                failover::record_backoff(&HostStore, provider, until);
-            }
-        }
-        self.count(failover::metrics::provider_attempts_metric(
-            &route.name,
-            outcome.label(),
-        ));
+        let outcome =
+            self.record_attempt(provider, status, MapType::HttpCallResponseHeaders, now_ms);
         let elapsed = now_nanos().saturating_sub(self.started_ns) / 1_000_000;
         let status_text = status.map_or_else(|| "no response".to_string(), |s| s.to_string());
         self.attempts.push((route.provider, status_text, elapsed));
@@ -1134,6 +1094,43 @@ impl TollgateHttp {
                 .metrics
                 .count(name, u64::try_from(n).unwrap_or(u64::MAX));
         }
+    }
+
+    /// Records one attempt's answer (`None`: no response) for the provider's circuit, back-off
+    /// and metrics; `headers` is where its response headers are (the stream's or a callout's).
+    fn record_attempt(
+        &self,
+        provider: &crate::failover::ProviderSettings,
+        status: Option<u16>,
+        headers: MapType,
+        now_ms: u64,
+    ) -> failover::Outcome {
+        let outcome = failover::classify(status, false, status.is_none());
+        if let Some(transition) = failover::record_result(
+            &HostStore,
+            provider,
+            now_ms,
+            AttemptResult::from_outcome(outcome),
+        )
+        .filter(|t| t.from != t.to)
+        {
+            self.log(
+                LogLevel::Warn,
+                &format!("provider {} circuit: {transition:?}", provider.name),
+            );
+        }
+        self.publish_circuit(provider, now_ms);
+        if matches!(status, Some(429 | 503)) {
+            let map = hostcalls::get_map(headers).unwrap_or_default();
+            if let Some(until) = failover::parse_backoff_hint(&map, now_ms) {
+                failover::record_backoff(&HostStore, provider, until);
+            }
+        }
+        self.count(failover::metrics::provider_attempts_metric(
+            &provider.name,
+            outcome.label(),
+        ));
+        outcome
     }
 
     /// Publishes a provider's circuit state (0 closed, 1 half-open, 2 open) as a gauge.
