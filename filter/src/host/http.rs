@@ -665,15 +665,9 @@ impl TollgateHttp {
                 .iter()
                 .map(|(name, reason)| format!("{name}: {reason:?}"))
                 .collect();
-            let (status, kind, code) = if all_backing_off {
-                (429, ErrorKind::RateLimit, "all_providers_rate_limited")
-            } else {
-                (503, ErrorKind::Upstream, "all_providers_unavailable")
-            };
-            let reply = ErrorReply::new(
-                status,
-                kind,
-                code,
+            let reply = no_provider_reply(
+                all_backing_off,
+                "all_providers_unavailable",
                 format!("no provider can serve {model:?} now ({})", names.join("; ")),
             )
             .with_header("retry-after", retry_after.to_string());
@@ -718,25 +712,37 @@ impl TollgateHttp {
             );
         }
         self.path = req.path.clone();
-        self.api = Some(match req.translate_from {
-            None => ApiKind::OpenAiChat,
-            Some(SourceFormat::Anthropic) => ApiKind::Anthropic,
-            Some(SourceFormat::Gemini) => ApiKind::Gemini,
-        });
         self.log(
             LogLevel::Debug,
             &format!("routed model {model:?} to provider {}", provider.name),
         );
         self.client_request = Some((body.to_vec(), info.streaming, info.include_usage_requested));
+        self.adopt_route(attempt.index, &provider.name, &req, model);
+        Ok(Some(req.body))
+    }
+
+    /// Makes `req` (for provider `index`) the request's route: what to translate back from and
+    /// which API the usage tracker reads.
+    fn adopt_route(
+        &mut self,
+        index: usize,
+        name: &str,
+        req: &routing::UpstreamRequest,
+        model: String,
+    ) {
+        self.api = Some(match req.translate_from {
+            None => ApiKind::OpenAiChat,
+            Some(SourceFormat::Anthropic) => ApiKind::Anthropic,
+            Some(SourceFormat::Gemini) => ApiKind::Gemini,
+        });
         self.route = Some(ActiveRoute {
-            provider: attempt.index,
-            name: provider.name.clone(),
+            provider: index,
+            name: name.to_string(),
             translate_from: req.translate_from,
             stream: req.stream,
             include_usage: req.include_usage,
             client_model: model,
         });
-        Ok(Some(req.body))
     }
 
     /// Records the provider's answer for its circuit and back-off, and prepares translation.
@@ -868,19 +874,7 @@ impl TollgateHttp {
                     &format!("failing over to provider {}", provider.name),
                 );
                 self.failover_token = Some(token);
-                self.route = Some(ActiveRoute {
-                    provider: attempt.index,
-                    name: provider.name.clone(),
-                    translate_from: req.translate_from,
-                    stream: req.stream,
-                    include_usage: req.include_usage,
-                    client_model: model,
-                });
-                self.api = Some(match req.translate_from {
-                    None => ApiKind::OpenAiChat,
-                    Some(SourceFormat::Anthropic) => ApiKind::Anthropic,
-                    Some(SourceFormat::Gemini) => ApiKind::Gemini,
-                });
+                self.adopt_route(attempt.index, &provider.name, &req, model);
                 // The held response is replaced: nothing of it is tracked or translated.
                 self.tracker = None;
                 self.chunk_filter = None;
@@ -906,19 +900,13 @@ impl TollgateHttp {
                 format!("{name}: {status} after {ms} ms")
             })
             .collect();
-        let (status, kind, code) = if all_rate_limited {
-            (429, ErrorKind::RateLimit, "all_providers_rate_limited")
-        } else {
-            (503, ErrorKind::Upstream, "all_providers_failed")
-        };
-        let reply = ErrorReply::new(
-            status,
-            kind,
-            code,
+        let reply = no_provider_reply(
+            all_rate_limited,
+            "all_providers_failed",
             format!("every provider failed: {}", summary.join("; ")),
         );
         (
-            status,
+            reply.status,
             "application/json".into(),
             reply.body(&self.request_id),
         )
@@ -1281,6 +1269,21 @@ fn too_large(limit: u64) -> ErrorReply {
         "request_too_large",
         format!("request body exceeds the limit of {limit} bytes"),
     )
+}
+
+/// The reply when no provider can answer: 429 when every one was rate limited, else 503
+/// with `unavailable_code`.
+fn no_provider_reply(rate_limited: bool, unavailable_code: &str, message: String) -> ErrorReply {
+    if rate_limited {
+        ErrorReply::new(
+            429,
+            ErrorKind::RateLimit,
+            "all_providers_rate_limited",
+            message,
+        )
+    } else {
+        ErrorReply::new(503, ErrorKind::Upstream, unavailable_code, message)
+    }
 }
 
 /// The 429 reply for a budget refusal, with `Retry-After` and the rate-limit headers.
