@@ -7,6 +7,8 @@ VENV          := $(ROOT)/.venv
 ENVOY_VERSION := 1.40.0
 WASM_TARGET   := wasm32-wasip1
 WASM          := target/tollgate.wasm
+# Cargo's output directory (honours CARGO_TARGET_DIR, so parallel checkouts can share one).
+CARGO_TARGET  := $(or $(CARGO_TARGET_DIR),target)
 CARGO_TEST    ?= cargo test
 
 .PHONY: setup setup-rust setup-envoy setup-tools build test unit host-test e2e-test validate demo bench lint fmt clean mock token oci
@@ -43,7 +45,7 @@ setup-tools:
 ## build: the wasm module at $(WASM); prints its size.
 build: setup-rust
 	cargo build --target $(WASM_TARGET) --release -p tollgate
-	@mkdir -p target && cp target/$(WASM_TARGET)/release/tollgate.wasm $(WASM)
+	@mkdir -p target && cp $(CARGO_TARGET)/$(WASM_TARGET)/release/tollgate.wasm $(WASM)
 	@echo "$(WASM): $$(stat -c %s $(WASM)) bytes"
 
 ## test: native unit tests, host tests on the real .wasm, real-Envoy tests, config validation.
