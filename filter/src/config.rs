@@ -63,6 +63,20 @@ pub struct RawConfig {
     pub envoy_jwt: Option<RawEnvoyJwt>,
     /// Provider catalog and routes (see [`crate::failover::RawFailoverSettings`]).
     pub failover: Option<serde_json::Value>,
+    /// Where this instance runs: the listener's filter chain or a cluster's upstream chain.
+    pub stage: Stage,
+}
+
+/// Where a tollgate instance sits in Envoy.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Stage {
+    /// The listener's HTTP filter chain: everything but per-attempt rewriting.
+    #[default]
+    Downstream,
+    /// An aggregate cluster's upstream filter chain: rewrites each Envoy retry attempt for the
+    /// provider Envoy picked (path, key, translated body) and records its outcome.
+    Upstream,
 }
 
 /// Raw `envoy_jwt`: read the payload Envoy's `jwt_authn` verified (its `payload_in_metadata`).
@@ -325,6 +339,8 @@ pub struct FilterConfig {
     pub failover: Option<std::sync::Arc<crate::failover::FailoverSettings>>,
     /// Resolved provider API keys, by provider index (`None`: the provider takes no key).
     pub provider_keys: Vec<Option<String>>,
+    /// Where this instance runs.
+    pub stage: Stage,
 }
 
 /// Validated `envoy_jwt`.
@@ -530,6 +546,12 @@ impl FilterConfig {
             }
             None => None,
         };
+        if raw.stage == Stage::Upstream && failover.is_none() {
+            return Err(ConfigError::new(
+                "stage",
+                "\"upstream\" needs the failover section (the providers it rewrites attempts for)",
+            ));
+        }
         let mut provider_keys = Vec::new();
         if let Some(f) = failover.as_ref() {
             for (i, p) in f.providers.iter().enumerate() {
@@ -598,6 +620,7 @@ impl FilterConfig {
             envoy_jwt,
             failover,
             provider_keys,
+            stage: raw.stage,
         })
     }
 }
@@ -635,6 +658,7 @@ impl Default for FilterConfig {
             envoy_jwt: None,
             failover: None,
             provider_keys: Vec::new(),
+            stage: Stage::Downstream,
         })
     }
 }
@@ -838,6 +862,22 @@ mod tests {
         assert_eq!(a.max_request_bytes, b.max_request_bytes);
         assert_eq!(a.correlation.request_id_header, "x-request-id");
         assert_eq!(a.correlation.aliases, vec!["x-correlation-id"]);
+    }
+
+    #[test]
+    fn upstream_stage_needs_providers_and_routes_may_name_an_aggregate_cluster() {
+        let e = FilterConfig::parse(br#"{"stage":"upstream"}"#).unwrap_err();
+        assert_eq!(e.path, "stage");
+        let e = FilterConfig::parse(br#"{"stage":"sideways"}"#).unwrap_err();
+        assert_eq!(e.path, "stage");
+        let doc = br#"{"stage":"upstream","failover":{"providers":[{"name":"a","kind":"openai","cluster":"a"},{"name":"b","kind":"anthropic","cluster":"b"}],"routes":[{"model":"m*","providers":["a","b"],"cluster":"llm"}]}}"#;
+        let c = FilterConfig::parse(doc).unwrap();
+        assert_eq!(c.stage, Stage::Upstream);
+        let f = c.failover.unwrap();
+        assert_eq!(f.envoy_cluster_for("m1"), Some("llm"));
+        assert_eq!(f.envoy_cluster_for("x"), None);
+        let e = FilterConfig::parse(br#"{"failover":{"providers":[{"name":"a","kind":"openai","cluster":"a"}],"routes":[{"model":"m","providers":["a"],"cluster":""}]}}"#).unwrap_err();
+        assert_eq!(e.path, "failover.routes[0].cluster");
     }
 
     #[test]

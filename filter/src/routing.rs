@@ -42,6 +42,24 @@ pub struct UpstreamRequest {
     pub include_usage: bool,
 }
 
+/// How a provider of `kind` is given the gateway's key: header name and value prefix.
+pub fn key_header(kind: ProviderKind) -> (&'static str, &'static str) {
+    match kind {
+        ProviderKind::Openai | ProviderKind::OpenaiCompatible => ("authorization", "Bearer "),
+        ProviderKind::Anthropic => ("x-api-key", ""),
+        ProviderKind::Gemini => ("x-goog-api-key", ""),
+    }
+}
+
+/// The response format a provider of `kind` answers in (`None`: already OpenAI).
+pub fn response_format(kind: ProviderKind) -> Option<SourceFormat> {
+    match kind {
+        ProviderKind::Openai | ProviderKind::OpenaiCompatible => None,
+        ProviderKind::Anthropic => Some(SourceFormat::Anthropic),
+        ProviderKind::Gemini => Some(SourceFormat::Gemini),
+    }
+}
+
 /// Joins a provider's base path and an API path (`/v1` + `/chat/completions`).
 fn join(base: &str, rest: &str) -> String {
     format!("{}{}", base.trim_end_matches('/'), rest)
@@ -86,8 +104,8 @@ pub fn upstream_request(
                 join(&provider.base_path, "/chat/completions"),
                 with_model(body, provider_model)?,
                 Vec::new(),
-                ("authorization", "Bearer "),
-                None,
+                key_header(provider.kind),
+                response_format(provider.kind),
                 client_streaming,
                 client_include_usage,
             ),
@@ -106,8 +124,8 @@ pub fn upstream_request(
                         "anthropic-version".to_string(),
                         ANTHROPIC_VERSION.to_string(),
                     )],
-                    ("x-api-key", ""),
-                    Some(SourceFormat::Anthropic),
+                    key_header(provider.kind),
+                    response_format(provider.kind),
                     t.stream,
                     t.include_usage,
                 )
@@ -123,8 +141,8 @@ pub fn upstream_request(
                     rebase(&t.path, "/v1beta", &provider.base_path),
                     t.body,
                     Vec::new(),
-                    ("x-goog-api-key", ""),
-                    Some(SourceFormat::Gemini),
+                    key_header(provider.kind),
+                    response_format(provider.kind),
                     t.stream,
                     t.include_usage,
                 )

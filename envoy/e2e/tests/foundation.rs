@@ -308,6 +308,9 @@ fn fill_other_placeholders(text: &str) -> String {
         } else if name.ends_with("PORT") {
             next_port += 1;
             out.push_str(&next_port.to_string());
+        } else if name.ends_with("PLUGIN_CONFIG") {
+            // Another tollgate instance (e.g. the upstream stage): the default config.
+            out.push_str(r#""{}""#);
         } else if name.contains("JWKS") {
             out.push_str(r#"{"keys":[{"kty":"oct","kid":"k1","alg":"HS256","k":"c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA"}]}"#);
         } else if out.ends_with([' ', '\n'])

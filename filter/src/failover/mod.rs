@@ -8,6 +8,7 @@
 //! * [`classify`](mod@classify): what an attempt's status/reset/timeout means.
 //! * [`backoff_hint`]: provider-announced back-off windows from response headers.
 //! * [`schedule`]: retry delays, the per-request [`AttemptTracker`], the all-failed reply.
+//! * [`carry`]: what one Envoy retry attempt tells the next (original path, attempt notes).
 //! * [`metrics`]: stat names for attempts, failovers and circuit state.
 //!
 //! Typical use by the host layer: `plan` → `AttemptTracker::new` → loop { `next_attempt` →
@@ -17,6 +18,7 @@
 //! [`SharedStore`]: crate::shared_store::SharedStore
 
 pub mod backoff_hint;
+pub mod carry;
 mod cas;
 pub mod circuit;
 pub mod classify;
@@ -33,7 +35,7 @@ pub use circuit::{
     CircuitState, CircuitTransition, ProbeClaim,
 };
 pub use classify::{classify, FailureKind, Outcome};
-pub use plan::{plan, Plan, PlannedProvider, SkipReason};
+pub use plan::{attempt_allowed, peek, plan, Plan, PlannedProvider, SkipReason};
 pub use schedule::{
     all_failed_reply, backoff_delay_ms, AfterAttempt, Attempt, AttemptSummary, AttemptTracker,
     FailedReply, Failover, NextStep, StopReason,

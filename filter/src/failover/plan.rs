@@ -146,6 +146,27 @@ pub(crate) fn claim_skip_reason(claim: ProbeClaim, now_ms: u64) -> Option<SkipRe
     }
 }
 
+/// Whether one attempt may go to `provider` now (Envoy chose it, tollgate's upstream stage
+/// asks): `Ok(true)` when this attempt is the half-open probe (claimed here), `Ok(false)` for a
+/// normal attempt, `Err` with the reason to skip it.
+pub fn attempt_allowed<S: SharedStore + ?Sized>(
+    store: &S,
+    provider: &ProviderSettings,
+    now_ms: u64,
+) -> Result<bool, SkipReason> {
+    match availability(store, provider, now_ms) {
+        Availability::Ready => Ok(false),
+        Availability::Skip(reason) => Err(reason),
+        Availability::NeedsProbe => {
+            let claim = try_claim_probe(store, provider, now_ms);
+            match claim_skip_reason(claim, now_ms) {
+                None => Ok(matches!(claim, ProbeClaim::Won { .. })),
+                Some(reason) => Err(reason),
+            }
+        }
+    }
+}
+
 /// Plans the attempts for `client_model` at `now_ms`; `None` when no route (and no default
 /// route) serves the model. An empty `attempts` list means every provider was skipped.
 pub fn plan<S: SharedStore + ?Sized>(
@@ -153,6 +174,28 @@ pub fn plan<S: SharedStore + ?Sized>(
     client_model: &str,
     now_ms: u64,
     store: &S,
+) -> Option<Plan> {
+    plan_with(settings, client_model, now_ms, store, true)
+}
+
+/// Like [`plan`] but claims no probe: for routes Envoy walks, where each attempt claims its own
+/// probe in the upstream stage ([`attempt_allowed`]); used to refuse up front when nothing can
+/// be tried.
+pub fn peek<S: SharedStore + ?Sized>(
+    settings: &FailoverSettings,
+    client_model: &str,
+    now_ms: u64,
+    store: &S,
+) -> Option<Plan> {
+    plan_with(settings, client_model, now_ms, store, false)
+}
+
+fn plan_with<S: SharedStore + ?Sized>(
+    settings: &FailoverSettings,
+    client_model: &str,
+    now_ms: u64,
+    store: &S,
+    claim_probes: bool,
 ) -> Option<Plan> {
     let route = settings.route_for(client_model)?;
     let mut out = Plan::default();
@@ -169,7 +212,7 @@ pub fn plan<S: SharedStore + ?Sized>(
         match availability(store, provider, now_ms) {
             Availability::Ready => out.attempts.push(planned(false)),
             Availability::Skip(reason) => out.skipped.push((provider.name.clone(), reason)),
-            Availability::NeedsProbe if !out.attempts.is_empty() => {
+            Availability::NeedsProbe if !out.attempts.is_empty() || !claim_probes => {
                 // Claimed later by the tracker, only if the request gets this far.
                 out.attempts.push(planned(false));
             }
@@ -196,6 +239,42 @@ mod tests {
     use crate::failover::classify::FailureKind;
     use crate::failover::settings::tests::sample;
     use crate::shared_store::MemoryStore;
+
+    #[test]
+    fn peek_claims_no_probe() {
+        let settings = sample();
+        let store = MemoryStore::default();
+        let p = &settings.providers[0];
+        open(&store, p, 5_000);
+        let peeked = peek(&settings, "gpt-4o", 6_000, &store).unwrap();
+        assert_eq!(peeked.attempts.first().map(|a| a.probe), Some(false));
+        // The probe is still there for the attempt that reaches the provider.
+        assert_eq!(attempt_allowed(&store, p, 6_000), Ok(true));
+    }
+
+    #[test]
+    fn attempt_allowed_skips_open_circuits_and_claims_one_probe() {
+        let settings = sample();
+        let store = MemoryStore::default();
+        let p = &settings.providers[0];
+        assert_eq!(attempt_allowed(&store, p, 1_000), Ok(false));
+        open(&store, p, 5_000);
+        assert!(matches!(
+            attempt_allowed(&store, p, 2_000),
+            Err(SkipReason::CircuitOpen { until_ms: 5_000 })
+        ));
+        // Cooldown over: the first attempt is the probe, the next one is skipped while it runs.
+        assert_eq!(attempt_allowed(&store, p, 6_000), Ok(true));
+        assert!(matches!(
+            attempt_allowed(&store, p, 6_001),
+            Err(SkipReason::ProbeInFlight { .. })
+        ));
+        record_backoff(&store, &settings.providers[1], 9_000);
+        assert!(matches!(
+            attempt_allowed(&store, &settings.providers[1], 8_000),
+            Err(SkipReason::BackingOff { until_ms: 9_000 })
+        ));
+    }
 
     fn open(store: &MemoryStore, p: &ProviderSettings, until_ms: u64) {
         store.set(

@@ -243,6 +243,11 @@ pub struct RawRoute {
     pub model: String,
     /// Provider names in the order they are tried.
     pub providers: Vec<String>,
+    /// An Envoy aggregate cluster whose member clusters are these providers in this order: Envoy's
+    /// retries walk it and tollgate's upstream stage rewrites each attempt for its provider
+    /// (streams fail over before their first byte). Absent: tollgate routes and fails over itself.
+    #[serde(default)]
+    pub cluster: Option<String>,
 }
 
 /// Raw retry delay settings.
@@ -436,6 +441,8 @@ pub struct Route {
     pub pattern: ModelPattern,
     /// Indexes into [`FailoverSettings::providers`], in try order.
     pub providers: Vec<usize>,
+    /// The aggregate cluster Envoy walks per attempt (see [`RawRoute::cluster`]).
+    pub cluster: Option<String>,
 }
 
 /// The validated failover settings.
@@ -461,12 +468,30 @@ impl FailoverSettings {
     /// The provider list for `client_model`: an exact route, else the longest matching prefix
     /// route, else the default route; `None` when nothing serves the model.
     pub fn route_for(&self, client_model: &str) -> Option<&[usize]> {
+        match self.matching_route(client_model) {
+            Some(route) => Some(&route.providers),
+            None => self.default_route.as_deref(),
+        }
+    }
+
+    /// The aggregate cluster serving `client_model` per attempt, when its route names one.
+    pub fn envoy_cluster_for(&self, client_model: &str) -> Option<&str> {
+        self.matching_route(client_model)?.cluster.as_deref()
+    }
+
+    /// The provider index called `name`.
+    pub fn provider_index(&self, name: &str) -> Option<usize> {
+        self.providers.iter().position(|p| p.name == name)
+    }
+
+    /// The route for `client_model`: exact first, else the longest matching prefix.
+    fn matching_route(&self, client_model: &str) -> Option<&Route> {
         let exact = self
             .routes
             .iter()
             .find(|r| matches!(&r.pattern, ModelPattern::Exact(m) if m.as_str() == client_model));
         if let Some(route) = exact {
-            return Some(&route.providers);
+            return Some(route);
         }
         let prefix = self
             .routes
@@ -478,10 +503,7 @@ impl FailoverSettings {
                 _ => None,
             })
             .max_by_key(|(len, _)| *len);
-        if let Some((_, route)) = prefix {
-            return Some(&route.providers);
-        }
-        self.default_route.as_deref()
+        prefix.map(|(_, route)| route)
     }
 
     /// The provider called `name`.
@@ -560,9 +582,16 @@ fn compile_relative(
             ));
         }
         let list = resolve_providers(&providers, &r.providers, &format!("{base}.providers"))?;
+        if r.cluster.as_deref().is_some_and(str::is_empty) {
+            return Err(FailoverConfigError::new(
+                format!("{base}.cluster"),
+                "must not be empty",
+            ));
+        }
         routes.push(Route {
             pattern,
             providers: list,
+            cluster: r.cluster.clone(),
         });
     }
 

@@ -19,7 +19,8 @@ use crate::budget::{Admission, Refusal};
 use crate::config::FilterConfig;
 use crate::correlation::{choose_request_id, decide_trace, RequestIdSource};
 use crate::error_reply::{ErrorKind, ErrorReply};
-use crate::failover::{self, AttemptResult, FailoverSettings};
+use crate::failover::carry::{Carry, CARRY_HEADER, PROVIDER_HEADER};
+use crate::failover::{self, FailoverSettings};
 use crate::identity::{address_identity, api_key_identity};
 use crate::jwt::{self, AuthOutcome, KeyAvailability, RequestEdit};
 use crate::masking::{apply_prompt_action, MaskEngine, PromptVerdict, StreamMasker};
@@ -45,6 +46,18 @@ struct ActiveRoute {
     include_usage: bool,
     /// The model the client named (echoed in translated responses).
     client_model: String,
+}
+
+/// A request whose route Envoy walks (an aggregate cluster); the upstream stage rewrites each
+/// attempt, and the answering provider is learnt from the response.
+#[derive(Debug, Clone)]
+struct WalkedRoute {
+    /// The model the client named.
+    client_model: String,
+    /// The client asked for a stream.
+    stream: bool,
+    /// The client asked for `include_usage`.
+    include_usage: bool,
 }
 
 /// State shared by every HTTP context of a VM: tagged metrics and bounded model labels.
@@ -153,6 +166,8 @@ pub struct TollgateHttp {
     held_body: Option<usize>,
     /// The answer that replaces the held response: status, content type, body.
     replacement: Option<(u32, String, Vec<u8>)>,
+    /// Set when Envoy walks the route's providers (aggregate cluster + upstream stage).
+    walk: Option<WalkedRoute>,
 }
 
 impl TollgateHttp {
@@ -199,6 +214,7 @@ impl TollgateHttp {
             response_headers_end_stream: false,
             held_body: None,
             replacement: None,
+            walk: None,
         }
     }
 
@@ -613,6 +629,7 @@ impl TollgateHttp {
         }
         let kind = self.api.unwrap_or(kind);
         if kind == ApiKind::OpenAiChat
+            && self.walk.is_none()
             && info.streaming
             && !info.include_usage_requested
             && self.config.usage.enabled
@@ -651,27 +668,30 @@ impl TollgateHttp {
     ) -> Result<Option<Vec<u8>>, Action> {
         let model = info.model.clone().unwrap_or_default();
         let now_ms = now_nanos() / 1_000_000;
+        // A route with an aggregate cluster is walked by Envoy while every provider may be tried
+        // (each attempt claims its own probe upstream); once tollgate's circuit or a back-off
+        // window rules one out, tollgate routes the request itself so that provider gets no
+        // traffic (an upstream filter cannot skip the host Envoy picked without resetting the
+        // whole request).
+        let walk_cluster = failover.envoy_cluster_for(&model).filter(|_| {
+            failover::peek(failover, &model, now_ms, &HostStore)
+                .is_some_and(|p| p.skipped.is_empty())
+        });
+        if let Some(cluster) = walk_cluster {
+            set_header(MapType::HttpRequestHeaders, CLUSTER_HEADER, cluster);
+            self.clear_route_cache();
+            self.walk = Some(WalkedRoute {
+                client_model: model,
+                stream: info.streaming,
+                include_usage: info.include_usage_requested,
+            });
+            return Ok(None);
+        }
         let Some(plan) = failover::plan(failover, &model, now_ms, &HostStore) else {
             return Ok(None);
         };
         let Some(attempt) = plan.attempts.first().cloned() else {
-            let all_backing_off = plan.all_backing_off();
-            let retry_after = plan
-                .earliest_retry_ms()
-                .map(|t| t.saturating_sub(now_ms).div_ceil(1000).max(1))
-                .unwrap_or(1);
-            let names: Vec<String> = plan
-                .skipped
-                .iter()
-                .map(|(name, reason)| format!("{name}: {reason:?}"))
-                .collect();
-            let reply = no_provider_reply(
-                all_backing_off,
-                "all_providers_unavailable",
-                format!("no provider can serve {model:?} now ({})", names.join("; ")),
-            )
-            .with_header("retry-after", retry_after.to_string());
-            return Err(self.reply(&reply));
+            return Err(self.unavailable(&plan, &model, now_ms));
         };
         let Some(provider) = failover.providers.get(attempt.index) else {
             return Ok(None);
@@ -704,13 +724,7 @@ impl TollgateHttp {
             set_header(MapType::HttpRequestHeaders, ":authority", authority);
         }
         set_header(MapType::HttpRequestHeaders, CLUSTER_HEADER, &req.cluster);
-        // Envoy 1.40 no longer re-routes when a wasm filter edits headers: ask for it.
-        if hostcalls::call_foreign_function("clear_route_cache", None).is_err() {
-            self.log(
-                LogLevel::Warn,
-                "clear_route_cache is unavailable: the route may not follow the provider",
-            );
-        }
+        self.clear_route_cache();
         self.path = req.path.clone();
         self.log(
             LogLevel::Debug,
@@ -719,6 +733,106 @@ impl TollgateHttp {
         self.client_request = Some((body.to_vec(), info.streaming, info.include_usage_requested));
         self.adopt_route(attempt.index, &provider.name, &req, model);
         Ok(Some(req.body))
+    }
+
+    /// Envoy 1.40 no longer re-routes when a wasm filter edits headers: asks for it.
+    fn clear_route_cache(&self) {
+        if hostcalls::call_foreign_function("clear_route_cache", None).is_err() {
+            self.log(
+                LogLevel::Warn,
+                "clear_route_cache is unavailable: the route may not follow the provider",
+            );
+        }
+    }
+
+    /// Refuses up front: no provider of the route can be tried now (503, or 429 with the
+    /// earliest `Retry-After` when all are backing off).
+    fn unavailable(&mut self, plan: &failover::Plan, model: &str, now_ms: u64) -> Action {
+        let retry_after = plan
+            .earliest_retry_ms()
+            .map(|t| t.saturating_sub(now_ms).div_ceil(1000).max(1))
+            .unwrap_or(1);
+        let names: Vec<String> = plan
+            .skipped
+            .iter()
+            .map(|(name, reason)| format!("{name}: {reason:?}"))
+            .collect();
+        let reply = no_provider_reply(
+            plan.all_backing_off(),
+            "all_providers_unavailable",
+            format!("no provider can serve {model:?} now ({})", names.join("; ")),
+        )
+        .with_header("retry-after", retry_after.to_string());
+        self.reply(&reply)
+    }
+
+    /// For a walked route: learns from the response which provider answered (named by the
+    /// upstream stage) and prepares translation and usage for it; a failed final answer is
+    /// replaced by the all-failed summary.
+    fn adopt_walked_provider(&mut self, end_of_stream: bool) -> Option<Action> {
+        let walk = self.walk.clone()?;
+        let failover = self.config.failover.clone()?;
+        let answered = header(MapType::HttpResponseHeaders, PROVIDER_HEADER);
+        let carried = [MapType::HttpResponseHeaders, MapType::HttpRequestHeaders]
+            .into_iter()
+            .filter_map(|map| header(map, CARRY_HEADER).and_then(|v| Carry::decode(&v)))
+            .max_by_key(|c| c.notes.len());
+        remove_header(MapType::HttpResponseHeaders, PROVIDER_HEADER);
+        remove_header(MapType::HttpResponseHeaders, CARRY_HEADER);
+        let status = u16::try_from(self.status).ok();
+        let failed = matches!(
+            failover::classify(status, false, status.is_none()),
+            failover::Outcome::Retryable(_)
+        );
+        if failed {
+            let carry = carried.unwrap_or_default();
+            let all_rate_limited =
+                !carry.notes.is_empty() && carry.notes.iter().all(|n| n.result == "429");
+            let detail = if carry.notes.is_empty() {
+                format!("the last provider answered {}", self.status)
+            } else {
+                carry.summary()
+            };
+            let reply = no_provider_reply(
+                all_rate_limited,
+                "all_providers_failed",
+                format!("every provider failed: {detail}"),
+            );
+            if end_of_stream {
+                return Some(self.reply(&reply));
+            }
+            self.replacement = Some((
+                reply.status,
+                "application/json".into(),
+                reply.body(&self.request_id),
+            ));
+            return Some(Action::Pause);
+        }
+        let index = answered
+            .as_deref()
+            .and_then(|n| failover.provider_index(n))?;
+        let provider = failover.providers.get(index)?;
+        let translate_from = routing::response_format(provider.kind);
+        self.api = Some(match translate_from {
+            None => ApiKind::OpenAiChat,
+            Some(SourceFormat::Anthropic) => ApiKind::Anthropic,
+            Some(SourceFormat::Gemini) => ApiKind::Gemini,
+        });
+        // The upstream stage injected include_usage for an OpenAI-kind provider by the same rule.
+        self.injected_usage = translate_from.is_none()
+            && walk.stream
+            && !walk.include_usage
+            && self.config.usage.enabled
+            && self.config.usage.inject_include_usage;
+        self.route = Some(ActiveRoute {
+            provider: index,
+            name: provider.name.clone(),
+            translate_from,
+            stream: walk.stream,
+            include_usage: walk.include_usage,
+            client_model: walk.client_model,
+        });
+        None
     }
 
     /// Makes `req` (for provider `index`) the request's route: what to translate back from and
@@ -755,17 +869,9 @@ impl TollgateHttp {
             return;
         };
         let now_ms = now_nanos() / 1_000_000;
-        let status = u16::try_from(self.status).ok();
-        let outcome = self.record_attempt(provider, status, MapType::HttpResponseHeaders, now_ms);
-        let elapsed = now_nanos().saturating_sub(self.started_ns) / 1_000_000;
-        self.attempts
-            .push((route.provider, format!("{}", self.status), elapsed));
-        if matches!(outcome, failover::Outcome::Retryable(_)) && !self.response_headers_end_stream {
-            self.count(failover::metrics::failovers_metric(
-                &route.name,
-                outcome.label(),
-            ));
-            if self.start_next_attempt(&failover) {
+        if self.walk.is_none() {
+            self.record_own_attempt(&failover, &route, provider, now_ms);
+            if self.failover_token.is_some() || self.replacement.is_some() {
                 return;
             }
         }
@@ -797,6 +903,29 @@ impl TollgateHttp {
             if self.status == 529 {
                 set_header(MapType::HttpResponseHeaders, ":status", "503");
             }
+        }
+    }
+
+    /// Records the answer of the provider tollgate picked itself and, when it failed before any
+    /// byte reached the client, starts the next provider's callout.
+    fn record_own_attempt(
+        &mut self,
+        failover: &FailoverSettings,
+        route: &ActiveRoute,
+        provider: &crate::failover::ProviderSettings,
+        now_ms: u64,
+    ) {
+        let status = u16::try_from(self.status).ok();
+        let outcome = self.record_attempt(provider, status, MapType::HttpResponseHeaders, now_ms);
+        let elapsed = now_nanos().saturating_sub(self.started_ns) / 1_000_000;
+        self.attempts
+            .push((route.provider, format!("{}", self.status), elapsed));
+        if matches!(outcome, failover::Outcome::Retryable(_)) && !self.response_headers_end_stream {
+            self.count(failover::metrics::failovers_metric(
+                &route.name,
+                outcome.label(),
+            ));
+            self.start_next_attempt(failover);
         }
     }
 
@@ -1093,50 +1222,18 @@ impl TollgateHttp {
         headers: MapType,
         now_ms: u64,
     ) -> failover::Outcome {
-        let outcome = failover::classify(status, false, status.is_none());
-        if let Some(transition) = failover::record_result(
-            &HostStore,
+        super::attempts::record_attempt(
+            &self.shared,
+            &self.request_id,
             provider,
+            status,
+            headers,
             now_ms,
-            AttemptResult::from_outcome(outcome),
         )
-        .filter(|t| t.from != t.to)
-        {
-            self.log(
-                LogLevel::Warn,
-                &format!("provider {} circuit: {transition:?}", provider.name),
-            );
-        }
-        self.publish_circuit(provider, now_ms);
-        if matches!(status, Some(429 | 503)) {
-            let map = hostcalls::get_map(headers).unwrap_or_default();
-            if let Some(until) = failover::parse_backoff_hint(&map, now_ms) {
-                failover::record_backoff(&HostStore, provider, until);
-            }
-        }
-        self.count(failover::metrics::provider_attempts_metric(
-            &provider.name,
-            outcome.label(),
-        ));
-        outcome
-    }
-
-    /// Publishes a provider's circuit state (0 closed, 1 half-open, 2 open) as a gauge.
-    fn publish_circuit(&self, provider: &crate::failover::ProviderSettings, now_ms: u64) {
-        let state = failover::circuit_state(&HostStore, provider, now_ms);
-        if let Ok(mut shared) = self.shared.try_borrow_mut() {
-            shared.metrics.record(&accounting::Sample {
-                name: failover::metrics::circuit_state_metric(&provider.name),
-                kind: accounting::MetricKind::Gauge,
-                value: failover::metrics::circuit_state_value(state),
-            });
-        }
     }
 
     fn count(&self, name: String) {
-        if let Ok(mut shared) = self.shared.try_borrow_mut() {
-            shared.metrics.count(name, 1);
-        }
+        super::attempts::count(&self.shared, name);
     }
 
     /// Accounts the finished request: metrics, access-log properties, budget settlement.
@@ -1377,8 +1474,10 @@ impl HttpContext for TollgateHttp {
         }
         self.headers_end_stream = end_of_stream;
         if self.config.failover.is_some() {
-            // Only tollgate picks the provider cluster: a client-sent copy would pick it instead.
+            // Only tollgate picks the provider cluster and carries attempt state: client-sent
+            // copies would steer them.
             remove_header(MapType::HttpRequestHeaders, CLUSTER_HEADER);
+            remove_header(MapType::HttpRequestHeaders, CARRY_HEADER);
         }
         match self.authenticate() {
             AuthStep::Proceed => {}
@@ -1429,6 +1528,9 @@ impl HttpContext for TollgateHttp {
         self.status = header(MapType::HttpResponseHeaders, ":status")
             .and_then(|s| s.parse().ok())
             .unwrap_or(0);
+        if let Some(action) = self.adopt_walked_provider(end_of_stream) {
+            return action;
+        }
         if let Some(h) = self.admission.as_ref().and_then(|a| a.headers) {
             set_header(
                 MapType::HttpResponseHeaders,

@@ -5,12 +5,14 @@
 //! makes no decisions of its own. Every host call goes through `proxy_wasm::hostcalls` with its
 //! `Result` handled, never through the SDK's panicking trait conveniences.
 
+mod attempts;
 mod auth;
 mod calls;
 mod http;
 mod metrics;
 mod root;
 mod store;
+mod upstream;
 
 use proxy_wasm::types::LogLevel;
 

@@ -185,6 +185,12 @@ impl RootContext for TollgateRoot {
     }
 
     fn create_http_context(&self, _context_id: u32) -> Option<Box<dyn HttpContext>> {
+        if self.config.stage == crate::config::Stage::Upstream {
+            return Some(Box::new(super::upstream::UpstreamAttempt::new(
+                Rc::clone(&self.config),
+                Rc::clone(&self.shared),
+            )));
+        }
         // Each request gets its own generator, seeded from the root's stream.
         let seed = IdRng::new(self.next_seed.get()).next_u64();
         self.next_seed.set(seed);
