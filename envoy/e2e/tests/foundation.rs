@@ -381,6 +381,7 @@ fn every_envoy_config_in_the_repo_validates() {
         .set("ROOT", repo_root().display())
         .plugin_config("{}");
     let mut checked = 0;
+    let mut production_checked = false;
     let mut failures = Vec::new();
     let mut stack = vec![repo_root().join("envoy"), repo_root().join("benches")];
     while let Some(dir) = stack.pop() {
@@ -407,6 +408,7 @@ fn every_envoy_config_in_the_repo_validates() {
             let yaml = if path.ends_with("demo/envoy.yaml") {
                 demo_yaml(10000, 9901, 8081)
             } else if path.ends_with(tollgate_e2e::production::CONFIG) {
+                production_checked = true;
                 // The production file as shipped, with its certificate files and module
                 // present and its provider keys in the environment.
                 env = PRODUCTION_KEYS.to_vec();
@@ -424,6 +426,10 @@ fn every_envoy_config_in_the_repo_validates() {
     assert!(
         checked >= 3,
         "expected to validate several configs, found {checked}"
+    );
+    assert!(
+        production_checked,
+        "envoy/production/envoy.yaml was not validated"
     );
     assert!(
         failures.is_empty(),
