@@ -329,7 +329,10 @@ fn fill_other_placeholders(text: &str) -> String {
 /// without them).
 const PRODUCTION_KEYS: [(&str, &str); 3] = [
     ("OPENAI_API_KEY", "sk-proj-validateOnlyKeyAbCdEfGhIjKl0123"),
-    ("ANTHROPIC_API_KEY", "sk-ant-api03-validateOnlyKeyAbCdEfGh-0123"),
+    (
+        "ANTHROPIC_API_KEY",
+        "sk-ant-api03-validateOnlyKeyAbCdEfGh-0123",
+    ),
     ("GEMINI_API_KEY", "AIzaSyValidateOnlyKeyAbCdEfGhIjKlMnO"),
 ];
 

@@ -255,7 +255,9 @@ fn a_tls_client_gets_a_completion_from_a_tls_provider_with_sni_and_the_env_key()
         "auto_config picked HTTP/2 by ALPN upstream: {provider_line}"
     );
     assert!(
-        front_log.iter().any(|l| l.contains(r#""sni":"login.example.com""#)),
+        front_log
+            .iter()
+            .any(|l| l.contains(r#""sni":"login.example.com""#)),
         "the JWKS came through the TLS idp cluster: {front_log:?}"
     );
     assert!(
