@@ -338,27 +338,27 @@ const PRODUCTION_KEYS: [(&str, &str); 3] = [
 
 /// `envoy/production/envoy.yaml` with only its file paths swapped: the module, a gateway
 /// certificate and a CA bundle made by a test CA (Envoy reads them while validating).
-fn production_yaml_with_test_files() -> String {
-    let dir = tollgate_e2e::temp_dir("validate-production");
-    let ca = tollgate_e2e::tls::TestCa::new(&dir, "validate-ca");
-    ca.issue(&dir, "tls", "llm-gateway.test");
+fn production_yaml_with_test_files(dir: &std::path::Path) -> String {
+    let ca = tollgate_e2e::tls::TestCa::new(dir, "validate-ca");
+    ca.issue(dir, "tls", "llm-gateway.test");
     let wasm = tollgate_e2e::wasm_path();
     tollgate_e2e::production::render(&tollgate_e2e::production::TestSubstitutions {
         module: &wasm,
-        tls_dir: &dir,
+        tls_dir: dir,
         ca_bundle: ca.cert(),
         upstream_port: None,
     })
 }
 
 /// Test configs that serve TLS name their files `{{CERT_DIR}}/<stem>.crt|key`: give them a
-/// directory holding a test certificate for every stem they name.
-fn fill_certificate_dir(text: &str) -> String {
+/// directory (under `scratch`) holding a test certificate for every stem they name.
+fn fill_certificate_dir(text: &str, scratch: &std::path::Path) -> String {
     const PLACEHOLDER: &str = "{{CERT_DIR}}/";
     if !text.contains(PLACEHOLDER) {
         return text.to_string();
     }
-    let dir = tollgate_e2e::temp_dir("validate-certs");
+    let dir = scratch.join("certs");
+    std::fs::create_dir_all(&dir).unwrap();
     let ca = tollgate_e2e::tls::TestCa::new(&dir, "validate-ca");
     let mut stems: Vec<&str> = text
         .split(PLACEHOLDER)
@@ -385,6 +385,8 @@ fn every_envoy_config_in_the_repo_validates() {
         .plugin_config("{}");
     let mut checked = 0;
     let mut production_checked = false;
+    // Certificates and keys made for the configs that read them; removed at the end.
+    let scratch = tollgate_e2e::temp_dir("validate-files");
     let mut failures = Vec::new();
     let mut stack = vec![repo_root().join("envoy"), repo_root().join("benches")];
     while let Some(dir) = stack.pop() {
@@ -415,9 +417,11 @@ fn every_envoy_config_in_the_repo_validates() {
                 // The production file as shipped, with its certificate files and module
                 // present and its provider keys in the environment.
                 env = PRODUCTION_KEYS.to_vec();
-                production_yaml_with_test_files()
+                production_yaml_with_test_files(&scratch)
             } else {
-                dummy.render(&fill_other_placeholders(&fill_certificate_dir(&text)))
+                dummy.render(&fill_other_placeholders(&fill_certificate_dir(
+                    &text, &scratch,
+                )))
             };
             let (ok, out) = tollgate_e2e::validate_with_env(&yaml, &env);
             checked += 1;
@@ -430,6 +434,7 @@ fn every_envoy_config_in_the_repo_validates() {
         checked >= 3,
         "expected to validate several configs, found {checked}"
     );
+    let _ = std::fs::remove_dir_all(&scratch);
     assert!(
         production_checked,
         "envoy/production/envoy.yaml was not validated"

@@ -105,6 +105,14 @@ fn setup() -> Setup {
     }
 }
 
+impl Drop for Setup {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
 /// A token the production config accepts: its issuer and audience, signed by the demo key the
 /// test's identity provider publishes.
 fn token() -> String {
