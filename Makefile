@@ -36,6 +36,8 @@ setup-tools:
 	command -v h2load >/dev/null || missing="$$missing nghttp2-client"; \
 	command -v hyperfine >/dev/null || missing="$$missing hyperfine"; \
 	command -v promtool >/dev/null || missing="$$missing prometheus"; \
+	command -v openssl >/dev/null || missing="$$missing openssl"; \
+	command -v curl >/dev/null || missing="$$missing curl"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \

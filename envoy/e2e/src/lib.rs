@@ -15,6 +15,9 @@ use std::time::{Duration, Instant};
 
 pub use tollgate_mock_provider as mock;
 
+pub mod production;
+pub mod tls;
+
 /// The repository root.
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -111,10 +114,17 @@ pub fn template(relative: &str) -> String {
 
 /// Runs `envoy --mode validate` on a config; returns (success, combined output).
 pub fn validate(yaml: &str) -> (bool, String) {
+    validate_with_env(yaml, &[])
+}
+
+/// Like [`validate`], with extra environment variables for Envoy (validation loads the Wasm
+/// module and configures it, so e.g. provider keys read from the environment must be set).
+pub fn validate_with_env(yaml: &str, env: &[(&str, &str)]) -> (bool, String) {
     let dir = temp_dir("validate");
     let path = dir.join("envoy.yaml");
     fs::write(&path, yaml).expect("write config");
     let out = Command::new(envoy_binary())
+        .envs(env.iter().copied())
         .arg("--mode")
         .arg("validate")
         .arg("-c")
@@ -165,8 +175,26 @@ impl Envoy {
         }
     }
 
+    /// Like [`Envoy::start`], with extra environment variables for the Envoy process (e.g.
+    /// provider keys a config exports to the Wasm VM through `host_env_keys`).
+    pub fn start_with_env(template: &str, vars: Vars, env: &[(&str, &str)]) -> Envoy {
+        match Self::try_start_with_env(template, vars, env) {
+            Ok(e) => e,
+            Err(err) => panic!("envoy did not start ({:?}); log:\n{}", err.exit, err.log),
+        }
+    }
+
     /// Like [`Envoy::start`], but returns the failure (used to test refused configs).
     pub fn try_start(template: &str, vars: Vars) -> Result<Envoy, StartError> {
+        Self::try_start_with_env(template, vars, &[])
+    }
+
+    /// Like [`Envoy::try_start`], with extra environment variables for the Envoy process.
+    pub fn try_start_with_env(
+        template: &str,
+        vars: Vars,
+        env: &[(&str, &str)],
+    ) -> Result<Envoy, StartError> {
         let dir = temp_dir("envoy");
         let port = free_port();
         let admin_port = free_port();
@@ -183,6 +211,7 @@ impl Envoy {
         let log_path = dir.join("envoy.log");
         let log_file = fs::File::create(&log_path).expect("create log");
         let child = Command::new(envoy_binary())
+            .envs(env.iter().copied())
             .arg("-c")
             .arg(&config)
             .arg("--disable-hot-restart")

@@ -3,7 +3,7 @@
 
 use tollgate_e2e::mock::client::request;
 use tollgate_e2e::mock::{MockHandle, MockOptions, MockProvider};
-use tollgate_e2e::{repo_root, template, validate, Envoy, Vars};
+use tollgate_e2e::{repo_root, template, Envoy, Vars};
 
 const CHAT: &str = r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}"#;
 
@@ -328,6 +328,54 @@ fn fill_other_placeholders(text: &str) -> String {
     out
 }
 
+/// Stand-in provider keys for validating the production config (tollgate refuses to configure
+/// without them).
+const PRODUCTION_KEYS: [(&str, &str); 3] = [
+    ("OPENAI_API_KEY", "sk-proj-validateOnlyKeyAbCdEfGhIjKl0123"),
+    (
+        "ANTHROPIC_API_KEY",
+        "sk-ant-api03-validateOnlyKeyAbCdEfGh-0123",
+    ),
+    ("GEMINI_API_KEY", "AIzaSyValidateOnlyKeyAbCdEfGhIjKlMnO"),
+];
+
+/// `envoy/production/envoy.yaml` with only its file paths swapped: the module, a gateway
+/// certificate and a CA bundle made by a test CA (Envoy reads them while validating).
+fn production_yaml_with_test_files(dir: &std::path::Path) -> String {
+    let ca = tollgate_e2e::tls::TestCa::new(dir, "validate-ca");
+    ca.issue(dir, "tls", "llm-gateway.test");
+    let wasm = tollgate_e2e::wasm_path();
+    tollgate_e2e::production::render(&tollgate_e2e::production::TestSubstitutions {
+        module: &wasm,
+        tls_dir: dir,
+        ca_bundle: ca.cert(),
+        upstream_port: None,
+    })
+}
+
+/// Test configs that serve TLS name their files `{{CERT_DIR}}/<stem>.crt|key`: give them a
+/// directory (under `scratch`) holding a test certificate for every stem they name.
+fn fill_certificate_dir(text: &str, scratch: &std::path::Path) -> String {
+    const PLACEHOLDER: &str = "{{CERT_DIR}}/";
+    if !text.contains(PLACEHOLDER) {
+        return text.to_string();
+    }
+    let dir = scratch.join("certs");
+    std::fs::create_dir_all(&dir).unwrap();
+    let ca = tollgate_e2e::tls::TestCa::new(&dir, "validate-ca");
+    let mut stems: Vec<&str> = text
+        .split(PLACEHOLDER)
+        .skip(1)
+        .filter_map(|rest| rest.split_once('.').map(|(stem, _)| stem))
+        .collect();
+    stems.sort_unstable();
+    stems.dedup();
+    for stem in stems {
+        ca.issue(&dir, stem, &format!("{stem}.test"));
+    }
+    text.replace("{{CERT_DIR}}", &dir.display().to_string())
+}
+
 #[test]
 fn every_envoy_config_in_the_repo_validates() {
     let dummy = Vars::new()
@@ -339,6 +387,9 @@ fn every_envoy_config_in_the_repo_validates() {
         .set("ROOT", repo_root().display())
         .plugin_config("{}");
     let mut checked = 0;
+    let mut production_checked = false;
+    // Certificates and keys made for the configs that read them; removed at the end.
+    let scratch = tollgate_e2e::temp_dir("validate-files");
     let mut failures = Vec::new();
     let mut stack = vec![repo_root().join("envoy"), repo_root().join("benches")];
     while let Some(dir) = stack.pop() {
@@ -361,12 +412,21 @@ fn every_envoy_config_in_the_repo_validates() {
                 continue;
             }
             let text = std::fs::read_to_string(&path).unwrap();
+            let mut env: Vec<(&str, &str)> = Vec::new();
             let yaml = if path.ends_with("demo/envoy.yaml") {
                 demo_yaml(10000, 9901, 8081)
+            } else if path.ends_with(tollgate_e2e::production::CONFIG) {
+                production_checked = true;
+                // The production file as shipped, with its certificate files and module
+                // present and its provider keys in the environment.
+                env = PRODUCTION_KEYS.to_vec();
+                production_yaml_with_test_files(&scratch)
             } else {
-                dummy.render(&fill_other_placeholders(&text))
+                dummy.render(&fill_other_placeholders(&fill_certificate_dir(
+                    &text, &scratch,
+                )))
             };
-            let (ok, out) = validate(&yaml);
+            let (ok, out) = tollgate_e2e::validate_with_env(&yaml, &env);
             checked += 1;
             if !ok {
                 failures.push(format!("{}:\n{out}", path.display()));
@@ -376,6 +436,11 @@ fn every_envoy_config_in_the_repo_validates() {
     assert!(
         checked >= 3,
         "expected to validate several configs, found {checked}"
+    );
+    let _ = std::fs::remove_dir_all(&scratch);
+    assert!(
+        production_checked,
+        "envoy/production/envoy.yaml was not validated"
     );
     assert!(
         failures.is_empty(),
