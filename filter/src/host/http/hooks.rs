@@ -64,10 +64,7 @@ impl TollgateHttp {
         }
         let auth_configured = config.jwt.is_some() || config.envoy_jwt.is_some();
         if auth_configured && self.user.is_none() {
-            let realm = config
-                .jwt
-                .as_ref()
-                .map_or("tollgate", |j| j.realm.as_str());
+            let realm = config.jwt.as_ref().map_or("tollgate", |j| j.realm.as_str());
             let reply = ErrorReply::new(
                 401,
                 ErrorKind::Authentication,
