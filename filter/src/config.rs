@@ -65,6 +65,12 @@ pub struct RawConfig {
     pub failover: Option<serde_json::Value>,
     /// Where this instance runs: the listener's filter chain or a cluster's upstream chain.
     pub stage: Stage,
+    /// Request guardrails (off when absent; see [`crate::guardrails`]).
+    pub guardrails: Option<crate::guardrails::RawGuardrails>,
+    /// `development` (default) or `production` (see [`crate::profile`]).
+    pub environment: crate::profile::Environment,
+    /// The status endpoint (off when absent; see [`crate::status`]).
+    pub status: Option<crate::status::RawStatus>,
 }
 
 /// Where a tollgate instance sits in Envoy.
@@ -341,6 +347,26 @@ pub struct FilterConfig {
     pub provider_keys: Vec<Option<String>>,
     /// Where this instance runs.
     pub stage: Stage,
+    /// Request guardrails, when configured.
+    pub guardrails: Option<std::sync::Arc<crate::guardrails::Guardrails>>,
+    /// Where tollgate runs.
+    pub environment: crate::profile::Environment,
+    /// The status endpoint, when configured.
+    pub status: Option<crate::status::StatusConfig>,
+    /// [`crate::status::config_hash`] of the plugin configuration bytes.
+    pub config_hash: String,
+}
+
+impl FilterConfig {
+    /// The largest request body accepted on `path`: the guardrail route's limit, else
+    /// `limits.max_request_bytes`.
+    pub fn max_request_bytes_for(&self, path: &str) -> u64 {
+        self.guardrails
+            .as_ref()
+            .map_or(self.max_request_bytes, |g| {
+                g.limits_for(path).max_request_bytes
+            })
+    }
 }
 
 /// Validated `envoy_jwt`.
@@ -447,7 +473,17 @@ impl FilterConfig {
                 ConfigError::new(path, strip_position(&e.into_inner().to_string()))
             })?
         };
-        Self::from_raw(raw)
+        // Production refusals are collected all at once, before the first-error validation.
+        let issues = crate::profile::check(&raw);
+        if !issues.is_empty() {
+            return Err(ConfigError::new(
+                "environment",
+                crate::profile::summarize(&issues),
+            ));
+        }
+        let mut config = Self::from_raw(raw)?;
+        config.config_hash = crate::status::config_hash(bytes);
+        Ok(config)
     }
 
     /// Validates a raw document into the runtime form.
@@ -594,6 +630,19 @@ impl FilterConfig {
                 }
             }
         }
+        let guardrails = match raw.guardrails.as_ref() {
+            Some(g) => Some(std::sync::Arc::new(
+                crate::guardrails::compile(g, raw.limits.max_request_bytes, "guardrails")
+                    .map_err(|e| ConfigError::new(e.path, e.reason))?,
+            )),
+            None => None,
+        };
+        let status = match raw.status.as_ref() {
+            Some(s) => {
+                Some(crate::status::compile(s).map_err(|r| ConfigError::new("status.path", r))?)
+            }
+            None => None,
+        };
         let engine = crate::masking::MaskEngine::with_known_secrets(&raw.masking.detectors, known)
             .map_err(|reason| ConfigError::new("masking.detectors", reason))?;
         let masking = MaskingConfig {
@@ -621,6 +670,10 @@ impl FilterConfig {
             failover,
             provider_keys,
             stage: raw.stage,
+            guardrails,
+            environment: raw.environment,
+            status,
+            config_hash: crate::status::config_hash(b""),
         })
     }
 }
@@ -659,6 +712,10 @@ impl Default for FilterConfig {
             failover: None,
             provider_keys: Vec::new(),
             stage: Stage::Downstream,
+            guardrails: None,
+            environment: crate::profile::Environment::Development,
+            status: None,
+            config_hash: String::new(),
         })
     }
 }

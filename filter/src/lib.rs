@@ -22,13 +22,16 @@ pub mod config;
 pub mod correlation;
 pub mod error_reply;
 pub mod failover;
+pub mod guardrails;
 pub mod identity;
 pub mod jwt;
 pub mod masking;
+pub mod profile;
 pub mod random;
 pub mod ratelimit_rpc;
 pub mod routing;
 pub mod shared_store;
+pub mod status;
 pub mod translate;
 pub mod usage;
 

@@ -750,6 +750,20 @@ fn link_imports(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
         },
     )?;
     linker.func_wrap("env", "proxy_done", |_c: C<'_>| Ok(status::OK))?;
+    // Foreign functions: `clear_route_cache` (Envoy re-picks the route after header edits) is
+    // accepted and does nothing here; any other name is unknown, as in Envoy.
+    linker.func_wrap(
+        "env",
+        "proxy_call_foreign_function",
+        |mut c: C<'_>, np: i32, nl: i32, _ap: i32, _al: i32, _rp: i32, _rl: i32| {
+            let name = read_string(&mut c, np, nl)?;
+            Ok(if name == "clear_route_cache" {
+                status::OK
+            } else {
+                status::NOT_FOUND
+            })
+        },
+    )?;
 
     // ---- metrics ----
     linker.func_wrap(

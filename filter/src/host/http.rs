@@ -31,6 +31,8 @@ use crate::usage::{
     classify_path, ensure_include_usage, ApiKind, RequestInfo, SseChunkFilter, UsageTracker,
 };
 
+mod hooks;
+
 /// The provider a routed request was sent to.
 #[derive(Debug, Clone)]
 struct ActiveRoute {
@@ -112,6 +114,8 @@ pub struct TollgateHttp {
     request_id: String,
     /// Request body bytes seen so far.
     request_bytes: u64,
+    /// Largest request body accepted on this request's path.
+    body_limit: u64,
     /// Request start, ns since the epoch.
     started_ns: u64,
     /// The LLM API the request speaks, when it is one.
@@ -179,6 +183,7 @@ impl TollgateHttp {
         rng: IdRng,
         metrics: CoreMetrics,
     ) -> Self {
+        let body_limit = config.max_request_bytes;
         Self {
             config,
             shared,
@@ -187,6 +192,7 @@ impl TollgateHttp {
             metrics,
             request_id: String::new(),
             request_bytes: 0,
+            body_limit,
             started_ns: 0,
             api: None,
             path: String::new(),
@@ -541,7 +547,13 @@ impl TollgateHttp {
     /// Everything after authentication on the request headers: which API, who, and whether to
     /// hold for the body.
     fn after_auth(&mut self) -> Action {
+        if let Some(action) = self.serve_status() {
+            return action;
+        }
         self.api = classify_path(&self.path);
+        if let Some(action) = self.guard_headers() {
+            return action;
+        }
         if self.api.is_none() {
             return Action::Continue;
         }
@@ -617,6 +629,9 @@ impl TollgateHttp {
             }
         }
         let info = RequestInfo::from_request(kind, &self.path, &body);
+        if let Some(action) = self.guard_body(&info) {
+            return action;
+        }
         if let (Some(failover), ApiKind::OpenAiChat) = (self.config.failover.clone(), kind) {
             match self.route_request(&failover, &info, &body) {
                 Ok(Some(routed)) => {
@@ -1358,16 +1373,6 @@ impl TollgateHttp {
     }
 }
 
-/// The 413 reply for an oversized request.
-fn too_large(limit: u64) -> ErrorReply {
-    ErrorReply::new(
-        413,
-        ErrorKind::InvalidRequest,
-        "request_too_large",
-        format!("request body exceeds the limit of {limit} bytes"),
-    )
-}
-
 /// The reply when no provider can answer: 429 when every one was rate limited, else 503
 /// with `unavailable_code`.
 fn no_provider_reply(rate_limited: bool, unavailable_code: &str, message: String) -> ErrorReply {
@@ -1469,8 +1474,10 @@ impl HttpContext for TollgateHttp {
         self.apply_correlation();
         let declared = header(MapType::HttpRequestHeaders, "content-length")
             .and_then(|v| v.trim().parse::<u64>().ok());
-        if declared.is_some_and(|n| n > self.config.max_request_bytes) {
-            return self.reply(&too_large(self.config.max_request_bytes));
+        let path = header(MapType::HttpRequestHeaders, ":path").unwrap_or_default();
+        self.body_limit = self.config.max_request_bytes_for(&path);
+        if declared.is_some_and(|n| n > self.body_limit) {
+            return self.reject(&crate::guardrails::Violation::too_large(self.body_limit));
         }
         self.headers_end_stream = end_of_stream;
         if self.config.failover.is_some() {
@@ -1496,8 +1503,8 @@ impl HttpContext for TollgateHttp {
         } else {
             self.request_bytes.saturating_add(size)
         };
-        if self.request_bytes > self.config.max_request_bytes {
-            return self.reply(&too_large(self.config.max_request_bytes));
+        if self.request_bytes > self.body_limit {
+            return self.reject(&crate::guardrails::Violation::too_large(self.body_limit));
         }
         if self.replied_locally {
             return Action::Pause;

@@ -24,6 +24,7 @@ pub mod ndjson;
 pub mod price;
 pub mod record;
 pub mod request;
+pub mod shape;
 pub mod sse;
 pub mod stream_rewrite;
 pub mod tracker;
@@ -37,6 +38,7 @@ pub use record::{tokens_from_chars, Usage};
 pub use request::{
     estimate_prompt_tokens, is_streaming_request, request_model, requested_max_tokens, RequestInfo,
 };
+pub use shape::{BodyShape, InputField, MessageList};
 pub use sse::{OwnedSseEvent, SseEvent, SseParser};
 pub use stream_rewrite::{ensure_include_usage, is_injected_usage_chunk, SseChunkFilter};
 pub use tracker::{FeedEvents, TrackerConfig, UsageOutcome, UsageTracker};

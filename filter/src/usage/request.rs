@@ -4,6 +4,7 @@
 use super::api_kind::{gemini_model_from_path, is_gemini_stream_path, ApiKind};
 use super::lenient::{Count, Flag, Text, TextLen};
 use super::record::tokens_from_chars;
+use super::shape::{BodyShape, InputField, MessageList};
 use serde::Deserialize;
 
 #[derive(Deserialize, Default)]
@@ -38,6 +39,9 @@ struct RequestFields {
     generation_config: Option<GenerationConfig>,
     options: Option<OllamaOptions>,
     stream_options: Option<StreamOptions>,
+    messages: Option<MessageList>,
+    contents: Option<MessageList>,
+    input: Option<InputField>,
 }
 
 impl RequestFields {
@@ -101,13 +105,19 @@ pub struct RequestInfo {
     pub prompt_estimate: u64,
     /// The client set `stream_options.include_usage: true` itself.
     pub include_usage_requested: bool,
+    /// The body's structure, for request guardrails (read in the same pass).
+    pub shape: BodyShape,
 }
 
 impl RequestInfo {
     /// Reads a request of `kind` sent to `path`, applying each API's defaults (Ollama native
     /// streams unless `"stream": false`; Gemini streams on `:streamGenerateContent`).
     pub fn from_request(kind: ApiKind, path: &str, body: &[u8]) -> Self {
-        let fields = RequestFields::parse(body).unwrap_or_default();
+        let parsed = RequestFields::parse(body);
+        // serde reads a struct from an array too: only an object counts.
+        let starts_object = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+        let json_object = parsed.is_some() && starts_object;
+        let fields = parsed.unwrap_or_default();
         let explicit_stream = fields.stream.0;
         let streaming = match kind {
             ApiKind::Gemini => is_gemini_stream_path(path),
@@ -128,6 +138,14 @@ impl RequestInfo {
                 .stream_options
                 .as_ref()
                 .is_some_and(|o| o.include_usage.0 == Some(true)),
+            shape: BodyShape {
+                json_object,
+                model: fields.model.as_deref().is_some_and(|m| !m.is_empty()),
+                messages: fields.messages,
+                contents: fields.contents,
+                input: fields.input,
+                max_tokens: fields.max_tokens.0.is_some(),
+            },
         }
     }
 }
