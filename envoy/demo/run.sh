@@ -49,6 +49,13 @@ Try:
   curl -s localhost:8081/__mock/requests | grep -o 'REDACTED[^]]*'
   # spend the demo user's 2000-token/minute budget with ~500-token prompts: 200 200 200 429 …
   P=\$(printf 'lorem ipsum %.0s' \$(seq 1 170)); for i in 1 2 3 4 5; do curl -s -o /dev/null -w '%{http_code} ' localhost:10000/v1/chat/completions -H "authorization: Bearer \$TOKEN" -d "{\\"model\\":\\"gpt-4o-mini\\",\\"max_tokens\\":200,\\"messages\\":[{\\"role\\":\\"user\\",\\"content\\":\\"\$P\\"}]}"; done; echo
+  # failover: OpenAI first, Anthropic as the fallback (both served by the mock). Make OpenAI's API
+  # fail; the next request is answered by Anthropic, translated to OpenAI's format (see the
+  # access log's "provider"), then clear the fault
+  curl -s -X POST localhost:8081/__mock/faults -d '{"status":500,"path_prefix":"/v1/chat/completions"}'
+  curl -s localhost:10000/v1/chat/completions -H "authorization: Bearer \$TOKEN" -d '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}'
+  curl -s localhost:8081/__mock/requests | grep -o '"path":"[^"]*"' | tail -2
+  curl -s -X DELETE localhost:8081/__mock/faults
   # metrics with labels
   curl -s localhost:9901/stats/prometheus | grep -E '^(tollgate|gen_ai)_'
 

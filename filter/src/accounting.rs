@@ -288,9 +288,46 @@ pub fn access_log_fields(r: &RequestRecord<'_>, user: Option<&str>) -> Vec<(&'st
     f
 }
 
+/// The `Server-Timing` header value: tollgate's own time in its callbacks so far (`own_ns`) and,
+/// when Envoy's router reported it (`x-envoy-upstream-service-time`, ms), the upstream's:
+/// `tollgate;dur=0.123;desc="filter", upstream;dur=42`.
+pub fn server_timing(own_ns: u64, upstream_ms: Option<&str>) -> String {
+    let micros = own_ns / 1_000;
+    let mut value = format!(
+        "tollgate;dur={}.{:03};desc=\"filter\"",
+        micros / 1_000,
+        micros % 1_000
+    );
+    if let Some(ms) = upstream_ms
+        .map(str::trim)
+        .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+    {
+        value.push_str(", upstream;dur=");
+        value.push_str(ms);
+    }
+    value
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn server_timing_reports_own_time_in_ms_and_a_clean_upstream_time() {
+        assert_eq!(
+            server_timing(1_234_567, Some("42")),
+            "tollgate;dur=1.234;desc=\"filter\", upstream;dur=42"
+        );
+        assert_eq!(
+            server_timing(999, None),
+            "tollgate;dur=0.000;desc=\"filter\""
+        );
+        assert_eq!(
+            server_timing(5_000_000, Some("4, 2")),
+            "tollgate;dur=5.000;desc=\"filter\"",
+            "a malformed upstream value is left out, not echoed"
+        );
+    }
     use crate::usage::Usage;
 
     fn outcome(estimated: bool, complete: bool) -> UsageOutcome {

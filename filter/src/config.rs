@@ -65,6 +65,9 @@ pub struct RawConfig {
     pub failover: Option<serde_json::Value>,
     /// Where this instance runs: the listener's filter chain or a cluster's upstream chain.
     pub stage: Stage,
+    /// Add a `Server-Timing` header (tollgate's own time, the upstream's) to responses
+    /// (default true).
+    pub server_timing: Option<bool>,
     /// Request guardrails (off when absent; see [`crate::guardrails`]).
     pub guardrails: Option<crate::guardrails::RawGuardrails>,
     /// `development` (default) or `production` (see [`crate::profile`]).
@@ -347,6 +350,8 @@ pub struct FilterConfig {
     pub provider_keys: Vec<Option<String>>,
     /// Where this instance runs.
     pub stage: Stage,
+    /// Add the `Server-Timing` response header.
+    pub server_timing: bool,
     /// Request guardrails, when configured.
     pub guardrails: Option<std::sync::Arc<crate::guardrails::Guardrails>>,
     /// Where tollgate runs.
@@ -670,6 +675,7 @@ impl FilterConfig {
             failover,
             provider_keys,
             stage: raw.stage,
+            server_timing: raw.server_timing.unwrap_or(true),
             guardrails,
             environment: raw.environment,
             status,
@@ -712,6 +718,7 @@ impl Default for FilterConfig {
             failover: None,
             provider_keys: Vec::new(),
             stage: Stage::Downstream,
+            server_timing: true,
             guardrails: None,
             environment: crate::profile::Environment::Development,
             status: None,

@@ -277,9 +277,44 @@ fn demo_config_answers_the_readme_request() {
     assert!(body["choices"][0]["message"]["content"].is_string());
     let up = mock.requests().pop().unwrap();
     assert_eq!(up.header("x-user-id"), Some("demo-user"));
-    assert!(
-        up.header("authorization").is_none(),
-        "the client's JWT never reaches the provider"
+    assert_eq!(
+        up.header("authorization"),
+        Some("Bearer sk-proj-demoOpenAiKey0123456789abcdefABCDEF"),
+        "the provider gets the gateway's key, never the client's JWT"
+    );
+
+    // The demo's documented failure: OpenAI's API fails, Anthropic answers (translated back).
+    let fail = request(
+        mock.port(),
+        "POST",
+        "/__mock/faults",
+        &[],
+        br#"{"status":500,"path_prefix":"/v1/chat/completions"}"#.as_slice(),
+    )
+    .unwrap();
+    assert_eq!(fail.status, 200);
+    let resp = request(
+        envoy.port,
+        "POST",
+        "/v1/chat/completions",
+        &[("authorization", auth.as_str())],
+        CHAT.as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(resp.status, 200, "{}", String::from_utf8_lossy(&resp.body));
+    let body: serde_json::Value = serde_json::from_slice(&resp.body).unwrap();
+    assert_eq!(body["object"], "chat.completion", "OpenAI's shape: {body}");
+    let paths: Vec<String> = mock.requests().iter().map(|r| r.path.clone()).collect();
+    let n = paths.len();
+    assert_eq!(
+        paths[n - 2..],
+        ["/v1/chat/completions", "/v1/messages"],
+        "OpenAI tried, Anthropic answered: {paths:?}"
+    );
+    let fallback = mock.requests().pop().unwrap();
+    assert_eq!(
+        fallback.header("x-api-key"),
+        Some("sk-ant-api03-demoAnthropicKey0123456789abcdef")
     );
 }
 

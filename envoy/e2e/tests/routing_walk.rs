@@ -103,6 +103,13 @@ fn primary_500_is_answered_by_the_next_provider_rewritten_per_attempt() {
     assert_eq!(answer["model"], "gpt-4o-mini");
     assert!(answer["usage"]["prompt_tokens"].as_u64().unwrap() > 0);
     assert!(resp.header("x-tollgate-provider").is_none());
+    let timing = resp
+        .header("server-timing")
+        .expect("Server-Timing on every response");
+    assert!(
+        timing.starts_with("tollgate;dur=") && timing.contains(", upstream;dur="),
+        "{timing}"
+    );
     assert!(resp.header("x-tollgate-carry").is_none());
 
     let first = s.openai.requests().pop().expect("openai tried first");

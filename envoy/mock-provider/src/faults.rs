@@ -50,6 +50,9 @@ pub struct Faults {
     pub fail_rate: Option<f64>,
     /// Instance faults only: seed of the PRNG that draws `fail_rate` failures.
     pub seed: Option<u64>,
+    /// Instance faults only: apply to requests whose path starts with this (one provider API of
+    /// several served by one mock, e.g. `/v1/chat/completions` but not `/v1/messages`).
+    pub path_prefix: Option<String>,
 }
 
 impl Faults {
@@ -103,6 +106,16 @@ impl Faults {
             "stream_bytes" => self.stream_bytes = Some(num(key, value)?),
             "count" => self.count = Some(num(key, value)?),
             "seed" => self.seed = Some(num(key, value)?),
+            "path_prefix" => {
+                self.path_prefix = Some(
+                    value
+                        .filter(|v| v.starts_with('/'))
+                        .ok_or_else(|| {
+                            "fault path_prefix needs a path starting with /".to_string()
+                        })?
+                        .to_string(),
+                )
+            }
             "reset" => {
                 self.reset = match value.unwrap_or("before") {
                     "before" => Some(ResetMode::BeforeResponse),
@@ -188,6 +201,9 @@ impl Faults {
         if let Some(v) = self.seed {
             put("seed", json!(v));
         }
+        if let Some(v) = &self.path_prefix {
+            put("path_prefix", json!(v));
+        }
         Value::Object(m)
     }
 
@@ -206,6 +222,10 @@ impl Faults {
             count: over.count.or(self.count),
             fail_rate: over.fail_rate.or(self.fail_rate),
             seed: over.seed.or(self.seed),
+            path_prefix: over
+                .path_prefix
+                .clone()
+                .or_else(|| self.path_prefix.clone()),
         }
     }
 }

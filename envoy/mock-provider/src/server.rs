@@ -221,10 +221,17 @@ impl Shared {
         self.set_faults(initial);
     }
 
-    /// The instance faults for one request (consuming `count`) and whether `fail_rate` hit.
-    fn take_instance_faults(&self) -> (Faults, bool) {
+    /// The instance faults for request `path` (consuming `count`) and whether `fail_rate` hit.
+    fn take_instance_faults(&self, path: &str) -> (Faults, bool) {
         let mut st = self.state();
         let faults = st.faults.clone();
+        if faults
+            .path_prefix
+            .as_deref()
+            .is_some_and(|p| !path.starts_with(p))
+        {
+            return (Faults::default(), false);
+        }
         let failed = match faults.fail_rate {
             Some(rate) => st.prng.next_f64() < rate,
             None => false,
@@ -668,7 +675,7 @@ fn provider_request(
             )
         }
     };
-    let (instance, fail_hit) = shared.take_instance_faults();
+    let (instance, fail_hit) = shared.take_instance_faults(req.path());
     let mut faults = instance.overridden_by(&header_faults);
     if fail_hit && faults.status.is_none() {
         faults.status = Some(500);

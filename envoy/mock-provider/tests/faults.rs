@@ -325,6 +325,45 @@ fn instance_faults_with_count_via_control_api() {
     );
 }
 
+#[test]
+fn instance_faults_scoped_to_one_api_path_leave_the_others_alone() {
+    let mock = start();
+    let port = mock.port();
+    let r = client::request(
+        port,
+        "POST",
+        "/__mock/faults",
+        &[],
+        r#"{"status":500,"path_prefix":"/v1/chat/completions"}"#,
+    )
+    .unwrap();
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(
+        post_json(port, CHAT, &[], &chat_body(false, false)).status,
+        500
+    );
+    let anthropic = post_json(
+        port,
+        "/v1/messages",
+        &[],
+        &json!({"model":"claude-sonnet-4","max_tokens":10,"messages":[{"role":"user","content":"hi"}]}),
+    );
+    assert_eq!(anthropic.status, 200, "{}", anthropic.text());
+    assert_eq!(
+        post_json(port, CHAT, &[], &chat_body(false, false)).status,
+        500
+    );
+    let bad = client::request(
+        port,
+        "POST",
+        "/__mock/faults",
+        &[],
+        r#"{"path_prefix":"v1"}"#,
+    )
+    .unwrap();
+    assert_eq!(bad.status, 400);
+}
+
 fn fail_pattern(port: u16, n: usize) -> Vec<u16> {
     (0..n)
         .map(|_| post_json(port, CHAT, &[], &chat_body(false, false)).status)

@@ -4,7 +4,6 @@
 
 use std::cell::RefCell;
 
-use proxy_wasm::hostcalls;
 use proxy_wasm::types::{LogLevel, MapType};
 
 use super::calls::log_with_id;
@@ -40,7 +39,7 @@ pub fn record_attempt(
     }
     publish_circuit(shared, provider, now_ms);
     if matches!(status, Some(429 | 503)) {
-        let map = hostcalls::get_map(headers).unwrap_or_default();
+        let map = super::calls::headers(headers);
         if let Some(until) = failover::parse_backoff_hint(&map, now_ms) {
             failover::record_backoff(&HostStore, provider, until);
         }

@@ -111,9 +111,7 @@ impl JwtRuntime {
     /// was for, or `None` when the token is not a JWKS fetch.
     pub fn complete(&mut self, token: u32, body_size: usize, now_ms: u64) -> Option<usize> {
         let provider = self.in_flight.remove(&token)?;
-        let status = hostcalls::get_map_value(MapType::HttpCallResponseHeaders, ":status")
-            .ok()
-            .flatten()
+        let status = super::calls::header(MapType::HttpCallResponseHeaders, ":status")
             .and_then(|s| s.parse::<u16>().ok());
         let body = hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size)
             .ok()

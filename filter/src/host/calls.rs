@@ -36,17 +36,22 @@ pub fn log_with_id(level: LogLevel, request_id: &str, message: &str) {
 
 /// Reads one header (or trailer) value; `None` when absent or unavailable.
 pub fn header(map: MapType, name: &str) -> Option<String> {
-    hostcalls::get_map_value(map, name).ok().flatten()
+    super::abi::map_value(map, name)
 }
 
 /// Sets (replaces) a header; logs and returns false when the host refuses.
 pub fn set_header(map: MapType, name: &str, value: &str) -> bool {
-    hostcalls::set_map_value(map, name, Some(value)).is_ok()
+    super::abi::replace_map_value(map, name, value)
 }
 
 /// Removes a header; returns false when the host refuses.
 pub fn remove_header(map: MapType, name: &str) -> bool {
-    hostcalls::remove_map_value(map, name).is_ok()
+    super::abi::remove_map_value(map, name)
+}
+
+/// Every header of a map (empty when the host refuses).
+pub fn headers(map: MapType) -> Vec<(String, String)> {
+    super::abi::map_pairs(map)
 }
 
 /// Current wall-clock time in nanoseconds since the Unix epoch (0 if the host refuses).

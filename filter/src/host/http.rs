@@ -172,6 +172,8 @@ pub struct TollgateHttp {
     replacement: Option<(u32, String, Vec<u8>)>,
     /// Set when Envoy walks the route's providers (aggregate cluster + upstream stage).
     walk: Option<WalkedRoute>,
+    /// Time spent in this context's callbacks so far (ns): the filter's own time.
+    own_ns: u64,
 }
 
 impl TollgateHttp {
@@ -221,6 +223,7 @@ impl TollgateHttp {
             held_body: None,
             replacement: None,
             walk: None,
+            own_ns: 0,
         }
     }
 
@@ -339,7 +342,7 @@ impl TollgateHttp {
             self.auth = AuthState::Passed;
             return AuthStep::Proceed;
         };
-        let headers = hostcalls::get_map(MapType::HttpRequestHeaders).unwrap_or_default();
+        let headers = super::calls::headers(MapType::HttpRequestHeaders);
         let method = header(MapType::HttpRequestHeaders, ":method").unwrap_or_default();
         let path = header(MapType::HttpRequestHeaders, ":path").unwrap_or_default();
         let now_ms = now_nanos() / 1_000_000;
@@ -1066,14 +1069,9 @@ impl TollgateHttp {
         let Some(provider) = failover.providers.get(route.provider) else {
             return;
         };
-        let status = hostcalls::get_map_value(MapType::HttpCallResponseHeaders, ":status")
-            .ok()
-            .flatten()
-            .and_then(|s| s.parse::<u16>().ok());
-        let content_type =
-            hostcalls::get_map_value(MapType::HttpCallResponseHeaders, "content-type")
-                .ok()
-                .flatten();
+        let status =
+            header(MapType::HttpCallResponseHeaders, ":status").and_then(|s| s.parse::<u16>().ok());
+        let content_type = header(MapType::HttpCallResponseHeaders, "content-type");
         let body = hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size)
             .ok()
             .flatten()
@@ -1422,14 +1420,8 @@ fn budget_reply(r: &Refusal) -> ErrorReply {
     }
 }
 
-impl Context for TollgateHttp {
-    fn on_http_call_response(
-        &mut self,
-        token_id: u32,
-        _num_headers: usize,
-        body_size: usize,
-        _num_trailers: usize,
-    ) {
+impl TollgateHttp {
+    fn call_response(&mut self, token_id: u32, body_size: usize) {
         if self.failover_token == Some(token_id) {
             self.on_failover_response(body_size);
             return;
@@ -1465,10 +1457,8 @@ impl Context for TollgateHttp {
             }
         }
     }
-}
 
-impl HttpContext for TollgateHttp {
-    fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+    fn request_headers(&mut self, end_of_stream: bool) -> Action {
         self.started_ns = now_nanos();
         self.metrics.requests.add(1);
         self.apply_correlation();
@@ -1495,7 +1485,7 @@ impl HttpContext for TollgateHttp {
         self.after_auth()
     }
 
-    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+    fn request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
         // Chunked uploads carry no content-length: count what actually arrives.
         let size = u64::try_from(body_size).unwrap_or(u64::MAX);
         self.request_bytes = if self.awaiting_body {
@@ -1526,7 +1516,7 @@ impl HttpContext for TollgateHttp {
         self.on_full_request_body(body_size)
     }
 
-    fn on_http_response_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+    fn response_headers(&mut self, end_of_stream: bool) -> Action {
         self.response_headers_end_stream = end_of_stream;
         if !self.request_id.is_empty() {
             let name = &self.config.correlation.request_id_header;
@@ -1591,7 +1581,7 @@ impl HttpContext for TollgateHttp {
         Action::Continue
     }
 
-    fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+    fn response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
         if self.failover_token.is_some() || self.replacement.is_some() {
             if end_of_stream {
                 self.held_body = Some(body_size);
@@ -1670,7 +1660,7 @@ impl HttpContext for TollgateHttp {
         Action::Continue
     }
 
-    fn on_log(&mut self) {
+    fn log_hook(&mut self) {
         if self.masked_count > 0 {
             let _ = hostcalls::set_property(
                 vec!["tollgate_masked_count"],
@@ -1686,5 +1676,75 @@ impl HttpContext for TollgateHttp {
             return;
         }
         self.account();
+    }
+}
+
+impl Context for TollgateHttp {
+    fn on_http_call_response(
+        &mut self,
+        token_id: u32,
+        _num_headers: usize,
+        body_size: usize,
+        _num_trailers: usize,
+    ) {
+        let started = now_nanos();
+        self.call_response(token_id, body_size);
+        self.own_ns = self
+            .own_ns
+            .saturating_add(now_nanos().saturating_sub(started));
+    }
+}
+
+impl HttpContext for TollgateHttp {
+    fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        let started = now_nanos();
+        let action = self.request_headers(end_of_stream);
+        self.own_ns = self
+            .own_ns
+            .saturating_add(now_nanos().saturating_sub(started));
+        action
+    }
+
+    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        let started = now_nanos();
+        let action = self.request_body(body_size, end_of_stream);
+        self.own_ns = self
+            .own_ns
+            .saturating_add(now_nanos().saturating_sub(started));
+        action
+    }
+
+    fn on_http_response_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        let started = now_nanos();
+        let action = self.response_headers(end_of_stream);
+        self.own_ns = self
+            .own_ns
+            .saturating_add(now_nanos().saturating_sub(started));
+        if self.config.server_timing {
+            let upstream = header(
+                MapType::HttpResponseHeaders,
+                "x-envoy-upstream-service-time",
+            );
+            let value = crate::accounting::server_timing(self.own_ns, upstream.as_deref());
+            set_header(MapType::HttpResponseHeaders, "server-timing", &value);
+        }
+        action
+    }
+
+    fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        let started = now_nanos();
+        let action = self.response_body(body_size, end_of_stream);
+        self.own_ns = self
+            .own_ns
+            .saturating_add(now_nanos().saturating_sub(started));
+        action
+    }
+
+    fn on_log(&mut self) {
+        self.log_hook();
+        let _ = hostcalls::set_property(
+            vec!["tollgate_filter_us"],
+            Some((self.own_ns / 1_000).to_string().as_bytes()),
+        );
     }
 }

@@ -5,6 +5,7 @@
 //! makes no decisions of its own. Every host call goes through `proxy_wasm::hostcalls` with its
 //! `Result` handled, never through the SDK's panicking trait conveniences.
 
+mod abi;
 mod attempts;
 mod auth;
 mod calls;
