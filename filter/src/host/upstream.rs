@@ -188,7 +188,7 @@ impl Context for UpstreamAttempt {
                         failover::metrics::failovers_metric(&provider.name, "no_response"),
                     );
                 }
-                self.note("no response");
+                self.note("no_response");
             }
         }
         true
