@@ -22,16 +22,16 @@ struct Setup {
 }
 
 /// The failover section both stages share; `stage` is added for the upstream one.
-fn failover(threshold: u32) -> String {
+fn failover(threshold: u32, cooldown_ms: u64) -> String {
     format!(
         r#""failover": {{
     "providers": [
       {{"name": "openai", "kind": "openai", "cluster": "openai", "api_key": {{"env": "OPENAI_API_KEY"}},
-        "circuit": {{"failure_threshold": {threshold}, "cooldown_ms": 60000}}}},
+        "circuit": {{"failure_threshold": {threshold}, "cooldown_ms": {cooldown_ms}}}}},
       {{"name": "anthropic", "kind": "anthropic", "cluster": "anthropic", "api_key": {{"env": "ANTHROPIC_API_KEY"}},
-        "models": {{"gpt-4o-mini": "claude-sonnet-4"}}, "circuit": {{"failure_threshold": {threshold}, "cooldown_ms": 60000}}}},
+        "models": {{"gpt-4o-mini": "claude-sonnet-4"}}, "circuit": {{"failure_threshold": {threshold}, "cooldown_ms": {cooldown_ms}}}}},
       {{"name": "gemini", "kind": "gemini", "cluster": "gemini", "api_key": {{"env": "GEMINI_API_KEY"}},
-        "models": {{"gpt-4o-mini": "gemini-2.0-flash"}}, "circuit": {{"failure_threshold": {threshold}, "cooldown_ms": 60000}}}}
+        "models": {{"gpt-4o-mini": "gemini-2.0-flash"}}, "circuit": {{"failure_threshold": {threshold}, "cooldown_ms": {cooldown_ms}}}}}
     ],
     "routes": [{{"model": "gpt-4o-mini", "providers": ["openai", "anthropic", "gemini"], "cluster": "llm"}}]
   }}"#
@@ -39,10 +39,17 @@ fn failover(threshold: u32) -> String {
 }
 
 fn setup(threshold: u32) -> Setup {
+    setup_with(threshold, 60_000)
+}
+
+fn setup_with(threshold: u32, cooldown_ms: u64) -> Setup {
     let openai = MockProvider::start(MockOptions::with_api_key(OPENAI_KEY)).unwrap();
     let anthropic = MockProvider::start(MockOptions::with_api_key(ANTHROPIC_KEY)).unwrap();
     let gemini = MockProvider::start(MockOptions::with_api_key(GEMINI_KEY)).unwrap();
-    let upstream = format!(r#"{{"stage": "upstream", {}}}"#, failover(threshold));
+    let upstream = format!(
+        r#"{{"stage": "upstream", {}}}"#,
+        failover(threshold, cooldown_ms)
+    );
     let envoy = Envoy::start(
         &template("e2e/configs/routing_walk.yaml"),
         Vars::new()
@@ -56,7 +63,7 @@ fn setup(threshold: u32) -> Setup {
                 "UPSTREAM_PLUGIN_CONFIG",
                 serde_json::to_string(&upstream).unwrap(),
             )
-            .plugin_config(&format!("{{{}}}", failover(threshold))),
+            .plugin_config(&format!("{{{}}}", failover(threshold, cooldown_ms))),
     );
     Setup {
         openai,
@@ -322,5 +329,48 @@ fn chaos_three_hundred_requests_with_thirty_percent_primary_faults_all_succeed()
         s.openai.requests().len(),
         300,
         "every request tried the primary exactly once"
+    );
+}
+
+#[test]
+fn a_back_off_hint_is_honoured_until_it_passes_and_an_open_circuit_is_probed_once() {
+    let s = setup_with(2, 800);
+    s.openai.set_faults(Faults {
+        status: Some(429),
+        retry_after_ms: Some(700),
+        count: Some(1),
+        ..Faults::default()
+    });
+    assert_eq!(chat(&s.envoy, false).status, 200, "anthropic answers");
+    assert_eq!(chat(&s.envoy, false).status, 200);
+    assert_eq!(
+        s.openai.requests().len(),
+        1,
+        "openai skipped during its hint"
+    );
+    std::thread::sleep(Duration::from_millis(900));
+    assert_eq!(chat(&s.envoy, false).status, 200);
+    assert_eq!(
+        s.openai.requests().len(),
+        2,
+        "openai back once the hint passed"
+    );
+
+    // Two failures open openai's circuit (cooldown 800 ms); after it, one probe closes it.
+    s.openai.set_faults(fail(500));
+    chat(&s.envoy, false);
+    chat(&s.envoy, false);
+    let tried = s.openai.requests().len();
+    assert_eq!(chat(&s.envoy, false).status, 200);
+    assert_eq!(s.openai.requests().len(), tried, "no traffic while open");
+    s.openai.set_faults(Faults::default());
+    std::thread::sleep(Duration::from_millis(900));
+    for _ in 0..3 {
+        assert_eq!(chat(&s.envoy, false).status, 200);
+    }
+    assert_eq!(
+        s.openai.requests().len(),
+        tried + 3,
+        "the probe succeeded and closed the circuit: openai serves again"
     );
 }
