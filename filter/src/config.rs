@@ -428,6 +428,14 @@ pub struct UsageConfig {
     pub tracker: TrackerConfig,
 }
 
+impl UsageConfig {
+    /// Whether tollgate asks an OpenAI-kind provider for a stream's usage the client did not
+    /// request (the injected chunk is dropped again before the client sees the stream).
+    pub fn injects_include_usage(&self, streaming: bool, include_usage_requested: bool) -> bool {
+        streaming && !include_usage_requested && self.enabled && self.inject_include_usage
+    }
+}
+
 /// Validated budgets.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BudgetConfig {

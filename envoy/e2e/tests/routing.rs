@@ -351,3 +351,34 @@ fn a_provider_error_echoing_the_injected_key_reaches_the_client_masked() {
         "Envoy's log never carries the key"
     );
 }
+
+#[test]
+fn a_stream_failed_over_to_openai_still_reports_its_usage_without_showing_it() {
+    // Regression (found by `make soak`): the callout to an OpenAI-kind fallback lacked
+    // include_usage, so the stream's usage was estimated instead of reported.
+    let s = setup("anthropic", "openai");
+    s.anthropic.set_faults(Faults {
+        status: Some(500),
+        ..Faults::default()
+    });
+    let resp = chat(&s.envoy, true);
+    assert_eq!(resp.status, 200);
+    let text = String::from_utf8_lossy(&resp.body).to_string();
+    assert!(text.trim_end().ends_with("data: [DONE]"), "{text}");
+    assert!(
+        !text.contains("\"prompt_tokens\""),
+        "the client did not ask for usage: {text}"
+    );
+    let sent: serde_json::Value =
+        serde_json::from_str(&s.openai.requests().pop().unwrap().body).unwrap();
+    assert_eq!(sent["stream_options"]["include_usage"], true);
+    let stats = s.envoy.admin("/stats");
+    assert!(
+        stats.lines().any(
+            |l| l.contains("tollgate_llm_requests_total.provider.openai.")
+                && l.contains(".usage.reported")
+                && l.trim_end().ends_with(": 1")
+        ),
+        "{stats}"
+    );
+}

@@ -648,10 +648,10 @@ impl TollgateHttp {
         let kind = self.api.unwrap_or(kind);
         if kind == ApiKind::OpenAiChat
             && self.walk.is_none()
-            && info.streaming
-            && !info.include_usage_requested
-            && self.config.usage.enabled
-            && self.config.usage.inject_include_usage
+            && self
+                .config
+                .usage
+                .injects_include_usage(info.streaming, info.include_usage_requested)
         {
             if let Some(rewritten) = ensure_include_usage(&body) {
                 body = rewritten;
@@ -838,10 +838,10 @@ impl TollgateHttp {
         });
         // The upstream stage injected include_usage for an OpenAI-kind provider by the same rule.
         self.injected_usage = translate_from.is_none()
-            && walk.stream
-            && !walk.include_usage
-            && self.config.usage.enabled
-            && self.config.usage.inject_include_usage;
+            && self
+                .config
+                .usage
+                .injects_include_usage(walk.stream, walk.include_usage);
         self.route = Some(ActiveRoute {
             provider: index,
             name: provider.name.clone(),
@@ -971,10 +971,22 @@ impl TollgateHttp {
         let Some(provider) = failover.providers.get(attempt.index) else {
             return false;
         };
+        // An OpenAI-kind fallback reports a stream's usage only when asked, like the first
+        // attempt; the injected chunk is dropped again before the client sees the answer.
+        let injected = if self
+            .config
+            .usage
+            .injects_include_usage(streaming, include_usage)
+            && routing::response_format(provider.kind).is_none()
+        {
+            ensure_include_usage(&body)
+        } else {
+            None
+        };
         let Ok(req) = routing::upstream_request(
             provider,
             &attempt.provider_model,
-            &body,
+            injected.as_deref().unwrap_or(&body),
             streaming,
             include_usage,
         ) else {
@@ -1021,6 +1033,7 @@ impl TollgateHttp {
                     &format!("failing over to provider {}", provider.name),
                 );
                 self.failover_token = Some(token);
+                self.injected_usage = injected.is_some();
                 self.adopt_route(attempt.index, &provider.name, &req, model);
                 // The held response is replaced: nothing of it is tracked or translated.
                 self.tracker = None;
@@ -1110,6 +1123,15 @@ impl TollgateHttp {
             self.tracker = Some(tracker);
         }
         let (out, ct) = match route.translate_from {
+            None if self.injected_usage => {
+                let mut filter = SseChunkFilter::new(self.config.usage.tracker.max_event_bytes);
+                let mut out = filter.push_dropping_injected_usage(&body);
+                out.extend(filter.finish());
+                (
+                    out,
+                    content_type.unwrap_or_else(|| "text/event-stream".into()),
+                )
+            }
             None => (
                 body,
                 content_type.unwrap_or_else(|| "application/json".into()),

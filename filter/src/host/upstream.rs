@@ -118,10 +118,10 @@ impl UpstreamAttempt {
         );
         // Same rule as the downstream stage, which strips the injected chunk again.
         if openai_kind
-            && info.streaming
-            && !info.include_usage_requested
-            && self.config.usage.enabled
-            && self.config.usage.inject_include_usage
+            && self
+                .config
+                .usage
+                .injects_include_usage(info.streaming, info.include_usage_requested)
         {
             if let Some(rewritten) = ensure_include_usage(&body) {
                 body = rewritten;
