@@ -5,6 +5,9 @@
 //! Config templates use `{{NAME}}` placeholders; [`Vars`] fills them. The well-known ones the
 //! harness always provides: `LISTENER_PORT`, `ADMIN_PORT`, `WASM` (absolute path of the built
 //! module), `ACCESS_LOG` (a file in the test's temp dir), `ROOT` (repo root).
+//!
+//! Environment: `ENVOY_BIN`, `TOLLGATE_WASM`, `ENVOY_CONCURRENCY` (workers, default 1) and
+//! `ENVOY_COMPONENT_LOG_LEVEL` (default `wasm:debug`; long runs such as `make soak` lower it).
 
 use std::fs;
 use std::io::Read;
@@ -191,7 +194,12 @@ impl Envoy {
             .arg("--log-level")
             .arg("info")
             .arg("--component-log-level")
-            .arg("wasm:debug")
+            .arg(
+                std::env::var("ENVOY_COMPONENT_LOG_LEVEL")
+                    .ok()
+                    .filter(|v| !v.is_empty())
+                    .unwrap_or_else(|| "wasm:debug".into()),
+            )
             .stdout(Stdio::null())
             .stderr(Stdio::from(log_file))
             .spawn()
