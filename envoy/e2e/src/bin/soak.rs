@@ -985,6 +985,27 @@ fn prom_sum_by(
     out
 }
 
+/// Per provider, from the access log: (requests with `usage_estimated` true, their input
+/// tokens, their output tokens).
+fn estimated_by_provider(lines: &[String]) -> BTreeMap<String, (u64, u64, u64)> {
+    let mut out: BTreeMap<String, (u64, u64, u64)> = BTreeMap::new();
+    for line in lines {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        if v["usage_estimated"].as_str() != Some("true") {
+            continue;
+        }
+        let num = |k: &str| v[k].as_str().and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
+        let provider = v["provider"].as_str().unwrap_or("-").to_string();
+        let e = out.entry(provider).or_default();
+        e.0 += 1;
+        e.1 += num("input_tokens");
+        e.2 += num("output_tokens");
+    }
+    out
+}
+
 /// The log lines that mean a VM crashed or Envoy hit a critical error.
 fn crash_lines(log: &str) -> Vec<String> {
     const MARKERS: &[&str] = &[
@@ -1327,24 +1348,32 @@ fn main() -> ExitCode {
         "provider",
         &[("token_type", "output")],
     );
+    let access_log = envoy.wait_access_log(total_sent as usize);
+    let estimated = estimated_by_provider(&access_log);
     let mut usage_rows = Vec::new();
     let mut usage_mismatch = Vec::new();
+    let mut estimated_on_exact = Vec::new();
     for name in EXACT_PROVIDERS {
         let mock = mocks.0.get(name).map(MockHandle::stats).unwrap_or_default();
+        let est = estimated.get(*name).copied().unwrap_or_default();
         let got = (
             input.get(*name).copied().unwrap_or(0),
             output.get(*name).copied().unwrap_or(0),
         );
+        let reported = (got.0.saturating_sub(est.1), got.1.saturating_sub(est.2));
         let want = (mock.prompt_tokens, mock.completion_tokens);
         usage_rows.push(format!(
-            "| {name} | {} | {} | {} | {} | {} |",
-            mock.responses_ok, want.0, got.0, want.1, got.1
+            "| {name} | {} | {} | {} | {} | {} | {} | {} / {} |",
+            mock.responses_ok, want.0, got.0, want.1, got.1, est.0, est.1, est.2
         ));
-        if got != want {
+        if reported != want {
             usage_mismatch.push(format!(
-                "{name}: input {} vs mock {}, output {} vs mock {}",
-                got.0, want.0, got.1, want.1
+                "{name}: input {} (of which estimated {}) vs mock {}, output {} (estimated {}) vs mock {}",
+                got.0, est.1, want.0, got.1, est.2, want.1
             ));
+        }
+        if est.0 > 0 {
+            estimated_on_exact.push(format!("{name}: {} requests", est.0));
         }
     }
     let exact_total: u64 = EXACT_PROVIDERS
@@ -1353,7 +1382,7 @@ fn main() -> ExitCode {
         .sum();
     check(
         &mut checks,
-        "tollgate token counters equal the providers' reported usage",
+        "tollgate token counters equal the providers' reported usage (+ the estimates tollgate flagged)",
         usage_mismatch.is_empty() && exact_total > 0,
         if usage_mismatch.is_empty() {
             format!(
@@ -1362,6 +1391,19 @@ fn main() -> ExitCode {
             )
         } else {
             usage_mismatch.join("; ")
+        },
+    );
+    check(
+        &mut checks,
+        "no estimated usage for responses the providers completed",
+        estimated_on_exact.is_empty(),
+        if estimated_on_exact.is_empty() {
+            "every completed response's usage was the provider's own".into()
+        } else {
+            format!(
+                "usage_estimated=true in the access log for {} (streams the provider finished, yet tollgate had no usage to read)",
+                estimated_on_exact.join(", ")
+            )
         },
     );
     let slow_tokens =
@@ -1560,7 +1602,7 @@ fn summary_markdown(i: &SummaryInput<'_>) -> String {
     if !examples.is_empty() {
         md.push_str(&format!("\nFailures (first few):\n\n{}\n", examples.join("\n")));
     }
-    md.push_str("\n## Usage: tollgate vs the providers\n\n| provider | completed responses (mock) | input tokens (mock) | input (tollgate) | output (mock) | output (tollgate) |\n|---|---:|---:|---:|---:|---:|\n");
+    md.push_str("\n## Usage: tollgate vs the providers\n\n| provider | completed responses (mock) | input tokens (mock) | input (tollgate) | output (mock) | output (tollgate) | estimated requests (access log) | their input / output |\n|---|---:|---:|---:|---:|---:|---:|---:|\n");
     for row in i.usage_rows {
         md.push_str(row);
         md.push('\n');
