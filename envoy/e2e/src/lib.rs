@@ -300,6 +300,87 @@ impl Drop for Envoy {
     }
 }
 
+/// A process's resident set size (`VmRSS`) in KiB; 0 when unreadable.
+pub fn rss_kib(pid: u32) -> f64 {
+    fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0.0)
+}
+
+/// The wasm linear memories of a process (Envoy's V8 VMs), from `/proc/<pid>/smaps`.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct WasmMemory {
+    /// Wasm memories found (one per VM).
+    pub vms: usize,
+    /// Their committed size (`memory.size`) together, KiB; it only grows.
+    pub committed_kib: f64,
+    /// The resident part of it, KiB.
+    pub resident_kib: f64,
+}
+
+/// Envoy 1.40 exposes no V8 memory stat, so wasm memory is read from the mappings: V8 reserves
+/// each wasm memory with a guard region of several GiB (`---p`), and the read-write mapping that
+/// ends where that guard begins is the VM's committed linear memory.
+pub fn wasm_memory(pid: u32) -> WasmMemory {
+    let Ok(smaps) = fs::read_to_string(format!("/proc/{pid}/smaps")) else {
+        return WasmMemory::default();
+    };
+    struct Vma {
+        start: u64,
+        end: u64,
+        perms: String,
+        size_kib: f64,
+        rss_kib: f64,
+    }
+    let mut vmas: Vec<Vma> = Vec::new();
+    for line in smaps.lines() {
+        let mut parts = line.split_whitespace();
+        let first = parts.next().unwrap_or("");
+        if let Some((a, b)) = first.split_once('-') {
+            if let (Ok(start), Ok(end)) = (u64::from_str_radix(a, 16), u64::from_str_radix(b, 16)) {
+                vmas.push(Vma {
+                    start,
+                    end,
+                    perms: parts.next().unwrap_or("").to_string(),
+                    size_kib: 0.0,
+                    rss_kib: 0.0,
+                });
+                continue;
+            }
+        }
+        let value = || parts.clone().next().and_then(|v| v.parse::<f64>().ok());
+        if let Some(vma) = vmas.last_mut() {
+            match first {
+                "Size:" => vma.size_kib = value().unwrap_or(0.0),
+                "Rss:" => vma.rss_kib = value().unwrap_or(0.0),
+                _ => {}
+            }
+        }
+    }
+    let mut out = WasmMemory::default();
+    for pair in vmas.windows(2) {
+        let [mem, guard] = pair else {
+            continue;
+        };
+        if guard.perms == "---p"
+            && guard.end - guard.start >= 4 << 30
+            && mem.end == guard.start
+            && mem.perms.starts_with("rw")
+        {
+            out.vms += 1;
+            out.committed_kib += mem.size_kib;
+            out.resident_kib += mem.rss_kib;
+        }
+    }
+    out
+}
+
 /// Unpadded base64url (RFC 4648 §5), e.g. for JWK `k` values in test configs.
 pub fn base64url(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";

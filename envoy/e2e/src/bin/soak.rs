@@ -58,10 +58,22 @@ const MAX_RSS_SLOPE_KIB_PER_MIN: f64 = 1024.0;
 const MAX_WASM_SLOPE_KIB_PER_MIN: f64 = 128.0;
 /// Healthy routes: the client model and its providers in order.
 const HEALTHY_ROUTES: &[(&str, &[&str])] = &[
-    ("soak-a", &["anthropic", "openai", "gemini", "ollama-compat"]),
-    ("soak-g", &["gemini", "anthropic", "ollama-compat", "openai"]),
-    ("soak-o", &["openai", "gemini", "anthropic", "ollama-compat"]),
-    ("soak-l", &["ollama-compat", "anthropic", "openai", "gemini"]),
+    (
+        "soak-a",
+        &["anthropic", "openai", "gemini", "ollama-compat"],
+    ),
+    (
+        "soak-g",
+        &["gemini", "anthropic", "ollama-compat", "openai"],
+    ),
+    (
+        "soak-o",
+        &["openai", "gemini", "anthropic", "ollama-compat"],
+    ),
+    (
+        "soak-l",
+        &["ollama-compat", "anthropic", "openai", "gemini"],
+    ),
 ];
 /// Faults a healthy route's first attempt may get (tollgate fails over from each of them).
 const FIRST_ATTEMPT_FAULTS: &[&str] = &[
@@ -410,7 +422,9 @@ impl Class {
     fn describe(self) -> &'static str {
         match self {
             Class::RoutedJson => "routed chat, JSON (healthy route; 20% first attempts faulted)",
-            Class::RoutedStream => "routed chat, stream (healthy route; 20% first attempts faulted)",
+            Class::RoutedStream => {
+                "routed chat, stream (healthy route; 20% first attempts faulted)"
+            }
             Class::OllamaNative => "native Ollama /api/chat (NDJSON or JSON)",
             Class::SlowPrimary => "primary slower than the route timeout → fallback",
             Class::ExpiredToken => "expired JWT → 401",
@@ -524,9 +538,7 @@ fn check_chat_json(resp: &client::Response) -> Option<String> {
     let Ok(v) = resp.json() else {
         return Some(format!("not JSON: {}", snippet(&resp.text())));
     };
-    let content = v["choices"][0]["message"]["content"]
-        .as_str()
-        .unwrap_or("");
+    let content = v["choices"][0]["message"]["content"].as_str().unwrap_or("");
     if v["object"] != "chat.completion" || content.is_empty() {
         return Some(format!("not a chat.completion: {}", snippet(&resp.text())));
     }
@@ -667,18 +679,13 @@ impl Client {
         }
         let what = fault.unwrap_or("no fault");
         if stream {
-            let resp = match client::stream(
-                self.port,
-                "POST",
-                "/v1/chat/completions",
-                &headers,
-                body,
-            )
-            .and_then(|s| s.into_response())
-            {
-                Ok(r) => r,
-                Err(e) => return Outcome::io(format!("stream ({what}): {e}")),
-            };
+            let resp =
+                match client::stream(self.port, "POST", "/v1/chat/completions", &headers, body)
+                    .and_then(|s| s.into_response())
+                {
+                    Ok(r) => r,
+                    Err(e) => return Outcome::io(format!("stream ({what}): {e}")),
+                };
             if resp.status != 200 {
                 return Outcome::bad(
                     resp.status,
@@ -690,16 +697,11 @@ impl Client {
                 Some(p) => Outcome::bad(200, format!("stream ({what}): {p}")),
             }
         } else {
-            let resp = match client::request(
-                self.port,
-                "POST",
-                "/v1/chat/completions",
-                &headers,
-                body,
-            ) {
-                Ok(r) => r,
-                Err(e) => return Outcome::io(format!("json ({what}): {e}")),
-            };
+            let resp =
+                match client::request(self.port, "POST", "/v1/chat/completions", &headers, body) {
+                    Ok(r) => r,
+                    Err(e) => return Outcome::io(format!("json ({what}): {e}")),
+                };
             if resp.status != 200 {
                 return Outcome::bad(
                     resp.status,
@@ -838,73 +840,6 @@ struct MemSample {
     requests: u64,
 }
 
-fn rss_kib(pid: u32) -> f64 {
-    fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0.0)
-}
-
-/// The wasm memories in `/proc/<pid>/smaps`: (VMs, committed KiB, resident KiB). A wasm memory
-/// is the read-write mapping that ends where a `---p` guard region of at least 4 GiB begins.
-fn wasm_memory(pid: u32) -> (usize, f64, f64) {
-    let Ok(smaps) = fs::read_to_string(format!("/proc/{pid}/smaps")) else {
-        return (0, 0.0, 0.0);
-    };
-    struct Vma {
-        start: u64,
-        end: u64,
-        perms: String,
-        size_kib: f64,
-        rss_kib: f64,
-    }
-    let mut vmas: Vec<Vma> = Vec::new();
-    for line in smaps.lines() {
-        let mut parts = line.split_whitespace();
-        let first = parts.next().unwrap_or("");
-        if let Some((a, b)) = first.split_once('-') {
-            if let (Ok(start), Ok(end)) = (u64::from_str_radix(a, 16), u64::from_str_radix(b, 16))
-            {
-                vmas.push(Vma {
-                    start,
-                    end,
-                    perms: parts.next().unwrap_or("").to_string(),
-                    size_kib: 0.0,
-                    rss_kib: 0.0,
-                });
-                continue;
-            }
-        }
-        let value = || parts.clone().next().and_then(|v| v.parse::<f64>().ok());
-        if let Some(vma) = vmas.last_mut() {
-            match first {
-                "Size:" => vma.size_kib = value().unwrap_or(0.0),
-                "Rss:" => vma.rss_kib = value().unwrap_or(0.0),
-                _ => {}
-            }
-        }
-    }
-    let mut out = (0, 0.0, 0.0);
-    for pair in vmas.windows(2) {
-        let (mem, guard) = (&pair[0], &pair[1]);
-        if guard.perms == "---p"
-            && guard.end - guard.start >= 4 << 30
-            && mem.end == guard.start
-            && mem.perms.starts_with("rw")
-        {
-            out.0 += 1;
-            out.1 += mem.size_kib;
-            out.2 += mem.rss_kib;
-        }
-    }
-    out
-}
-
 fn tcmalloc_allocated_kib(envoy: &Envoy) -> f64 {
     serde_json::from_str::<serde_json::Value>(&envoy.admin("/memory"))
         .ok()
@@ -996,7 +931,11 @@ fn estimated_by_provider(lines: &[String]) -> BTreeMap<String, (u64, u64, u64)> 
         if v["usage_estimated"].as_str() != Some("true") {
             continue;
         }
-        let num = |k: &str| v[k].as_str().and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
+        let num = |k: &str| {
+            v[k].as_str()
+                .and_then(|s| s.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
         let provider = v["provider"].as_str().unwrap_or("-").to_string();
         let e = out.entry(provider).or_default();
         e.0 += 1;
@@ -1116,17 +1055,18 @@ fn main() -> ExitCode {
     while started.elapsed() < duration {
         let now = Instant::now();
         if now >= next_sample {
-            let (vms, committed, resident) = wasm_memory(pid);
+            let wasm = tollgate_e2e::wasm_memory(pid);
+            let (vms, committed, resident) = (wasm.vms, wasm.committed_kib, wasm.resident_kib);
             let sample = MemSample {
                 seconds: started.elapsed().as_secs_f64(),
-                envoy_rss_kib: rss_kib(pid),
+                envoy_rss_kib: tollgate_e2e::rss_kib(pid),
                 wasm_committed_kib: committed,
                 wasm_rss_kib: resident,
                 wasm_vms: vms,
                 tcmalloc_allocated_kib: tcmalloc_allocated_kib(&envoy),
                 requests: sent.load(Ordering::Relaxed),
             };
-            if samples.len() % 12 == 0 {
+            if samples.len().is_multiple_of(12) {
                 println!(
                     "t={:>4.0}s requests={} envoy_rss={:.1} MiB wasm={} VMs {:.0} KiB committed",
                     sample.seconds,
@@ -1178,7 +1118,11 @@ fn main() -> ExitCode {
     std::thread::sleep(Duration::from_millis(500));
 
     let mut checks = Vec::new();
-    let observed = observed.lock().unwrap_or_else(|e| e.into_inner()).classes.clone();
+    let observed = observed
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .classes
+        .clone();
     let stats_end = plain_stats(&envoy);
     let prom = envoy.prometheus();
     let log = envoy.log();
@@ -1573,11 +1517,7 @@ fn summary_markdown(i: &SummaryInput<'_>) -> String {
     }
     md.push_str("\n## Traffic\n\n| class | sent | as expected | statuses | first attempt faulted | fresh tokens | failures |\n|---|---:|---:|---|---:|---:|---:|\n");
     for (class, s) in i.observed {
-        let statuses: Vec<String> = s
-            .statuses
-            .iter()
-            .map(|(k, v)| format!("{k}×{v}"))
-            .collect();
+        let statuses: Vec<String> = s.statuses.iter().map(|(k, v)| format!("{k}×{v}")).collect();
         md.push_str(&format!(
             "| {} | {} | {} | {}{} | {} | {} | {} |\n",
             class.describe(),
@@ -1600,7 +1540,10 @@ fn summary_markdown(i: &SummaryInput<'_>) -> String {
         .flat_map(|(c, s)| s.examples.iter().map(move |e| format!("- {c:?}: {e}")))
         .collect();
     if !examples.is_empty() {
-        md.push_str(&format!("\nFailures (first few):\n\n{}\n", examples.join("\n")));
+        md.push_str(&format!(
+            "\nFailures (first few):\n\n{}\n",
+            examples.join("\n")
+        ));
     }
     md.push_str("\n## Usage: tollgate vs the providers\n\n| provider | completed responses (mock) | input tokens (mock) | input (tollgate) | output (mock) | output (tollgate) | estimated requests (access log) | their input / output |\n|---|---:|---:|---:|---:|---:|---:|---:|\n");
     for row in i.usage_rows {
