@@ -83,9 +83,10 @@ token:
 demo: setup build mock
 	@envoy/demo/run.sh
 
-## bench: criterion benches, then plain Envoy vs Envoy + tollgate under the same load.
+## bench: criterion benches, then plain Envoy vs Envoy + tollgate under the same load, as one
+## table (BENCH_QUICK=1: short rounds, a fast check that every scenario works).
 bench: setup build mock
-	cargo bench -p tollgate-benches --bench filter
+	cargo bench -p tollgate-benches --bench filter $(if $(BENCH_QUICK),-- --quick,)
 	cargo run --release -p tollgate-benches --bin envoy-compare
 
 ## soak: Envoy + tollgate under mixed traffic and faults for SOAK_SECONDS, then a verdict

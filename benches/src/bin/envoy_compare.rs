@@ -172,9 +172,17 @@ fn print_header(settings: &Settings) {
         envoy_version()
     );
     println!("- tollgate: `{}` {wasm_size}", display_relative(&wasm));
+    let loops = if settings.wants("ttfb") || settings.wants("failover") {
+        format!(
+            "; client loops: {} requests per scenario, alternating request by request, one keep-alive connection each",
+            settings.samples
+        )
+    } else {
+        String::new()
+    };
     println!(
-        "- Load: wrk `-t1 -c{}`, {} alternating rounds of {} s per scenario; client loops: {} requests per scenario, alternating request by request, one keep-alive connection each; all on 127.0.0.1 against the in-process mock provider",
-        settings.connections, settings.rounds, settings.seconds, settings.samples
+        "- Load: wrk `-t1 -c{}`, {} alternating rounds of {} s per scenario (after a 1 s warm-up){loops}; all on 127.0.0.1 against the in-process mock provider",
+        settings.connections, settings.rounds, settings.seconds
     );
     println!(
         "- Envoy CPU µs/req: on-CPU time of the Envoy process (all threads, `/proc/<pid>/task/*/schedstat`) over the measured requests, divided by them"
@@ -1309,6 +1317,7 @@ fn one_table(section: usize, settings: &Settings, mock: &MockHandle, dir: &Path)
     let plain_vars = Vars::new().set("UPSTREAM_PORT", upstream);
     let all_vars = routing_vars(upstream, &all_together);
     eprintln!("timing Envoy starts and measuring memory…");
+    const MORE_WORKERS: u32 = 4;
     let measured = (
         start_and_measure(
             "plain, 1 worker",
@@ -1326,35 +1335,46 @@ fn one_table(section: usize, settings: &Settings, mock: &MockHandle, dir: &Path)
             settings.starts,
             &all_script,
         ),
-        start_and_measure("plain, 2 workers", &plain, &plain_vars, 2, 1, &plain_script),
         start_and_measure(
-            "tollgate, 2 workers",
+            "plain, more workers",
+            &plain,
+            &plain_vars,
+            MORE_WORKERS,
+            1,
+            &plain_script,
+        ),
+        start_and_measure(
+            "tollgate, more workers",
             &routing,
             &all_vars,
-            2,
+            MORE_WORKERS,
             1,
             &all_script,
         ),
     );
-    let (Some(p1), Some(t1), Some(p2), Some(t2)) = measured else {
+    let (Some(p1), Some(t1), Some(pn), Some(tn)) = measured else {
         println!("\nVM memory and start time: skipped (an Envoy did not start)");
         return;
     };
     let mib = |kib: f64| kib / 1024.0;
-    let per_worker = (t2.1.rss_kib - t1.1.rss_kib) - (p2.1.rss_kib - p1.1.rss_kib);
-    let per_vm = if t1.1.wasm_vms > 0 {
-        t1.1.wasm_committed_kib / t1.1.wasm_vms as f64
+    let extra_workers = f64::from(MORE_WORKERS - 1);
+    let per_worker =
+        ((tn.1.rss_kib - t1.1.rss_kib) - (pn.1.rss_kib - p1.1.rss_kib)) / extra_workers;
+    let per_vm = if tn.1.wasm_vms > 0 {
+        tn.1.wasm_committed_kib / tn.1.wasm_vms as f64
     } else {
         0.0
     };
     println!(
-        "\n- **wasm VM memory per worker: {:+.1} MiB** of Envoy RSS — (tollgate at `--concurrency 2` − at 1) − (plain Envoy at 2 − at 1), each after 2 s of load with the all-together configuration: {:.1} → {:.1} MiB with tollgate, {:.1} → {:.1} MiB without. Of that, the VM's linear memory is {:.0} KiB (`memory.size`, read from `/proc/<envoy>/smaps`: the read-write mapping in front of V8's guard region; {} VMs at `--concurrency 1`); the rest is V8's compiled code and heap. At `--concurrency 1` the module adds {:+.1} MiB in all (plain {:.1} MiB, tollgate {:.1} MiB).",
+        "\n- **wasm VM memory per worker: {:+.1} MiB** of Envoy RSS, ((tollgate at `--concurrency {MORE_WORKERS}` − at 1) − (plain Envoy at {MORE_WORKERS} − at 1)) / {}, each after 2 s of load with the all-together configuration (tollgate {:.1} → {:.1} MiB, plain {:.1} → {:.1} MiB); each VM's linear memory is {:.0} KiB (`memory.size` from `/proc/<envoy>/smaps`: the read-write mapping in front of V8's guard region; {} VMs at `--concurrency {MORE_WORKERS}`, {} at 1). **Loading the module costs {:+.1} MiB once** (at `--concurrency 1`: {:.1} MiB with tollgate, {:.1} MiB plain): V8's compiled code and heap, shared by the workers.",
         mib(per_worker),
-        mib(t1.1.rss_kib), mib(t2.1.rss_kib), mib(p1.1.rss_kib), mib(p2.1.rss_kib),
+        MORE_WORKERS - 1,
+        mib(t1.1.rss_kib), mib(tn.1.rss_kib), mib(p1.1.rss_kib), mib(pn.1.rss_kib),
         per_vm,
+        tn.1.wasm_vms,
         t1.1.wasm_vms,
         mib(t1.1.rss_kib - p1.1.rss_kib),
-        mib(p1.1.rss_kib), mib(t1.1.rss_kib),
+        mib(t1.1.rss_kib), mib(p1.1.rss_kib),
     );
     let wasm = wasm_path();
     let size = std::fs::metadata(&wasm).map(|m| m.len()).unwrap_or(0);
@@ -1364,10 +1384,10 @@ fn one_table(section: usize, settings: &Settings, mock: &MockHandle, dir: &Path)
         display_relative(&wasm)
     );
     println!(
-        "- **VM start: {:+.0} ms** — Envoy process start to `/ready`, median of {} starts at `--concurrency 1`: {:.0} ms with tollgate (V8 compiles the module, one VM per worker plus the main thread's, `on_configure` parses the configuration), {:.0} ms plain; at `--concurrency 2`: {:.0} ms vs {:.0} ms (one start).",
+        "- **VM start: {:+.0} ms** — Envoy process start to `/ready`, median of {} starts at `--concurrency 1`: {:.0} ms with tollgate (V8 compiles the module, then one VM per worker plus the main thread's runs `on_configure`), {:.0} ms plain; at `--concurrency {MORE_WORKERS}`: {:.0} ms vs {:.0} ms (one start).",
         t1.0 - p1.0,
         settings.starts.max(1),
-        t1.0, p1.0, t2.0, p2.0
+        t1.0, p1.0, tn.0, pn.0
     );
     drop(failing);
 }
