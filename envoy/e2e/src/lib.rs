@@ -328,9 +328,13 @@ pub struct WasmMemory {
 /// each wasm memory with a guard region of several GiB (`---p`), and the read-write mapping that
 /// ends where that guard begins is the VM's committed linear memory.
 pub fn wasm_memory(pid: u32) -> WasmMemory {
-    let Ok(smaps) = fs::read_to_string(format!("/proc/{pid}/smaps")) else {
-        return WasmMemory::default();
-    };
+    fs::read_to_string(format!("/proc/{pid}/smaps"))
+        .map(|smaps| wasm_memory_in_smaps(&smaps))
+        .unwrap_or_default()
+}
+
+/// [`wasm_memory`] on the text of an `smaps` file.
+pub fn wasm_memory_in_smaps(smaps: &str) -> WasmMemory {
     struct Vma {
         start: u64,
         end: u64,
@@ -404,4 +408,47 @@ pub fn read(path: &Path) -> String {
         .and_then(|mut f| f.read_to_string(&mut s))
         .unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Three mappings as Envoy 1.40's V8 lays out one wasm memory (the 1216 KiB read-write
+    /// linear memory right in front of its 8 GiB guard), then an unrelated large `---p`
+    /// reservation not preceded by an adjacent read-write mapping.
+    const SMAPS: &str = "\
+7f247e000000-7f247e420000 r-xp 00000000 00:00 0
+Size:               4224 kB
+Rss:                 100 kB
+7f247e420000-7f247e550000 rw-p 00000000 00:00 0
+Size:               1216 kB
+Rss:                 172 kB
+7f247e550000-7f267e420000 ---p 00000000 00:00 0
+Size:            8387392 kB
+Rss:                   0 kB
+429c00000000-429c3fe00000 ---p 00000000 00:00 0
+Size:            1046528 kB
+Rss:                   0 kB
+7f2b00000000-7f2b00010000 rw-p 00000000 00:00 0
+Size:                 64 kB
+Rss:                  64 kB
+7f2b00020000-7f2d00020000 ---p 00000000 00:00 0
+Size:            8388608 kB
+Rss:                   0 kB
+";
+
+    #[test]
+    fn finds_the_linear_memory_in_front_of_each_guard_region() {
+        let m = wasm_memory_in_smaps(SMAPS);
+        assert_eq!(m.vms, 1, "the last guard has a gap before it: {m:?}");
+        assert_eq!(m.committed_kib, 1216.0);
+        assert_eq!(m.resident_kib, 172.0);
+    }
+
+    #[test]
+    fn no_wasm_memory_in_an_empty_or_unreadable_map() {
+        assert_eq!(wasm_memory_in_smaps(""), WasmMemory::default());
+        assert_eq!(wasm_memory(u32::MAX), WasmMemory::default());
+    }
 }

@@ -1587,3 +1587,79 @@ fn summary_markdown(i: &SummaryInput<'_>) -> String {
     ));
     md
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(seconds: f64, rss: f64) -> MemSample {
+        MemSample {
+            seconds,
+            envoy_rss_kib: rss,
+            ..MemSample::default()
+        }
+    }
+
+    #[test]
+    fn slope_is_fitted_after_the_warm_up_only() {
+        // Growth during the first minute (warm-up), then 10 KiB per minute.
+        let mut samples = vec![sample(0.0, 0.0), sample(30.0, 5000.0)];
+        samples.extend((0..10).map(|m| sample(60.0 + 60.0 * m as f64, 6000.0 + 10.0 * m as f64)));
+        let slope = slope_per_minute(&samples, 60.0, |s| s.envoy_rss_kib);
+        assert!((slope - 10.0).abs() < 1e-9, "{slope}");
+        assert_eq!(slope_per_minute(&samples, 1e9, |s| s.envoy_rss_kib), 0.0);
+    }
+
+    #[test]
+    fn prometheus_counters_are_summed_by_one_label() {
+        let text = "# TYPE tollgate_tokens_total counter\n\
+            tollgate_tokens_total{provider=\"openai\",model=\"a\",token_type=\"input\"} 10\n\
+            tollgate_tokens_total{provider=\"openai\",model=\"b\",token_type=\"input\"} 5\n\
+            tollgate_tokens_total{provider=\"openai\",model=\"a\",token_type=\"output\"} 7\n\
+            tollgate_tokens_total{provider=\"gemini\",model=\"a\",token_type=\"input\"} 3\n\
+            tollgate_tokens_total_other{provider=\"x\",token_type=\"input\"} 99\n";
+        let by = prom_sum_by(
+            text,
+            "tollgate_tokens_total",
+            "provider",
+            &[("token_type", "input")],
+        );
+        assert_eq!(by.get("openai"), Some(&15));
+        assert_eq!(by.get("gemini"), Some(&3));
+        assert_eq!(by.len(), 2, "{by:?}");
+    }
+
+    #[test]
+    fn flagged_estimates_are_read_from_the_access_log() {
+        let lines = vec![
+            r#"{"provider":"openai","input_tokens":"12","output_tokens":"4","usage_estimated":"true"}"#.to_string(),
+            r#"{"provider":"openai","input_tokens":"30","output_tokens":"9","usage_estimated":"false"}"#.to_string(),
+            r#"{"provider":"fragile","input_tokens":"8","output_tokens":"2","usage_estimated":"true"}"#.to_string(),
+            "not json".to_string(),
+        ];
+        let est = estimated_by_provider(&lines);
+        assert_eq!(est.get("openai"), Some(&(1, 12, 4)));
+        assert_eq!(est.get("fragile"), Some(&(1, 8, 2)));
+    }
+
+    #[test]
+    fn crash_markers_are_found_and_failover_lines_are_not() {
+        let log = "[info][wasm] tollgate [id] failing over to provider openai\n\
+            [error][wasm] Function: proxy_on_request_body failed: Uncaught RuntimeError: unreachable\n\
+            [critical][wasm] wasm log tollgate: panicked at src/lib.rs:1:1\n";
+        assert_eq!(crash_lines(log).len(), 2);
+        assert!(
+            crash_lines("[info][wasm] routed model \"soak-a\" to provider anthropic").is_empty()
+        );
+    }
+
+    #[test]
+    fn class_weights_pick_every_class() {
+        let mut rng = Rng(3);
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..5000 {
+            seen.insert(Class::pick(&mut rng));
+        }
+        assert_eq!(seen.len(), Class::ALL.len());
+    }
+}
