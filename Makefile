@@ -11,7 +11,7 @@ WASM          := target/tollgate.wasm
 CARGO_TARGET  := $(or $(CARGO_TARGET_DIR),target)
 CARGO_TEST    ?= cargo test
 
-.PHONY: setup setup-rust setup-envoy setup-tools build test unit host-test e2e-test validate demo bench lint fmt clean mock token oci
+.PHONY: setup setup-rust setup-envoy setup-tools build test unit host-test e2e-test validate demo bench soak lint fmt clean mock token oci
 
 ## setup: wasm target, Envoy $(ENVOY_VERSION) in a project venv, load tools from Debian.
 setup: setup-rust setup-envoy setup-tools
@@ -85,10 +85,19 @@ token:
 demo: setup build mock
 	@envoy/demo/run.sh
 
-## bench: criterion benches, then plain Envoy vs Envoy + tollgate under the same load.
+## bench: criterion benches, then plain Envoy vs Envoy + tollgate under the same load, as one
+## table (BENCH_QUICK=1: short rounds, a fast check that every scenario works).
 bench: setup build mock
-	cargo bench -p tollgate-benches --bench filter
+	cargo bench -p tollgate-benches --bench filter $(if $(BENCH_QUICK),-- --quick,)
 	cargo run --release -p tollgate-benches --bin envoy-compare
+
+## soak: Envoy + tollgate under mixed traffic and faults for SOAK_SECONDS, then a verdict
+## (crashes, unexpected 5xx, lost requests, memory growth, token counters) in target/soak/.
+SOAK_SECONDS ?= 600
+soak: setup build
+	@$(VENV)/bin/python -c 'import matplotlib' 2>/dev/null || $(VENV)/bin/pip install --quiet --disable-pip-version-check matplotlib
+	cargo build --release -p tollgate-e2e --bin soak
+	SOAK_SECONDS=$(SOAK_SECONDS) TOLLGATE_WASM=$(ROOT)/$(WASM) $(CARGO_TARGET)/release/soak
 
 ## oci: target/oci, the module as an OCI image layout (Istio's Wasm "compat" variant); see envoy/DEPLOYING.md.
 oci: build

@@ -20,10 +20,21 @@
 //! shared machine spreads over all of them; Envoy CPU time per request comes from
 //! `/proc/<pid>/stat`.
 //!
-//! Environment: `BENCH_SECONDS` (per wrk round, default 3), `BENCH_ROUNDS` (default 2),
+//! By default (`BENCH_SECTIONS=table`) it prints **one table**: plain Envoy, then tollgate with
+//! each feature alone (usage accounting on a JSON and on a streamed answer, masking a 64 KiB
+//! prompt, JWT ES256/RS256 cached and cold, one failover per request) and all together, against
+//! Envoy's native `jwt_authn`; each row with its throughput, p50, p99, Envoy CPU per request and
+//! what it adds over its baseline row. Below it: the wasm VM's memory per worker (Envoy RSS and
+//! the VM's linear memory, with vs without the module, `--concurrency 1`, after the load), the
+//! `.wasm` size and the VM start time (Envoy start to `/ready`, with vs without the module).
+//! The sections below are still available by name.
+//!
+//! Environment: `BENCH_QUICK=1` (1 round of 1 s, one start: a fast check that every scenario
+//! works), `BENCH_SECONDS` (per wrk round, default 4), `BENCH_ROUNDS` (default 3),
 //! `BENCH_CONNECTIONS` (wrk connections, default 16), `BENCH_SAMPLES` (requests per scenario in
-//! the client loops, default 300), `BENCH_SECTIONS` (comma-separated subset of
-//! `jwt,ttfb,masking,failover`; default all).
+//! the client loops, default 300), `BENCH_STARTS` (Envoy starts per configuration when timing VM
+//! start, default 5), `BENCH_SECTIONS` (comma-separated subset of
+//! `table,jwt,ttfb,masking,failover`; default `table`).
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -52,6 +63,9 @@ struct Settings {
     rounds: u64,
     connections: u64,
     samples: usize,
+    /// Envoy starts per configuration when timing VM start.
+    starts: usize,
+    quick: bool,
     sections: Vec<String>,
 }
 
@@ -64,13 +78,16 @@ impl Settings {
                 .filter(|n| *n > 0)
                 .unwrap_or(default)
         };
+        let quick = std::env::var("BENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0");
         Settings {
-            seconds: num("BENCH_SECONDS", 3),
-            rounds: num("BENCH_ROUNDS", 2),
+            seconds: num("BENCH_SECONDS", if quick { 1 } else { 4 }),
+            rounds: num("BENCH_ROUNDS", if quick { 1 } else { 3 }),
             connections: num("BENCH_CONNECTIONS", 16),
-            samples: num("BENCH_SAMPLES", 300) as usize,
+            samples: num("BENCH_SAMPLES", if quick { 50 } else { 300 }) as usize,
+            starts: num("BENCH_STARTS", if quick { 1 } else { 5 }) as usize,
+            quick,
             sections: std::env::var("BENCH_SECTIONS")
-                .unwrap_or_else(|_| "jwt,ttfb,masking,failover".into())
+                .unwrap_or_else(|_| "table".into())
                 .split(',')
                 .map(|s| s.trim().to_ascii_lowercase())
                 .filter(|s| !s.is_empty())
@@ -96,6 +113,10 @@ fn main() {
     .expect("start the mock provider");
 
     let mut section = 0;
+    if settings.wants("table") {
+        section += 1;
+        one_table(section, &settings, &mock, &work);
+    }
     if settings.wants("jwt") {
         section += 1;
         overhead_and_jwt(section, &settings, &mock, &work);
@@ -137,16 +158,31 @@ fn print_header(settings: &Settings) {
     let wasm_size = std::fs::metadata(&wasm)
         .map(|m| format!("{} bytes ({:.2} MiB)", m.len(), m.len() as f64 / 1048576.0))
         .unwrap_or_else(|_| "missing (run `make build`)".into());
-    println!("### Envoy-level benchmarks (`make bench`)\n");
-    println!("- Machine: {cores} cores (nproc), {cpu}; load average {load} at start");
+    println!(
+        "### Envoy-level benchmarks (`make bench`{})\n",
+        if settings.quick {
+            ", `BENCH_QUICK=1`: short rounds, numbers indicative only"
+        } else {
+            ""
+        }
+    );
+    println!("- Machine: {cores} cores (nproc), {cpu}; load average {load} at start (a shared machine: other work ran alongside, so read ratios between rows, not absolutes)");
     println!(
         "- Envoy: {}, `--concurrency 1` per scenario, V8 runtime",
         envoy_version()
     );
     println!("- tollgate: `{}` {wasm_size}", display_relative(&wasm));
+    let loops = if settings.wants("ttfb") || settings.wants("failover") {
+        format!(
+            "; client loops: {} requests per scenario, alternating request by request, one keep-alive connection each",
+            settings.samples
+        )
+    } else {
+        String::new()
+    };
     println!(
-        "- Load: wrk `-t1 -c{}`, {} alternating rounds of {} s per scenario; client loops: {} requests per scenario, alternating request by request, one keep-alive connection each; all on 127.0.0.1 against the in-process mock provider",
-        settings.connections, settings.rounds, settings.seconds, settings.samples
+        "- Load: wrk `-t1 -c{}`, {} alternating rounds of {} s per scenario (after a 1 s warm-up){loops}; all on 127.0.0.1 against the in-process mock provider",
+        settings.connections, settings.rounds, settings.seconds
     );
     println!(
         "- Envoy CPU µs/req: on-CPU time of the Envoy process (all threads, `/proc/<pid>/task/*/schedstat`) over the measured requests, divided by them"
@@ -343,9 +379,8 @@ fn run_wrk_rounds(scenarios: &mut [WrkScenario], settings: &Settings) {
 
 fn print_wrk_table(scenarios: &[WrkScenario]) {
     let summaries: Vec<_> = scenarios.iter().map(|s| summarize_wrk(&s.runs)).collect();
-    let first_rps = summaries.first().map(|s| s.rps).unwrap_or(0.0);
     println!(
-        "\n| # | scenario | req/s | p50 | p99 | Envoy CPU µs/req | Δ CPU µs/req | vs # | req/s vs #1 | non-2xx |"
+        "\n| # | scenario | req/s | p50 | p99 | Envoy CPU µs/req | added CPU µs/req | added p50 | vs # | non-2xx |"
     );
     println!("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|");
     for (i, (s, sum)) in scenarios.iter().zip(&summaries).enumerate() {
@@ -357,23 +392,19 @@ fn print_wrk_table(scenarios: &[WrkScenario]) {
             println!("| {} | {name} | – | – | – | – | – | – | – | – |", i + 1);
             continue;
         }
-        let (delta, vs) = match s
+        let (delta, delta_p50, vs) = match s
             .base
             .and_then(|b| summaries.get(b - 1).map(|base| (b, base)))
         {
             Some((b, base)) if base.requests > 0 => (
                 format!("{:+.1}", sum.cpu_us_per_request - base.cpu_us_per_request),
+                format_delta_us(sum.p50_us - base.p50_us),
                 b.to_string(),
             ),
-            _ => ("–".into(), "–".into()),
-        };
-        let ratio = if first_rps > 0.0 {
-            format!("{:.2}", sum.rps / first_rps)
-        } else {
-            "–".into()
+            _ => ("–".into(), "–".into(), "–".into()),
         };
         println!(
-            "| {} | {name} | {:.0} | {} | {} | {:.1} | {delta} | {vs} | {ratio} | {} |",
+            "| {} | {name} | {:.0} | {} | {} | {:.1} | {delta} | {delta_p50} | {vs} | {} |",
             i + 1,
             sum.rps,
             format_us(sum.p50_us),
@@ -1042,5 +1073,321 @@ fn failover(section: usize, settings: &Settings, mock: &MockHandle) {
         b.sent,
     );
     drop(scenarios);
+    drop(failing);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The one table (default)
+
+/// tollgate's configuration with usage accounting and prompt masking switched off, plus `extra`
+/// (merged at the top level): one feature alone.
+fn alone(extra: serde_json::Value) -> String {
+    let mut config = serde_json::json!({
+        "usage": {"enabled": false},
+        "masking": {"prompts": "off"}
+    });
+    if let (Some(obj), Some(more)) = (config.as_object_mut(), extra.as_object()) {
+        for (k, v) in more {
+            obj.insert(k.clone(), v.clone());
+        }
+    }
+    config.to_string()
+}
+
+fn jwt_section(jwks: &serde_json::Value, cache_size: Option<usize>) -> serde_json::Value {
+    serde_json::from_str::<serde_json::Value>(&tollgate_jwt_config(jwks, cache_size))
+        .map(|v| v["jwt"].clone())
+        .unwrap_or_default()
+}
+
+/// Routing with `primary` and `secondary` (both OpenAI-kind): the `failover` section.
+fn failover_section() -> serde_json::Value {
+    serde_json::from_str::<serde_json::Value>(&failover_config())
+        .map(|v| v["failover"].clone())
+        .unwrap_or_default()
+}
+
+/// Envoy's RSS and the wasm VMs' linear memory, after some load.
+#[derive(Debug, Clone, Copy, Default)]
+struct Footprint {
+    rss_kib: f64,
+    wasm_vms: usize,
+    wasm_committed_kib: f64,
+}
+
+fn footprint(pid: u32) -> Footprint {
+    let wasm = tollgate_e2e::wasm_memory(pid);
+    Footprint {
+        rss_kib: tollgate_e2e::rss_kib(pid),
+        wasm_vms: wasm.vms,
+        wasm_committed_kib: wasm.committed_kib,
+    }
+}
+
+/// Starts `config` `starts` times at `--concurrency workers`; returns the median time to
+/// `/ready` and the footprint of the last start after one second of load with `script`.
+fn start_and_measure(
+    name: &str,
+    config: &str,
+    vars: &Vars,
+    workers: u32,
+    starts: usize,
+    script: &Path,
+) -> Option<(f64, Footprint)> {
+    std::env::set_var("ENVOY_CONCURRENCY", workers.to_string());
+    let mut times = Vec::new();
+    let mut last = None;
+    for _ in 0..starts.max(1) {
+        drop(last.take());
+        let t0 = Instant::now();
+        match Envoy::try_start(config, vars.clone()) {
+            Ok(envoy) => {
+                times.push(t0.elapsed().as_secs_f64() * 1e3);
+                last = Some(envoy);
+            }
+            Err(e) => {
+                let tail: String = e.log.lines().rev().take(10).collect::<Vec<_>>().join("\n");
+                eprintln!("Envoy for {name} did not start:\n{tail}");
+                std::env::remove_var("ENVOY_CONCURRENCY");
+                return None;
+            }
+        }
+    }
+    std::env::remove_var("ENVOY_CONCURRENCY");
+    let envoy = last?;
+    let _ = run_wrk(envoy.port, script, 1, 8);
+    let _ = run_wrk(envoy.port, script, 1, 8);
+    let fp = footprint(envoy.pid()?);
+    Some((tollgate_benches::median(&times), fp))
+}
+
+fn one_table(section: usize, settings: &Settings, mock: &MockHandle, dir: &Path) {
+    eprintln!("generating ES256 and RS256 (2048-bit) keys…");
+    let keys = tokens::Keys::generate();
+    let jwks = keys.jwks();
+    let jwks_text = jwks.to_string();
+    let es = keys.es256(ISSUER, AUDIENCE);
+    let rs = keys.rs256(ISSUER, AUDIENCE);
+    let bearer = |token: &str| vec![("Authorization".to_string(), format!("Bearer {token}"))];
+    let json = chat_body(MODEL, "hello there", false);
+    let stream = chat_body(MODEL, "Why do toll roads exist? Answer briefly.", true);
+    let secrets: Vec<String> = fake_secrets(2024).into_iter().map(|(_, s)| s).collect();
+    let big = chat_body(MODEL, &prompt_text(PROMPT_BYTES, &secrets, 11), false);
+    let plain = template_file("benches/plain.yaml");
+    let basic = template("e2e/configs/basic.yaml");
+    let native = template_file("benches/jwt_authn.yaml");
+    let routing = template_file("benches/routing.yaml");
+    // The failover rows' primary fails 99% of requests with a 500: every such request fails over
+    // within the request, and the 1% it serves keeps its circuit closed for the whole run.
+    let failing = MockProvider::start(MockOptions {
+        max_recorded: 16,
+        faults: Faults {
+            fail_rate: Some(0.99),
+            seed: Some(7),
+            ..Faults::default()
+        },
+        ..MockOptions::default()
+    })
+    .expect("start the failing mock provider");
+    let upstream = mock.port();
+    let routing_vars = |primary: u16, plugin: &str| {
+        Vars::new()
+            .set("PRIMARY_PORT", primary)
+            .set("SECONDARY_PORT", upstream)
+            .set("PRIMARY_KEY", "sk-bench-primary-key-0123456789abcdef")
+            .set("SECONDARY_KEY", "sk-bench-secondary-key-0123456789abcdef")
+            .plugin_config(plugin)
+    };
+    let spec = |name: &str, config: &str, vars: Vars, body: &str, headers, base, check| WrkSpec {
+        name: name.to_string(),
+        config: config.to_string(),
+        vars: vars.set("UPSTREAM_PORT", upstream),
+        body: body.to_string(),
+        headers,
+        base,
+        check,
+    };
+    let all_together = {
+        let mut v = serde_json::json!({
+            "jwt": jwt_section(&jwks, None),
+            "failover": failover_section(),
+            "masking": {"prompts": "redact"}
+        });
+        v["usage"] = serde_json::json!({"enabled": true});
+        v.to_string()
+    };
+    let specs = vec![
+        // 1–3: baselines.
+        spec("plain Envoy, JSON answer", &plain, Vars::new(), &json, vec![], None, Check::Ok),
+        spec("plain Envoy, streamed answer (SSE)", &plain, Vars::new(), &stream, vec![], None, Check::Ok),
+        spec(
+            &format!("plain Envoy, 64 KiB prompt ({} secrets in it)", secrets.len()),
+            &plain, Vars::new(), &big, vec![], None, Check::Ok,
+        ),
+        // 4–6: usage accounting and masking alone.
+        spec(
+            "tollgate usage accounting alone, JSON answer",
+            &basic,
+            Vars::new().plugin_config(r#"{"masking":{"prompts":"off"}}"#),
+            &json, vec![], Some(1), Check::Ok,
+        ),
+        spec(
+            "tollgate usage accounting alone, streamed answer (`include_usage` injected, its chunk dropped)",
+            &basic,
+            Vars::new().plugin_config(r#"{"masking":{"prompts":"off"}}"#),
+            &stream, vec![], Some(2), Check::UpstreamContains("include_usage"),
+        ),
+        spec(
+            "tollgate prompt masking alone (`redact`), 64 KiB prompt",
+            &basic,
+            Vars::new().plugin_config(r#"{"usage":{"enabled":false},"masking":{"prompts":"redact"}}"#),
+            &big, vec![], Some(3), Check::UpstreamContains("[REDACTED"),
+        ),
+        // 7–10: tollgate's JWT alone.
+        spec(
+            "tollgate JWT ES256 alone, cached (same token every request)",
+            &basic,
+            Vars::new().plugin_config(&alone(serde_json::json!({"jwt": jwt_section(&jwks, None)}))),
+            &json, bearer(&es), Some(1), Check::Ok,
+        ),
+        spec(
+            "tollgate JWT ES256 alone, cold (`cache_size: 0`: verified every request)",
+            &basic,
+            Vars::new().plugin_config(&alone(serde_json::json!({"jwt": jwt_section(&jwks, Some(0))}))),
+            &json, bearer(&es), Some(1), Check::Ok,
+        ),
+        spec(
+            "tollgate JWT RS256 alone, cached",
+            &basic,
+            Vars::new().plugin_config(&alone(serde_json::json!({"jwt": jwt_section(&jwks, None)}))),
+            &json, bearer(&rs), Some(1), Check::Ok,
+        ),
+        spec(
+            "tollgate JWT RS256 alone, cold",
+            &basic,
+            Vars::new().plugin_config(&alone(serde_json::json!({"jwt": jwt_section(&jwks, Some(0))}))),
+            &json, bearer(&rs), Some(1), Check::Ok,
+        ),
+        // 11–12: Envoy's native jwt_authn, no tollgate.
+        spec(
+            "native `jwt_authn` ES256 (no tollgate; no cache: verified every request)",
+            &native,
+            Vars::new().set("JWKS", &jwks_text).set("JWT_CACHE", "# no jwt_cache_config"),
+            &json, bearer(&es), Some(1), Check::Ok,
+        ),
+        spec(
+            "native `jwt_authn` RS256 (no tollgate; no cache)",
+            &native,
+            Vars::new().set("JWKS", &jwks_text).set("JWT_CACHE", "# no jwt_cache_config"),
+            &json, bearer(&rs), Some(1), Check::Ok,
+        ),
+        // 13: failover alone.
+        spec(
+            "tollgate failover alone: primary answers 500 (99%), the secondary answers through a callout",
+            &routing,
+            routing_vars(failing.port(), &alone(serde_json::json!({"failover": failover_section()}))),
+            &json, vec![], Some(1), Check::Ok,
+        ),
+        // 14: everything.
+        spec(
+            "tollgate, all together: JWT ES256 (cached) + routing (healthy primary) + usage + prompt masking",
+            &routing,
+            routing_vars(upstream, &all_together),
+            &json, bearer(&es), Some(1), Check::Ok,
+        ),
+    ];
+    let mut scenarios = start_wrk_scenarios(specs, mock, dir);
+    run_wrk_rounds(&mut scenarios, settings);
+    println!(
+        "\n#### {section}. Plain Envoy vs Envoy + tollgate, feature by feature (wrk; POST {CHAT_PATH})"
+    );
+    print_wrk_table(&scenarios);
+    println!(
+        "\n\"added\" is this row minus row \"vs #\": its baseline without the feature (plain Envoy with the same request). Usage accounting rows include correlation ids, which are always on. A cold JWT row verifies the signature on every request; \"cached\" reuses tollgate's per-worker verified-token cache."
+    );
+    drop(scenarios);
+
+    // VM memory and start time.
+    let json_file = dir.join("vm-body.json");
+    std::fs::write(&json_file, &json).expect("write the body");
+    let plain_script = dir.join("vm-plain.lua");
+    let all_script = dir.join("vm-all.lua");
+    std::fs::write(&plain_script, wrk_post_script(&json_file, &[])).expect("write a script");
+    std::fs::write(&all_script, wrk_post_script(&json_file, &bearer(&es))).expect("write a script");
+    let plain_vars = Vars::new().set("UPSTREAM_PORT", upstream);
+    let all_vars = routing_vars(upstream, &all_together);
+    eprintln!("timing Envoy starts and measuring memory…");
+    const MORE_WORKERS: u32 = 4;
+    let measured = (
+        start_and_measure(
+            "plain, 1 worker",
+            &plain,
+            &plain_vars,
+            1,
+            settings.starts,
+            &plain_script,
+        ),
+        start_and_measure(
+            "tollgate, 1 worker",
+            &routing,
+            &all_vars,
+            1,
+            settings.starts,
+            &all_script,
+        ),
+        start_and_measure(
+            "plain, more workers",
+            &plain,
+            &plain_vars,
+            MORE_WORKERS,
+            1,
+            &plain_script,
+        ),
+        start_and_measure(
+            "tollgate, more workers",
+            &routing,
+            &all_vars,
+            MORE_WORKERS,
+            1,
+            &all_script,
+        ),
+    );
+    let (Some(p1), Some(t1), Some(pn), Some(tn)) = measured else {
+        println!("\nVM memory and start time: skipped (an Envoy did not start)");
+        return;
+    };
+    let mib = |kib: f64| kib / 1024.0;
+    let extra_workers = f64::from(MORE_WORKERS - 1);
+    let per_worker =
+        ((tn.1.rss_kib - t1.1.rss_kib) - (pn.1.rss_kib - p1.1.rss_kib)) / extra_workers;
+    let per_vm = if tn.1.wasm_vms > 0 {
+        tn.1.wasm_committed_kib / tn.1.wasm_vms as f64
+    } else {
+        0.0
+    };
+    println!(
+        "\n- **wasm VM memory per worker: {:+.1} MiB** of Envoy RSS, ((tollgate at `--concurrency {MORE_WORKERS}` − at 1) − (plain Envoy at {MORE_WORKERS} − at 1)) / {}, each after 2 s of load with the all-together configuration (tollgate {:.1} → {:.1} MiB, plain {:.1} → {:.1} MiB); each VM's linear memory is {:.0} KiB (`memory.size` from `/proc/<envoy>/smaps`: the read-write mapping in front of V8's guard region; {} VMs at `--concurrency {MORE_WORKERS}`, {} at 1). **Loading the module costs {:+.1} MiB once** (at `--concurrency 1`: {:.1} MiB with tollgate, {:.1} MiB plain): V8's compiled code and heap, shared by the workers.",
+        mib(per_worker),
+        MORE_WORKERS - 1,
+        mib(t1.1.rss_kib), mib(tn.1.rss_kib), mib(p1.1.rss_kib), mib(pn.1.rss_kib),
+        per_vm,
+        tn.1.wasm_vms,
+        t1.1.wasm_vms,
+        mib(t1.1.rss_kib - p1.1.rss_kib),
+        mib(t1.1.rss_kib), mib(p1.1.rss_kib),
+    );
+    let wasm = wasm_path();
+    let size = std::fs::metadata(&wasm).map(|m| m.len()).unwrap_or(0);
+    println!(
+        "- **`.wasm` size: {size} bytes ({:.2} MiB)**, `{}`.",
+        size as f64 / 1048576.0,
+        display_relative(&wasm)
+    );
+    println!(
+        "- **VM start: {:+.0} ms** — Envoy process start to `/ready`, median of {} starts at `--concurrency 1`: {:.0} ms with tollgate (V8 compiles the module, then one VM per worker plus the main thread's runs `on_configure`), {:.0} ms plain; at `--concurrency {MORE_WORKERS}`: {:.0} ms vs {:.0} ms (one start).",
+        t1.0 - p1.0,
+        settings.starts.max(1),
+        t1.0, p1.0, tn.0, pn.0
+    );
     drop(failing);
 }

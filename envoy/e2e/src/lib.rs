@@ -5,6 +5,9 @@
 //! Config templates use `{{NAME}}` placeholders; [`Vars`] fills them. The well-known ones the
 //! harness always provides: `LISTENER_PORT`, `ADMIN_PORT`, `WASM` (absolute path of the built
 //! module), `ACCESS_LOG` (a file in the test's temp dir), `ROOT` (repo root).
+//!
+//! Environment: `ENVOY_BIN`, `TOLLGATE_WASM`, `ENVOY_CONCURRENCY` (workers, default 1) and
+//! `ENVOY_COMPONENT_LOG_LEVEL` (default `wasm:debug`; long runs such as `make soak` lower it).
 
 use std::fs;
 use std::io::Read;
@@ -220,7 +223,12 @@ impl Envoy {
             .arg("--log-level")
             .arg("info")
             .arg("--component-log-level")
-            .arg("wasm:debug")
+            .arg(
+                std::env::var("ENVOY_COMPONENT_LOG_LEVEL")
+                    .ok()
+                    .filter(|v| !v.is_empty())
+                    .unwrap_or_else(|| "wasm:debug".into()),
+            )
             .stdout(Stdio::null())
             .stderr(Stdio::from(log_file))
             .spawn()
@@ -321,6 +329,91 @@ impl Drop for Envoy {
     }
 }
 
+/// A process's resident set size (`VmRSS`) in KiB; 0 when unreadable.
+pub fn rss_kib(pid: u32) -> f64 {
+    fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0.0)
+}
+
+/// The wasm linear memories of a process (Envoy's V8 VMs), from `/proc/<pid>/smaps`.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct WasmMemory {
+    /// Wasm memories found (one per VM).
+    pub vms: usize,
+    /// Their committed size (`memory.size`) together, KiB; it only grows.
+    pub committed_kib: f64,
+    /// The resident part of it, KiB.
+    pub resident_kib: f64,
+}
+
+/// Envoy 1.40 exposes no V8 memory stat, so wasm memory is read from the mappings: V8 reserves
+/// each wasm memory with a guard region of several GiB (`---p`), and the read-write mapping that
+/// ends where that guard begins is the VM's committed linear memory.
+pub fn wasm_memory(pid: u32) -> WasmMemory {
+    fs::read_to_string(format!("/proc/{pid}/smaps"))
+        .map(|smaps| wasm_memory_in_smaps(&smaps))
+        .unwrap_or_default()
+}
+
+/// [`wasm_memory`] on the text of an `smaps` file.
+pub fn wasm_memory_in_smaps(smaps: &str) -> WasmMemory {
+    struct Vma {
+        start: u64,
+        end: u64,
+        perms: String,
+        size_kib: f64,
+        rss_kib: f64,
+    }
+    let mut vmas: Vec<Vma> = Vec::new();
+    for line in smaps.lines() {
+        let mut parts = line.split_whitespace();
+        let first = parts.next().unwrap_or("");
+        if let Some((a, b)) = first.split_once('-') {
+            if let (Ok(start), Ok(end)) = (u64::from_str_radix(a, 16), u64::from_str_radix(b, 16)) {
+                vmas.push(Vma {
+                    start,
+                    end,
+                    perms: parts.next().unwrap_or("").to_string(),
+                    size_kib: 0.0,
+                    rss_kib: 0.0,
+                });
+                continue;
+            }
+        }
+        let value = || parts.clone().next().and_then(|v| v.parse::<f64>().ok());
+        if let Some(vma) = vmas.last_mut() {
+            match first {
+                "Size:" => vma.size_kib = value().unwrap_or(0.0),
+                "Rss:" => vma.rss_kib = value().unwrap_or(0.0),
+                _ => {}
+            }
+        }
+    }
+    let mut out = WasmMemory::default();
+    for pair in vmas.windows(2) {
+        let [mem, guard] = pair else {
+            continue;
+        };
+        if guard.perms == "---p"
+            && guard.end - guard.start >= 4 << 30
+            && mem.end == guard.start
+            && mem.perms.starts_with("rw")
+        {
+            out.vms += 1;
+            out.committed_kib += mem.size_kib;
+            out.resident_kib += mem.rss_kib;
+        }
+    }
+    out
+}
+
 /// Unpadded base64url (RFC 4648 §5), e.g. for JWK `k` values in test configs.
 pub fn base64url(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
@@ -344,4 +437,47 @@ pub fn read(path: &Path) -> String {
         .and_then(|mut f| f.read_to_string(&mut s))
         .unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Three mappings as Envoy 1.40's V8 lays out one wasm memory (the 1216 KiB read-write
+    /// linear memory right in front of its 8 GiB guard), then an unrelated large `---p`
+    /// reservation not preceded by an adjacent read-write mapping.
+    const SMAPS: &str = "\
+7f247e000000-7f247e420000 r-xp 00000000 00:00 0
+Size:               4224 kB
+Rss:                 100 kB
+7f247e420000-7f247e550000 rw-p 00000000 00:00 0
+Size:               1216 kB
+Rss:                 172 kB
+7f247e550000-7f267e420000 ---p 00000000 00:00 0
+Size:            8387392 kB
+Rss:                   0 kB
+429c00000000-429c3fe00000 ---p 00000000 00:00 0
+Size:            1046528 kB
+Rss:                   0 kB
+7f2b00000000-7f2b00010000 rw-p 00000000 00:00 0
+Size:                 64 kB
+Rss:                  64 kB
+7f2b00020000-7f2d00020000 ---p 00000000 00:00 0
+Size:            8388608 kB
+Rss:                   0 kB
+";
+
+    #[test]
+    fn finds_the_linear_memory_in_front_of_each_guard_region() {
+        let m = wasm_memory_in_smaps(SMAPS);
+        assert_eq!(m.vms, 1, "the last guard has a gap before it: {m:?}");
+        assert_eq!(m.committed_kib, 1216.0);
+        assert_eq!(m.resident_kib, 172.0);
+    }
+
+    #[test]
+    fn no_wasm_memory_in_an_empty_or_unreadable_map() {
+        assert_eq!(wasm_memory_in_smaps(""), WasmMemory::default());
+        assert_eq!(wasm_memory(u32::MAX), WasmMemory::default());
+    }
 }
