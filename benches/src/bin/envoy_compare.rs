@@ -970,6 +970,21 @@ fn failover_config() -> String {
     .to_string()
 }
 
+/// The same routing walked by Envoy: the route names the aggregate cluster `llm`.
+fn walk_failover_config() -> String {
+    let mut v: serde_json::Value = serde_json::from_str(&failover_config()).unwrap_or_default();
+    v["failover"]["routes"][0]["cluster"] = serde_json::json!("llm");
+    v.to_string()
+}
+
+/// The upstream stage's configuration for `benches/routing_walk.yaml`.
+fn walk_upstream_config() -> String {
+    let mut v: serde_json::Value =
+        serde_json::from_str(&walk_failover_config()).unwrap_or_default();
+    v["stage"] = serde_json::json!("upstream");
+    v.to_string()
+}
+
 fn failover(section: usize, settings: &Settings, mock: &MockHandle) {
     let failing = MockProvider::start(MockOptions {
         max_recorded: 16,
@@ -989,9 +1004,32 @@ fn failover(section: usize, settings: &Settings, mock: &MockHandle) {
             .set("SECONDARY_KEY", "sk-bench-secondary-key-0123456789abcdef")
             .plugin_config(&failover_config())
     };
+    let walk_config = template_file("benches/routing_walk.yaml");
+    let walk_vars = |primary: u16| {
+        Vars::new()
+            .set("PRIMARY_PORT", primary)
+            .set("SECONDARY_PORT", mock.port())
+            .set("PRIMARY_KEY", "sk-bench-primary-key-0123456789abcdef")
+            .set("SECONDARY_KEY", "sk-bench-secondary-key-0123456789abcdef")
+            .set(
+                "UPSTREAM_PLUGIN_CONFIG",
+                serde_json::to_string(&walk_upstream_config()).unwrap_or_default(),
+            )
+            .plugin_config(&walk_failover_config())
+    };
     let a = start_envoy("failover A (primary healthy)", &config, vars(mock.port()));
     let b = start_envoy("failover B (primary 500)", &config, vars(failing.port()));
-    let (Some(a), Some(b)) = (a, b) else {
+    let c = start_envoy(
+        "failover C (walked, primary healthy)",
+        &walk_config,
+        walk_vars(mock.port()),
+    );
+    let d = start_envoy(
+        "failover D (walked, primary 500)",
+        &walk_config,
+        walk_vars(failing.port()),
+    );
+    let (Some(a), Some(b), Some(c), Some(d)) = (a, b, c, d) else {
         println!("\n#### {section}. One failover\n\nskipped: an Envoy did not start");
         return;
     };
@@ -1024,13 +1062,27 @@ fn failover(section: usize, settings: &Settings, mock: &MockHandle) {
             "B: tollgate routing, primary always 500 → in-request failover to the secondary",
             b.port,
             Some(b),
+            body.clone(),
+            false,
+        ),
+        LoopScenario::new(
+            "C: walked by Envoy (aggregate cluster + upstream stage), primary healthy",
+            c.port,
+            Some(c),
+            body.clone(),
+            false,
+        ),
+        LoopScenario::new(
+            "D: walked by Envoy, primary always 500 → Envoy's retry to the secondary",
+            d.port,
+            Some(d),
             body,
             false,
         ),
     ];
     let failed_before = failing.stats().responses_error;
     eprintln!("failover: {samples} requests per scenario…");
-    run_loops(&mut scenarios, &[200, 500, 200, 200], samples);
+    run_loops(&mut scenarios, &[200, 500, 200, 200, 200, 200], samples);
     let primary_failures = failing.stats().responses_error - failed_before;
 
     let p = |s: &LoopScenario, q: f64| {
@@ -1043,8 +1095,11 @@ fn failover(section: usize, settings: &Settings, mock: &MockHandle) {
     );
     println!("|---|---:|---:|---:|---:|---:|---:|---:|");
     for (i, s) in scenarios.iter().enumerate() {
+        let c_p50 = scenarios.get(4).map(|s| p(s, 0.5)).unwrap_or(0.0);
         let delta = if i == 3 {
             format_delta_us(p(s, 0.5) - a_p50)
+        } else if i == 5 {
+            format!("{} (vs C)", format_delta_us(p(s, 0.5) - c_p50))
         } else {
             "–".into()
         };
@@ -1064,7 +1119,10 @@ fn failover(section: usize, settings: &Settings, mock: &MockHandle) {
     };
     let added = p(b, 0.5) - a_p50;
     let failed_exchange = p(direct_500, 0.5);
-    let b_failures = primary_failures.saturating_sub(direct_500.sent);
+    let walked_sent = scenarios.get(5).map_or(0, |d| d.sent);
+    let b_failures = primary_failures
+        .saturating_sub(direct_500.sent)
+        .saturating_sub(walked_sent);
     println!(
         "\nOne failover adds **{}** at p50 (B − A). B pays for the failed exchange with the primary (about {} when the mock is called directly) plus tollgate holding the 500, picking the secondary and sending the request again as a callout; beyond the failed attempt, the failover itself costs about **{}** (B − A − direct 500). The primary's circuit stays closed (`failure_threshold` {FAILURE_THRESHOLD}, `max_retries` 0): it answered {b_failures} of B's {} requests (warm-up included) with 500, one failed attempt per request.",
         format_delta_us(added),
@@ -1072,6 +1130,14 @@ fn failover(section: usize, settings: &Settings, mock: &MockHandle) {
         format_delta_us(added - failed_exchange),
         b.sent,
     );
+    if let (Some(c), Some(d)) = (scenarios.get(4), scenarios.get(5)) {
+        let walked = p(d, 0.5) - p(c, 0.5);
+        println!(
+            "\nWalked by Envoy, one failover adds **{}** at p50 (D − C), about **{}** beyond the failed exchange: no callout, but Envoy's retry waits for its back-off timer (`base_interval` 1 ms here; Envoy schedules retries in whole milliseconds, so shorter settings measured the same) and the upstream stage runs a second time.",
+            format_delta_us(walked),
+            format_delta_us(walked - failed_exchange),
+        );
+    }
     drop(scenarios);
     drop(failing);
 }
