@@ -162,6 +162,12 @@ fn fail_reload_brings_the_filter_back() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+    // The reload is counted per plugin (`wasm.<plugin name>.vm_reload_success`): alert on it.
+    let stats = envoy.admin("/stats");
+    assert!(
+        stats.lines().any(|l| l == "wasm.crash.vm_reload_success: 1"),
+        "reload counter: {stats}"
+    );
     // Crashing again works the same way: the reload is not a one-off.
     let again = chat(&envoy, true);
     assert_vm_failed_reply(&again, "second crash");
