@@ -116,7 +116,11 @@ fn signed_claims(f: &Fixture, bytes: &[u8]) {
         2 => json!({"alg": "HS256"}),
         _ => json!({"alg": "HS256", "kid": "hs", "typ": "at+jwt"}),
     };
-    let signing_input = format!("{}.{}", b64url(header.to_string().as_bytes()), b64url(payload));
+    let signing_input = format!(
+        "{}.{}",
+        b64url(header.to_string().as_bytes()),
+        b64url(payload)
+    );
     let signature = hmac_sha256(&f.secret, signing_input.as_bytes());
     let token = format!("{signing_input}.{}", b64url(&signature));
     match verify(&token, &f.provider, &f.keys, NOW) {

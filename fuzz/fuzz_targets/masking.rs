@@ -72,7 +72,9 @@ fn sorted(mut summary: Vec<FindingSummary>) -> Vec<FindingSummary> {
 }
 
 fn contains(haystack: &[u8], needle: &str) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle.as_bytes())
+    haystack
+        .windows(needle.len())
+        .any(|w| w == needle.as_bytes())
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -94,11 +96,18 @@ fuzz_target!(|data: &[u8]| {
         String::from_utf8_lossy(&streamed),
         String::from_utf8_lossy(&whole.bytes)
     );
-    assert_eq!(sorted(masker.findings().to_vec()), sorted(whole.findings.clone()));
+    assert_eq!(
+        sorted(masker.findings().to_vec()),
+        sorted(whole.findings.clone())
+    );
     // Literal secrets are masked wherever they appear; a built-in shape only as a whole token
     // (glued to letters it is not one), so it is checked with the spaces it was planted with.
     let spaced = [format!(" {GITHUB} "), format!(" {GOOGLE} ")];
-    for secret in KNOWN.iter().copied().chain(spaced.iter().map(String::as_str)) {
+    for secret in KNOWN
+        .iter()
+        .copied()
+        .chain(spaced.iter().map(String::as_str))
+    {
         assert!(
             !contains(&whole.bytes, secret),
             "{secret} survived: {:?}",

@@ -50,7 +50,8 @@ fn run(parser: u8, cap: usize, pieces: &[&[u8]]) -> Outcome {
         2 => {
             let mut p = SseSplitter::new(cap);
             let mut events = Vec::new();
-            let mut on_event = |name: &[u8], data: &[u8]| events.push((name.to_vec(), data.to_vec()));
+            let mut on_event =
+                |name: &[u8], data: &[u8]| events.push((name.to_vec(), data.to_vec()));
             let mut too_large = None;
             for piece in pieces {
                 if p.push(piece, &mut on_event).is_err() {

@@ -60,7 +60,10 @@ fuzz_target!(|data: &[u8]| {
     match &first {
         Ok(t) => {
             let value: Value = serde_json::from_slice(&t.body).unwrap_or_else(|e| {
-                panic!("translated body is not JSON ({e}): {}", String::from_utf8_lossy(&t.body))
+                panic!(
+                    "translated body is not JSON ({e}): {}",
+                    String::from_utf8_lossy(&t.body)
+                )
             });
             assert!(value.is_object(), "translated body is not an object");
             check_path(selector, &t.path);
@@ -71,5 +74,9 @@ fuzz_target!(|data: &[u8]| {
             assert!(error["error"]["message"].is_string());
         }
     }
-    assert_eq!(first, translate(selector, body), "translation is not deterministic");
+    assert_eq!(
+        first,
+        translate(selector, body),
+        "translation is not deterministic"
+    );
 });

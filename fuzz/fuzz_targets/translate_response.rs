@@ -18,7 +18,10 @@ use tollgate::translate::{
 
 fn json(bytes: &[u8], what: &str) -> Value {
     serde_json::from_slice(bytes).unwrap_or_else(|e| {
-        panic!("{what} is not JSON ({e}): {}", String::from_utf8_lossy(bytes))
+        panic!(
+            "{what} is not JSON ({e}): {}",
+            String::from_utf8_lossy(bytes)
+        )
     })
 }
 
@@ -54,7 +57,10 @@ fuzz_target!(|data: &[u8]| {
             } else {
                 SourceFormat::Gemini
             };
-            let value = json(&provider_error_to_openai(status, body, provider), "error body");
+            let value = json(
+                &provider_error_to_openai(status, body, provider),
+                "error body",
+            );
             assert!(value["error"]["message"].is_string(), "no message: {value}");
             let client_status = client_status_for_provider_status(status);
             assert!((400..600).contains(&client_status));

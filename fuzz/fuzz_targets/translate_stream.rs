@@ -27,8 +27,13 @@ fn run(selector: u8, pieces: &[&[u8]]) -> Run {
     } else {
         SourceFormat::Gemini
     };
-    let mut translator =
-        StreamTranslator::new(source, "client-model", "chatcmpl-fuzz", 1_700_000_000, selector & 2 != 0);
+    let mut translator = StreamTranslator::new(
+        source,
+        "client-model",
+        "chatcmpl-fuzz",
+        1_700_000_000,
+        selector & 2 != 0,
+    );
     if selector & 4 != 0 {
         translator = translator.with_max_event_bytes(64);
     }
@@ -46,13 +51,16 @@ fn run(selector: u8, pieces: &[&[u8]]) -> Run {
 }
 
 fn check_events(output: &[u8]) {
-    let text = std::str::from_utf8(output)
-        .unwrap_or_else(|e| panic!("output is not UTF-8: {e}"));
+    let text = std::str::from_utf8(output).unwrap_or_else(|e| panic!("output is not UTF-8: {e}"));
     let body = text
         .strip_suffix("\n\n")
         .unwrap_or_else(|| panic!("output does not end with a blank line: {text:?}"));
     let events: Vec<&str> = body.split("\n\n").collect();
-    assert_eq!(events.last(), Some(&"data: [DONE]"), "no final [DONE]: {text:?}");
+    assert_eq!(
+        events.last(),
+        Some(&"data: [DONE]"),
+        "no final [DONE]: {text:?}"
+    );
     for event in &events[..events.len() - 1] {
         let json = event
             .strip_prefix("data: ")

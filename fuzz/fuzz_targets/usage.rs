@@ -28,7 +28,12 @@ const KINDS: [ApiKind; 6] = [
 ];
 const FRAMINGS: [BodyFraming; 3] = [BodyFraming::Sse, BodyFraming::Ndjson, BodyFraming::Json];
 
-fn track(kind: ApiKind, framing: BodyFraming, config: TrackerConfig, pieces: &[&[u8]]) -> UsageOutcome {
+fn track(
+    kind: ApiKind,
+    framing: BodyFraming,
+    config: TrackerConfig,
+    pieces: &[&[u8]],
+) -> UsageOutcome {
     let mut tracker = UsageTracker::new(kind, framing, 7, config);
     let (mut first_tokens, mut completions) = (0, 0);
     for piece in pieces {
@@ -53,7 +58,11 @@ fn request_side(body: &[u8]) {
             "rewrite produced invalid JSON: {}",
             String::from_utf8_lossy(&rewritten)
         );
-        assert_eq!(ensure_include_usage(&rewritten), None, "rewrite is not idempotent");
+        assert_eq!(
+            ensure_include_usage(&rewritten),
+            None,
+            "rewrite is not idempotent"
+        );
         assert_eq!(request_model(&rewritten), request_model(body));
     }
 }
@@ -72,7 +81,11 @@ fuzz_target!(|data: &[u8]| {
     };
     let whole = track(kind, framing, config, &[input.payload]);
     let split = track(kind, framing, config, &input.pieces());
-    assert_eq!(whole, split, "split at {:?} changed the outcome", input.cuts);
+    assert_eq!(
+        whole, split,
+        "split at {:?} changed the outcome",
+        input.cuts
+    );
     if let Some(usage) = &whole.usage {
         let _ = usage.uncached_input_tokens();
     }

@@ -31,7 +31,9 @@ impl<'a> SplitInput<'a> {
     /// Decodes `data` (see the module doc for the layout).
     pub fn decode(data: &'a [u8]) -> SplitInput<'a> {
         let selector = data.first().copied().unwrap_or(0);
-        let count = data.get(1).map_or(0, |n| usize::from(*n) % (MAX_SPLITS + 1));
+        let count = data
+            .get(1)
+            .map_or(0, |n| usize::from(*n) % (MAX_SPLITS + 1));
         let offsets_end = (2 + 2 * count).min(data.len());
         let raw_offsets = data.get(2.min(data.len())..offsets_end).unwrap_or(&[]);
         let payload = data.get(offsets_end..).unwrap_or(&[]);

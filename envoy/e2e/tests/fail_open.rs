@@ -25,7 +25,13 @@ fn crash_wasm() -> &'static PathBuf {
             .unwrap_or_else(|| repo_root().join("target"))
             .join("crash-filter");
         let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
-            .args(["build", "--release", "--target", "wasm32-wasip1", "--manifest-path"])
+            .args([
+                "build",
+                "--release",
+                "--target",
+                "wasm32-wasip1",
+                "--manifest-path",
+            ])
             .arg(repo_root().join("envoy/e2e/crash-filter/Cargo.toml"))
             .env("CARGO_TARGET_DIR", &target_dir)
             .status()
@@ -56,8 +62,14 @@ fn chat(envoy: &Envoy, crash: bool) -> Response {
     if crash {
         headers.push(("x-crash", "1"));
     }
-    request(envoy.port, "POST", "/v1/chat/completions", &headers, CHAT.as_bytes())
-        .expect("Envoy answers")
+    request(
+        envoy.port,
+        "POST",
+        "/v1/chat/completions",
+        &headers,
+        CHAT.as_bytes(),
+    )
+    .expect("Envoy answers")
 }
 
 /// The filter ran on this response (it adds `x-crash-filter: alive`).
@@ -116,7 +128,8 @@ fn fail_closed_by_default_every_request_after_the_crash_fails() {
 /// is forwarded to the provider too (unfiltered).
 #[test]
 fn fail_open_later_requests_bypass_the_filter() {
-    for (policy, crashing_status) in [("failure_policy: FAIL_OPEN", 503), ("fail_open: true", 200)] {
+    for (policy, crashing_status) in [("failure_policy: FAIL_OPEN", 503), ("fail_open: true", 200)]
+    {
         let (mock, envoy) = start(policy);
         let crashed = healthy_then_crash(&envoy, &mock);
         assert_eq!(
@@ -125,7 +138,10 @@ fn fail_open_later_requests_bypass_the_filter() {
             "crashing request ({policy}): {}",
             crashed.text()
         );
-        assert!(!filtered(&crashed), "the crashed VM did not answer ({policy})");
+        assert!(
+            !filtered(&crashed),
+            "the crashed VM did not answer ({policy})"
+        );
         for n in 0..3 {
             let before = mock.requests().len();
             let next = chat(&envoy, false);
@@ -165,7 +181,9 @@ fn fail_reload_brings_the_filter_back() {
     // The reload is counted per plugin (`wasm.<plugin name>.vm_reload_success`): alert on it.
     let stats = envoy.admin("/stats");
     assert!(
-        stats.lines().any(|l| l == "wasm.crash.vm_reload_success: 1"),
+        stats
+            .lines()
+            .any(|l| l == "wasm.crash.vm_reload_success: 1"),
         "reload counter: {stats}"
     );
     // Crashing again works the same way: the reload is not a one-off.

@@ -709,7 +709,9 @@ fn stream_renders_a_finding_reaching_into_the_context_once() {
     text.extend_from_slice(b"-----END RSA PRIVATE KEY-----BEGIN PRIVATE KEY----------END a");
     let whole = engine.mask(&text).bytes.into_owned();
     assert_eq!(
-        String::from_utf8_lossy(&whole).matches("[REDACTED:private_key").count(),
+        String::from_utf8_lossy(&whole)
+            .matches("[REDACTED:private_key")
+            .count(),
         2
     );
     for cut in 0..=text.len() {

@@ -32,14 +32,19 @@ impl Context for CrashRequest {}
 
 impl HttpContext for CrashRequest {
     fn on_http_request_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
-        if let Ok(Some(_)) = hostcalls::get_map_value_bytes(MapType::HttpRequestHeaders, "x-crash") {
+        if let Ok(Some(_)) = hostcalls::get_map_value_bytes(MapType::HttpRequestHeaders, "x-crash")
+        {
             core::arch::wasm32::unreachable();
         }
         Action::Continue
     }
 
     fn on_http_response_headers(&mut self, _headers: usize, _end_of_stream: bool) -> Action {
-        let _ = hostcalls::set_map_value(MapType::HttpResponseHeaders, "x-crash-filter", Some("alive"));
+        let _ = hostcalls::set_map_value(
+            MapType::HttpResponseHeaders,
+            "x-crash-filter",
+            Some("alive"),
+        );
         Action::Continue
     }
 }
