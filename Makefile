@@ -11,7 +11,7 @@ WASM          := target/tollgate.wasm
 CARGO_TARGET  := $(or $(CARGO_TARGET_DIR),target)
 CARGO_TEST    ?= cargo test
 
-.PHONY: setup setup-rust setup-envoy setup-tools build test unit host-test e2e-test validate demo bench soak lint fmt clean mock token oci
+.PHONY: setup setup-rust setup-envoy setup-tools build test unit host-test e2e-test validate demo bench soak lint fmt clean mock token oci fuzz panic-audit
 
 ## setup: wasm target, Envoy $(ENVOY_VERSION) in a project venv, load tools from Debian.
 setup: setup-rust setup-envoy setup-tools
@@ -50,10 +50,19 @@ build: setup-rust
 	@mkdir -p target && cp $(CARGO_TARGET)/$(WASM_TARGET)/release/tollgate.wasm $(WASM)
 	@echo "$(WASM): $$(stat -c %s $(WASM)) bytes"
 
-## test: native unit tests, host tests on the real .wasm, real-Envoy tests, config validation.
-test: setup build
+## test: the panic audit, native unit tests, host tests on the real .wasm, real-Envoy tests.
+test: setup build panic-audit
 	$(CARGO_TEST) --workspace --exclude tollgate-e2e
 	$(CARGO_TEST) -p tollgate-e2e -- --test-threads=2
+
+## panic-audit: clippy over the filter's production code (native and wasm32, tests excluded)
+## refusing every way it could panic: unwrap/expect, panic!/unreachable!/todo!/unimplemented!,
+## unchecked indexing and slicing. Other clippy findings stay warnings here (`make lint` is strict).
+PANIC_LINTS := -D clippy::unwrap_used -D clippy::expect_used -D clippy::panic -D clippy::indexing_slicing \
+               -D clippy::unreachable -D clippy::todo -D clippy::unimplemented
+panic-audit: setup-rust
+	cargo clippy -p tollgate --lib -- $(PANIC_LINTS)
+	cargo clippy -p tollgate --lib --target $(WASM_TARGET) -- $(PANIC_LINTS)
 
 unit:
 	$(CARGO_TEST) -p tollgate --lib
@@ -102,6 +111,13 @@ soak: setup build
 ## oci: target/oci, the module as an OCI image layout (Istio's Wasm "compat" variant); see envoy/DEPLOYING.md.
 oci: build
 	envoy/oci/build.sh
+
+## fuzz: every libFuzzer target in fuzz/ for $(FUZZ_SECONDS)s each (nightly, cargo-fuzz); prints a table.
+FUZZ_SECONDS ?= 60
+fuzz:
+	@rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
+	@command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+	FUZZ_SECONDS=$(FUZZ_SECONDS) fuzz/run.sh
 
 clean:
 	cargo clean

@@ -390,7 +390,9 @@ impl MaskEngine {
             if finding.end <= from {
                 continue;
             }
-            if finding.start >= to {
+            // A finding reaching back before `from` is clipped to it; one whose clipped part is
+            // empty is someone else's to render (a stream renders it in a later drain).
+            if finding.start.max(from) >= to {
                 break;
             }
             let start = finding.start.max(pos);

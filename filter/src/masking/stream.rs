@@ -80,13 +80,16 @@ impl<E: Borrow<MaskEngine>> StreamMasker<E> {
                 .min(outcome.pending_from)
         };
         cut = cut.max(self.forwarded);
-        // Never split a finding that is not forwarded yet: hold it back whole.
+        // Never split a finding that is not forwarded yet: hold it back whole. A finding may
+        // start inside the left context (its head was masked as part of an earlier finding that
+        // has since left the context); only its part past `forwarded` is still to be sent, and
+        // it is held back from there, or its marker would be rendered once per drain.
         if let Some(crossing) = outcome
             .findings
             .iter()
-            .find(|f| f.start < cut && f.end > cut && f.start >= self.forwarded)
+            .find(|f| f.start < cut && f.end > cut && f.end > self.forwarded)
         {
-            cut = crossing.start;
+            cut = crossing.start.max(self.forwarded);
         }
         let mut out = Vec::with_capacity(cut - self.forwarded + 64);
         engine.render(

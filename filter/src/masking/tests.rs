@@ -695,3 +695,30 @@ fn adversarial_inputs_stay_fast_and_never_panic() {
         );
     }
 }
+
+/// Regression (found by `make fuzz`, target `masking`): two PEM blocks sharing the `-----` of
+/// the first block's end marker, the first longer than the stream's left context. Once the
+/// first block's header left the context, the second was found again from its unclipped start,
+/// before the forwarded point, and its marker was rendered once per drain (an empty clipped range
+/// still rendered a marker, and a crossing finding was not held back).
+#[test]
+fn stream_renders_a_finding_reaching_into_the_context_once() {
+    let engine = MaskEngine::new(&MaskSettings::default()).unwrap();
+    let mut text = b"-----BEGIN R PRIVATE KEY-----".to_vec();
+    text.extend(std::iter::repeat_n(b'a', 456));
+    text.extend_from_slice(b"-----END RSA PRIVATE KEY-----BEGIN PRIVATE KEY----------END a");
+    let whole = engine.mask(&text).bytes.into_owned();
+    assert_eq!(
+        String::from_utf8_lossy(&whole)
+            .matches("[REDACTED:private_key")
+            .count(),
+        2
+    );
+    for cut in 0..=text.len() {
+        let (a, b) = text.split_at(cut);
+        assert!(
+            stream_all(&engine, &[a, b, b""]) == whole,
+            "split at {cut} differs"
+        );
+    }
+}
