@@ -1,12 +1,14 @@
-//! Raw proxy-wasm header-map imports that never panic.
+//! Raw proxy-wasm imports that never panic: header maps, body buffers and properties.
 //!
-//! The SDK's `hostcalls::get_map_value`, `set_map_value`, `remove_map_value` and `get_map`
-//! `panic!` on any status they do not expect — Envoy answers `BadArgument` when a map is not
-//! available in the current phase (e.g. request headers read while encoding some responses) —
-//! and a panic kills the VM for every request on that worker. These wrappers call the same
-//! imports, read the status as a plain integer and turn anything but success into `None`/`false`.
+//! The SDK's `hostcalls::get_map_value`, `set_map_value`, `remove_map_value`, `get_map`,
+//! `set_buffer` and `set_property` `panic!` on any status they do not expect — Envoy answers
+//! `BadArgument` when a map is not available in the current phase (e.g. request headers read while
+//! encoding some responses), `NotFound` when there is no buffer or stream info — and `get_map*`
+//! unwrap UTF-8; a panic kills the VM for every request on that worker. These wrappers call the
+//! same imports, read the status as a plain integer and turn anything but success into
+//! `None`/`false`.
 
-use proxy_wasm::types::MapType;
+use proxy_wasm::types::{BufferType, MapType};
 
 #[allow(clashing_extern_declarations)]
 #[link(wasm_import_module = "env")]
@@ -29,6 +31,21 @@ extern "C" {
     ) -> u32;
     #[link_name = "proxy_remove_header_map_value"]
     fn raw_remove_header_map_value(map_type: u32, key_data: *const u8, key_size: usize) -> u32;
+    #[link_name = "proxy_set_buffer_bytes"]
+    fn raw_set_buffer_bytes(
+        buffer_type: u32,
+        start: usize,
+        size: usize,
+        buffer_data: *const u8,
+        buffer_size: usize,
+    ) -> u32;
+    #[link_name = "proxy_set_property"]
+    fn raw_set_property(
+        path_data: *const u8,
+        path_size: usize,
+        value_data: *const u8,
+        value_size: usize,
+    ) -> u32;
     #[link_name = "proxy_get_header_map_pairs"]
     fn raw_get_header_map_pairs(
         map_type: u32,
@@ -82,6 +99,22 @@ pub fn replace_map_value(map: MapType, key: &str, value: &str) -> bool {
 pub fn remove_map_value(map: MapType, key: &str) -> bool {
     // SAFETY: plain host import reading the key slice.
     let status = unsafe { raw_remove_header_map_value(map as u32, key.as_ptr(), key.len()) };
+    status == STATUS_OK
+}
+
+/// Replaces `size` bytes at `start` of a body buffer with `data`; false when the host refuses.
+pub fn set_buffer(buffer: BufferType, start: usize, size: usize, data: &[u8]) -> bool {
+    // SAFETY: plain host import reading the data slice.
+    let status =
+        unsafe { raw_set_buffer_bytes(buffer as u32, start, size, data.as_ptr(), data.len()) };
+    status == STATUS_OK
+}
+
+/// Sets a one-segment property (Envoy filter state `wasm.<name>`); false when refused.
+pub fn set_property(name: &str, value: &[u8]) -> bool {
+    // SAFETY: plain host import reading the two slices.
+    let status =
+        unsafe { raw_set_property(name.as_ptr(), name.len(), value.as_ptr(), value.len()) };
     status == STATUS_OK
 }
 

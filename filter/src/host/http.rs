@@ -660,7 +660,7 @@ impl TollgateHttp {
             }
         }
         if body_changed {
-            if hostcalls::set_buffer(BufferType::HttpRequestBody, 0, body_size, &body).is_ok() {
+            if super::abi::set_buffer(BufferType::HttpRequestBody, 0, body_size, &body) {
                 set_header(
                     MapType::HttpRequestHeaders,
                     "content-length",
@@ -1177,7 +1177,7 @@ impl TollgateHttp {
         set_header(MapType::HttpResponseHeaders, ":status", &status.to_string());
         set_header(MapType::HttpResponseHeaders, "content-type", &content_type);
         remove_header(MapType::HttpResponseHeaders, "content-length");
-        if hostcalls::set_buffer(BufferType::HttpResponseBody, 0, size, &body).is_err() {
+        if !super::abi::set_buffer(BufferType::HttpResponseBody, 0, size, &body) {
             self.log(LogLevel::Error, "host refused the failover response body");
         }
         if hostcalls::resume_http_response().is_err() {
@@ -1321,7 +1321,7 @@ impl TollgateHttp {
             }
         }
         for (name, value) in accounting::access_log_fields(&record, self.user.as_deref()) {
-            let _ = hostcalls::set_property(vec![name], Some(value.as_bytes()));
+            let _ = super::abi::set_property(name, value.as_bytes());
         }
         if !outcome.complete && (200..300).contains(&self.status) {
             self.log(
@@ -1674,8 +1674,7 @@ impl TollgateHttp {
             }
             out = masked;
         }
-        if out != chunk
-            && hostcalls::set_buffer(BufferType::HttpResponseBody, 0, body_size, &out).is_err()
+        if out != chunk && !super::abi::set_buffer(BufferType::HttpResponseBody, 0, body_size, &out)
         {
             self.log(LogLevel::Warn, "host refused a response body rewrite");
         }
@@ -1684,13 +1683,13 @@ impl TollgateHttp {
 
     fn log_hook(&mut self) {
         if self.masked_count > 0 {
-            let _ = hostcalls::set_property(
-                vec!["tollgate_masked_count"],
-                Some(self.masked_count.to_string().as_bytes()),
+            let _ = super::abi::set_property(
+                "tollgate_masked_count",
+                self.masked_count.to_string().as_bytes(),
             );
         }
         if let (Some(user), None) = (self.user.as_deref(), self.api) {
-            let _ = hostcalls::set_property(vec!["tollgate_user"], Some(user.as_bytes()));
+            let _ = super::abi::set_property("tollgate_user", user.as_bytes());
         }
         if self.replied_locally {
             // A refused request still releases any reservation it made.
@@ -1764,9 +1763,9 @@ impl HttpContext for TollgateHttp {
 
     fn on_log(&mut self) {
         self.log_hook();
-        let _ = hostcalls::set_property(
-            vec!["tollgate_filter_us"],
-            Some((self.own_ns / 1_000).to_string().as_bytes()),
+        let _ = super::abi::set_property(
+            "tollgate_filter_us",
+            (self.own_ns / 1_000).to_string().as_bytes(),
         );
     }
 }

@@ -155,7 +155,7 @@ impl UpstreamAttempt {
         if let Some(authority) = req.authority.as_deref() {
             set_header(MapType::HttpRequestHeaders, ":authority", authority);
         }
-        if hostcalls::set_buffer(BufferType::HttpRequestBody, 0, body_size, &req.body).is_ok() {
+        if super::abi::set_buffer(BufferType::HttpRequestBody, 0, body_size, &req.body) {
             set_header(
                 MapType::HttpRequestHeaders,
                 "content-length",
