@@ -803,19 +803,11 @@ impl TollgateHttp {
             failover::Outcome::Retryable(_)
         );
         if failed {
-            let carry = carried.unwrap_or_default();
-            let all_rate_limited =
-                !carry.notes.is_empty() && carry.notes.iter().all(|n| n.result == "429");
-            let detail = if carry.notes.is_empty() {
-                format!("the last provider answered {}", self.status)
-            } else {
-                carry.summary()
-            };
-            let reply = no_provider_reply(
-                all_rate_limited,
-                "all_providers_failed",
-                format!("every provider failed: {detail}"),
-            );
+            let mut carry = carried.unwrap_or_default();
+            if carry.notes.is_empty() {
+                carry.push("the last provider", &self.status.to_string(), 0);
+            }
+            let reply = all_failed_reply(&carry);
             if end_of_stream {
                 return Some(self.reply(&reply));
             }
@@ -831,11 +823,7 @@ impl TollgateHttp {
             .and_then(|n| failover.provider_index(n))?;
         let provider = failover.providers.get(index)?;
         let translate_from = routing::response_format(provider.kind);
-        self.api = Some(match translate_from {
-            None => ApiKind::OpenAiChat,
-            Some(SourceFormat::Anthropic) => ApiKind::Anthropic,
-            Some(SourceFormat::Gemini) => ApiKind::Gemini,
-        });
+        self.api = Some(api_kind_answering_in(translate_from));
         // The upstream stage injected include_usage for an OpenAI-kind provider by the same rule.
         self.injected_usage = translate_from.is_none()
             && self
@@ -862,11 +850,7 @@ impl TollgateHttp {
         req: &routing::UpstreamRequest,
         model: String,
     ) {
-        self.api = Some(match req.translate_from {
-            None => ApiKind::OpenAiChat,
-            Some(SourceFormat::Anthropic) => ApiKind::Anthropic,
-            Some(SourceFormat::Gemini) => ApiKind::Gemini,
-        });
+        self.api = Some(api_kind_answering_in(req.translate_from));
         self.route = Some(ActiveRoute {
             provider: index,
             name: name.to_string(),
@@ -1050,21 +1034,12 @@ impl TollgateHttp {
 
     /// The 503 (or 429 when every provider was rate limited) listing each attempt.
     fn all_failed_body(&self, failover: &FailoverSettings) -> (u32, String, Vec<u8>) {
-        let all_rate_limited =
-            !self.attempts.is_empty() && self.attempts.iter().all(|a| a.1 == "429");
-        let summary: Vec<String> = self
-            .attempts
-            .iter()
-            .map(|(i, status, ms)| {
-                let name = failover.providers.get(*i).map_or("?", |p| p.name.as_str());
-                format!("{name}: {status} after {ms} ms")
-            })
-            .collect();
-        let reply = no_provider_reply(
-            all_rate_limited,
-            "all_providers_failed",
-            format!("every provider failed: {}", summary.join("; ")),
-        );
+        let mut carry = Carry::default();
+        for (i, status, ms) in &self.attempts {
+            let name = failover.providers.get(*i).map_or("?", |p| p.name.as_str());
+            carry.push(name, status, *ms);
+        }
+        let reply = all_failed_reply(&carry);
         (
             reply.status,
             "application/json".into(),
@@ -1395,6 +1370,27 @@ impl TollgateHttp {
 
 /// The reply when no provider can answer: 429 when every one was rate limited, else 503
 /// with `unavailable_code`.
+/// What a client sees when every attempt failed: 503, or 429 when all were rate limited, with
+/// one entry per attempt (provider, status, time).
+fn all_failed_reply(attempts: &Carry) -> ErrorReply {
+    let all_rate_limited =
+        !attempts.notes.is_empty() && attempts.notes.iter().all(|n| n.result == "429");
+    no_provider_reply(
+        all_rate_limited,
+        "all_providers_failed",
+        format!("every provider failed: {}", attempts.summary()),
+    )
+}
+
+/// The API kind whose wire format a provider answering in `format` uses.
+fn api_kind_answering_in(format: Option<SourceFormat>) -> ApiKind {
+    match format {
+        None => ApiKind::OpenAiChat,
+        Some(SourceFormat::Anthropic) => ApiKind::Anthropic,
+        Some(SourceFormat::Gemini) => ApiKind::Gemini,
+    }
+}
+
 fn no_provider_reply(rate_limited: bool, unavailable_code: &str, message: String) -> ErrorReply {
     if rate_limited {
         ErrorReply::new(
