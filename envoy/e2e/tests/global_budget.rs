@@ -435,3 +435,53 @@ fn a_jwt_caller_is_charged_to_its_subject() {
     assert_eq!(hits, stats.prompt_tokens + stats.completion_tokens);
     drop(envoy);
 }
+
+#[test]
+fn a_global_budget_naming_a_cluster_envoy_lacks_never_kills_the_vm() {
+    let mock = MockProvider::start(MockOptions::default()).expect("mock starts");
+    let config = PLUGIN_CONFIG.replace(
+        "\"cluster\": \"ratelimit\"",
+        "\"cluster\": \"no_such_cluster\"",
+    );
+    assert!(config.contains("no_such_cluster"));
+    let envoy = Envoy::start(
+        &template("e2e/configs/global_budget.yaml"),
+        Vars::new()
+            .set("UPSTREAM_PORT", mock.port())
+            .set("RLS_PORT", 1)
+            .plugin_config(&config),
+    );
+    for i in 0..4 {
+        let resp = request(
+            envoy.port,
+            "POST",
+            "/v1/chat/completions",
+            &[
+                ("content-type", "application/json"),
+                ("x-api-key", "k-missing"),
+            ],
+            chat(&format!("hello {i}")).as_bytes(),
+        )
+        .expect("request through envoy");
+        assert_eq!(resp.status, 200, "request {i}: {}", resp.text());
+        // Let the root context's tick try to send the charge.
+        std::thread::sleep(std::time::Duration::from_millis(400));
+    }
+    let log = envoy.log();
+    assert!(!log.contains("tollgate panic"), "{log}");
+    let stats = envoy.admin("/stats");
+    let charges: Vec<&str> = stats
+        .lines()
+        .filter(|l| l.contains("tollgate_global_budget_charges_total"))
+        .collect();
+    assert!(
+        charges
+            .iter()
+            .any(|l| l.contains(".outcome.error: ") && !l.ends_with(": 0")),
+        "each refused charge is counted as an error: {charges:?}"
+    );
+    assert!(
+        !charges.iter().any(|l| l.contains(".outcome.sent:")),
+        "{charges:?}"
+    );
+}
