@@ -55,6 +55,7 @@ const EXPECTED_LABELS: &[(&str, &[&str])] = &[
     ("tollgate_cost_microdollars_total", &["provider", "model"]),
     ("tollgate_upstream_errors_total", &["provider", "reason"]),
     ("tollgate_budget_rejections_total", &["dimension"]),
+    ("tollgate_guardrail_rejections_total", &["reason"]),
     ("tollgate_budget_warnings_total", &["threshold"]),
     ("tollgate_jwt_allowed_total", &["provider"]),
     ("tollgate_jwt_denied_total", &["reason"]),
@@ -443,7 +444,8 @@ fn plugin_config() -> String {
             }],
             "rules": [{"path_prefix": "/v1/", "requires": {"provider": "test"}}]
         },
-        "masking": {"prompts": "redact"}
+        "masking": {"prompts": "redact"},
+        "guardrails": {}
     })
     .to_string()
 }
@@ -565,6 +567,16 @@ fn drive_round(port: u16, round: u32) {
     ] {
         let r = post(port, token, None, &chat(PRICED_MODEL, "let me in", ""));
         expect_status(what, &r, 401);
+    }
+    // Guardrail refusals: a chat request without messages.
+    for _ in 0..5 {
+        let r = post(
+            port,
+            Some(&alice),
+            None,
+            &format!(r#"{{"model":"{PRICED_MODEL}","messages":[]}}"#),
+        );
+        expect_status("guardrail refusal", &r, 400);
     }
     // Budget refusals: a reservation larger than the whole budget.
     let bob = hs256_token(SECRET, "bob");
