@@ -91,7 +91,6 @@ impl UpstreamAttempt {
         for name in CLIENT_CREDENTIAL_HEADERS {
             remove_header(MapType::HttpRequestHeaders, name);
         }
-        remove_header(MapType::HttpRequestHeaders, "anthropic-version");
         if let Some(Some(key)) = self.config.provider_keys.get(index) {
             let (name, prefix) = routing::key_header(kind);
             set_header(MapType::HttpRequestHeaders, name, &format!("{prefix}{key}"));
@@ -148,6 +147,8 @@ impl UpstreamAttempt {
                 return;
             }
         };
+        // An earlier attempt's provider headers (Envoy keeps header edits across attempts).
+        remove_header(MapType::HttpRequestHeaders, "anthropic-version");
         for (name, value) in &req.headers {
             set_header(MapType::HttpRequestHeaders, name, value);
         }
