@@ -164,6 +164,14 @@ impl VerificationKey {
         self.verifiers.iter().map(|(a, _)| *a).collect()
     }
 
+    /// Whether `signature` (decoded) over `signing_input` verifies with this key for `alg`;
+    /// false when the key does not allow `alg`. The differential fuzz target drives the verifiers
+    /// through this.
+    pub fn verify_signature(&self, alg: Algorithm, signing_input: &[u8], signature: &[u8]) -> bool {
+        self.verifier(alg)
+            .is_some_and(|v| v.verify(signing_input, signature))
+    }
+
     /// The verifier for `alg`, if this key allows it.
     pub(crate) fn verifier(&self, alg: Algorithm) -> Option<&Verifier> {
         self.verifiers
