@@ -57,6 +57,17 @@ STD = {"core", "alloc", "std", "compiler_builtins", "hashbrown", "dlmalloc", "wa
 
 
 def crate_of(name):
+    if name.startswith("_R"):
+        # v0 mangling (std's prebuilt parts): the first crate root `C[s<hash>_]<len><name>`.
+        m = re.search(r"C(?:s[0-9A-Za-z]*_)?(\d+)", name)
+        if m:
+            start = m.end()
+            return name[start : start + int(m.group(1))]
+    if name.startswith("proxy_on_") or name.startswith("proxy_abi_"):
+        return "proxy_wasm"
+    if name in ("dlmalloc", "dlfree", "dlrealloc", "dispose_chunk", "malloc", "free", "realloc",
+                "calloc", "aligned_alloc", "posix_memalign"):
+        return "[allocator]"
     name = demangle_legacy(name)
     m = re.match(r"<\s*&?(?:mut )?(?:dyn )?([A-Za-z_][A-Za-z0-9_]*)[^ ]*(?: as &?([A-Za-z_][A-Za-z0-9_]*))?", name)
     if name.startswith("<") and m:
@@ -134,17 +145,29 @@ def main():
         else:
             other["section %d" % sid] += len(body)
     per_crate = Counter()
+    per_module = Counter()
     funcs = []
     for i, size in enumerate(bodies):
         name = names.get(imported + i, "?")
-        per_crate[crate_of(name)] += size
-        funcs.append((size, demangle_legacy(name)))
+        crate = crate_of(name)
+        per_crate[crate] += size
+        plain = demangle_legacy(name)
+        funcs.append((size, plain))
+        if crate == "tollgate":
+            m = re.search(r"tollgate::(\w+)(?:::(\w+))?", plain)
+            if m:
+                sub = m.group(1) + ("::" + m.group(2) if m.group(1) == "jwt" and m.group(2) else "")
+                per_module["tollgate::" + sub] += size
     total = len(buf)
     code = sum(bodies)
     print(f"module {total} bytes: code {code}, data {data}, names/custom {sum(v for k, v in other.items() if k.startswith('custom'))}")
     print(f"{'crate':<28} {'code bytes':>10} {'share':>7}")
     for crate, size in per_crate.most_common(top):
         print(f"{crate:<28} {size:>10} {100 * size / code:>6.1f}%")
+    print()
+    print(f"{'tollgate module':<28} {'code bytes':>10}")
+    for module, size in per_module.most_common(top):
+        print(f"{module:<28} {size:>10}")
     print()
     for size, name in sorted(funcs, reverse=True)[:top]:
         print(f"{size:>8}  {name[:110]}")

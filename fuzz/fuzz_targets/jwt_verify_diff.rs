@@ -25,6 +25,7 @@ use base64::Engine as _;
 use libfuzzer_sys::fuzz_target;
 use rand_chacha::rand_core::SeedableRng as _;
 use rand_chacha::ChaCha20Rng;
+use rsa::pkcs8::DecodePrivateKey as _;
 use rsa::signature::{RandomizedSigner as _, SignatureEncoding as _, Signer as _, Verifier as _};
 use rsa::traits::PublicKeyParts as _;
 use serde_json::json;
@@ -68,7 +69,6 @@ fn load(jwk: serde_json::Value) -> VerificationKey {
 fn keys() -> &'static Keys {
     static KEYS: OnceLock<Keys> = OnceLock::new();
     KEYS.get_or_init(|| {
-        let mut rng = ChaCha20Rng::seed_from_u64(13);
         let hmac = [[0x42u8; 32].to_vec(), (0u8..64).collect()]
             .into_iter()
             .map(|k| {
@@ -76,15 +76,20 @@ fn keys() -> &'static Keys {
                 (k, v)
             })
             .collect();
-        let rsa = [2048usize, 3072]
-            .into_iter()
-            .map(|bits| {
-                let key = rsa::RsaPrivateKey::new(&mut rng, bits).expect("RSA key generation");
-                let v = load(json!({"kty": "RSA",
-                    "n": b64(&key.n().to_bytes_be()), "e": b64(&key.e().to_bytes_be())}));
-                (key, v)
-            })
-            .collect();
+        // Fixed test keys (fuzz/keys/, made with `openssl genpkey` for this target only):
+        // generating RSA keys here would take longer than libFuzzer's per-input timeout.
+        let rsa = [
+            include_str!("../keys/rsa2048.pem"),
+            include_str!("../keys/rsa3072.pem"),
+        ]
+        .into_iter()
+        .map(|pem| {
+            let key = rsa::RsaPrivateKey::from_pkcs8_pem(pem).expect("RSA test key");
+            let v = load(json!({"kty": "RSA",
+                "n": b64(&key.n().to_bytes_be()), "e": b64(&key.e().to_bytes_be())}));
+            (key, v)
+        })
+        .collect();
         let p256 = [1u8, 2]
             .into_iter()
             .map(|seed| {
@@ -124,26 +129,30 @@ fn keys() -> &'static Keys {
     })
 }
 
-fn hmac_tag<D>(key: &[u8], message: &[u8]) -> Vec<u8>
-where
-    D: hmac::digest::core_api::CoreProxy,
-    hmac::Hmac<D>: hmac::Mac + hmac::digest::KeyInit,
-{
-    use hmac::Mac as _;
-    let mut mac = <hmac::Hmac<D> as hmac::digest::KeyInit>::new_from_slice(key).expect("any key");
-    mac.update(message);
-    mac.finalize().into_bytes().to_vec()
-}
-
-fn hmac_ok<D>(key: &[u8], message: &[u8], tag: &[u8]) -> bool
-where
-    D: hmac::digest::core_api::CoreProxy,
-    hmac::Hmac<D>: hmac::Mac + hmac::digest::KeyInit,
-{
-    use hmac::Mac as _;
-    let mut mac = <hmac::Hmac<D> as hmac::digest::KeyInit>::new_from_slice(key).expect("any key");
-    mac.update(message);
-    mac.verify_slice(tag).is_ok()
+/// The reference HMAC (`hmac` 0.12 over `sha2` 0.10) for algorithm index 0, 1 or 2.
+fn hmac_tag(alg: usize, key: &[u8], message: &[u8]) -> Vec<u8> {
+    use hmac::{Hmac, Mac as _};
+    use sha2_010::{Sha256, Sha384, Sha512};
+    match alg {
+        0 => Hmac::<Sha256>::new_from_slice(key)
+            .expect("any key length")
+            .chain_update(message)
+            .finalize()
+            .into_bytes()
+            .to_vec(),
+        1 => Hmac::<Sha384>::new_from_slice(key)
+            .expect("any key length")
+            .chain_update(message)
+            .finalize()
+            .into_bytes()
+            .to_vec(),
+        _ => Hmac::<Sha512>::new_from_slice(key)
+            .expect("any key length")
+            .chain_update(message)
+            .finalize()
+            .into_bytes()
+            .to_vec(),
+    }
 }
 
 /// The reference's signature of `message` with key `which` for algorithm index `alg`.
@@ -152,15 +161,19 @@ fn reference_sign(alg: usize, which: usize, message: &[u8]) -> Vec<u8> {
     let k = keys();
     let mut rng = ChaCha20Rng::seed_from_u64(message.len() as u64);
     match alg {
-        0 => hmac_tag::<Sha256>(&k.hmac[which].0, message),
-        1 => hmac_tag::<Sha384>(&k.hmac[which].0, message),
-        2 => hmac_tag::<Sha512>(&k.hmac[which].0, message),
+        0..=2 => hmac_tag(alg, &k.hmac[which].0, message),
         3..=5 => {
             let key = k.rsa[which].0.clone();
             match alg {
-                3 => rsa::pkcs1v15::SigningKey::<Sha256>::new(key).sign(message).to_vec(),
-                4 => rsa::pkcs1v15::SigningKey::<Sha384>::new(key).sign(message).to_vec(),
-                _ => rsa::pkcs1v15::SigningKey::<Sha512>::new(key).sign(message).to_vec(),
+                3 => rsa::pkcs1v15::SigningKey::<Sha256>::new(key)
+                    .sign(message)
+                    .to_vec(),
+                4 => rsa::pkcs1v15::SigningKey::<Sha384>::new(key)
+                    .sign(message)
+                    .to_vec(),
+                _ => rsa::pkcs1v15::SigningKey::<Sha512>::new(key)
+                    .sign(message)
+                    .to_vec(),
             }
         }
         6..=8 => {
@@ -197,9 +210,7 @@ fn reference_verify(alg: usize, which: usize, message: &[u8], sig: &[u8]) -> boo
     use sha2_010::{Sha256, Sha384, Sha512};
     let k = keys();
     match alg {
-        0 => hmac_ok::<Sha256>(&k.hmac[which].0, message, sig),
-        1 => hmac_ok::<Sha384>(&k.hmac[which].0, message, sig),
-        2 => hmac_ok::<Sha512>(&k.hmac[which].0, message, sig),
+        0..=2 => hmac_tag(alg, &k.hmac[which].0, message) == sig,
         3..=8 => {
             let public = k.rsa[which].0.to_public_key();
             if alg <= 5 {
@@ -246,7 +257,11 @@ fn ours(alg: usize, which: usize) -> &'static VerificationKey {
 
 /// Mode 2: a fuzzed point loads as a key exactly when the reference accepts it.
 fn point_check(alg: usize, data: &[u8]) {
-    let (crv, len) = if alg % 2 == 0 { ("P-256", 32) } else { ("P-384", 48) };
+    let (crv, len) = if alg % 2 == 0 {
+        ("P-256", 32)
+    } else {
+        ("P-384", 48)
+    };
     let Some(coords) = data.get(..2 * len) else {
         return;
     };
@@ -280,25 +295,39 @@ fuzz_target!(|data: &[u8]| {
             for e in edit_bytes.chunks_exact(3) {
                 let pos = usize::from(u16::from_le_bytes([e[0], e[1]]));
                 // Positions past the end truncate the signature instead.
-                if pos >= sig.len() + 8 {
-                    sig.truncate(pos % (sig.len() + 1));
-                } else if let Some(b) = sig.get_mut(pos % sig.len().max(1)) {
+                let len = sig.len();
+                if pos >= len + 8 {
+                    sig.truncate(pos % (len + 1));
+                } else if let Some(b) = sig.get_mut(pos % len.max(1)) {
                     *b ^= e[2];
                 }
             }
             let reference = reference_verify(alg, which, message, &sig);
             let got = ours(alg, which).verify_signature(algorithm, message, &sig);
             if sig == genuine {
-                assert!(got && reference, "{algorithm:?}: a genuine signature was refused");
+                assert!(
+                    got && reference,
+                    "{algorithm:?}: a genuine signature was refused"
+                );
             }
-            assert_eq!(got, reference, "{algorithm:?} verdicts differ on {}", b64(&sig));
+            assert_eq!(
+                got,
+                reference,
+                "{algorithm:?} verdicts differ on {}",
+                b64(&sig)
+            );
         }
         1 => {
             let len = usize::from(*count).min(rest.len());
             let (sig, message) = rest.split_at(len);
             let reference = reference_verify(alg, which, message, sig);
             let got = ours(alg, which).verify_signature(algorithm, message, sig);
-            assert_eq!(got, reference, "{algorithm:?} verdicts differ on {}", b64(sig));
+            assert_eq!(
+                got,
+                reference,
+                "{algorithm:?} verdicts differ on {}",
+                b64(sig)
+            );
         }
         _ => point_check(alg, rest),
     }
