@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Envoy start time with and without the tollgate module: seconds from spawning Envoy until its
-admin `/ready` answers 200, for a config whose HTTP filter chain loads the module (V8, the
+admin `/ready` answers 200 (wall), and the CPU seconds Envoy used until then (user + system, all
+its threads: the figure that holds on a shared machine), for a config whose HTTP filter chain loads the module (V8, the
 repository's basic config with an empty plugin configuration) and for the same config without it
 (plain Envoy). Rounds alternate between the two; prints each arm's median and the difference.
 
@@ -59,7 +60,10 @@ def time_to_ready(template, wasm, concurrency):
                 try:
                     with urllib.request.urlopen(f"http://127.0.0.1:{admin}/ready", timeout=1) as r:
                         if r.status == 200:
-                            return time.monotonic() - start
+                            wall = time.monotonic() - start
+                            fields = open(f"/proc/{proc.pid}/stat").read().rsplit(")", 1)[1].split()
+                            cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+                            return wall, cpu
                 except OSError:
                     pass
                 time.sleep(0.01)
@@ -77,11 +81,13 @@ def main():
     for _ in range(rounds):
         plain.append(time_to_ready("benches/plain.yaml", wasm, concurrency))
         module.append(time_to_ready("envoy/e2e/configs/basic.yaml", wasm, concurrency))
-    p, m = statistics.median(plain), statistics.median(module)
-    print(f"module {os.path.getsize(wasm)} bytes, {rounds} rounds, concurrency {concurrency}")
-    print(f"plain Envoy  median {p:.2f} s  ({', '.join(f'{x:.2f}' for x in plain)})")
-    print(f"with module  median {m:.2f} s  ({', '.join(f'{x:.2f}' for x in module)})")
-    print(f"added by the module: {m - p:+.2f} s")
+    print(f"module {os.path.getsize(wasm)} bytes, {rounds} rounds, concurrency {concurrency}, "
+          f"load average {os.getloadavg()[0]:.1f}")
+    for i, what in ((0, "wall"), (1, "CPU")):
+        p = statistics.median(x[i] for x in plain)
+        m = statistics.median(x[i] for x in module)
+        print(f"{what:>4}: plain {p:.2f} s, with module {m:.2f} s "
+              f"({', '.join(f'{x[i]:.2f}' for x in module)}): added {m - p:+.2f} s")
 
 
 if __name__ == "__main__":
