@@ -73,8 +73,8 @@ test: setup build panic-audit
 PANIC_LINTS := -D clippy::unwrap_used -D clippy::expect_used -D clippy::panic -D clippy::indexing_slicing \
                -D clippy::unreachable -D clippy::todo -D clippy::unimplemented
 panic-audit: setup-rust
-	cargo clippy -p tollgate --lib -- $(PANIC_LINTS)
-	cargo clippy -p tollgate --lib --target $(WASM_TARGET) -- $(PANIC_LINTS)
+	cargo clippy -p tollgate -p tollgate-jwt-crypto --lib -- $(PANIC_LINTS)
+	cargo clippy -p tollgate -p tollgate-jwt-crypto --lib --target $(WASM_TARGET) -- $(PANIC_LINTS)
 
 unit:
 	$(CARGO_TEST) -p tollgate --lib
@@ -89,7 +89,7 @@ e2e-test: setup build
 lint: setup-rust
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
-	cargo clippy -p tollgate --target $(WASM_TARGET) -- -D warnings
+	cargo clippy -p tollgate -p tollgate-jwt-crypto --target $(WASM_TARGET) -- -D warnings
 
 fmt:
 	cargo fmt --all

@@ -11,7 +11,7 @@
 //!   (`d`, `p`, `q`, …) are refused;
 //! * EC P-521 (ES512) is not supported and is refused.
 //!
-//! Keys are prepared for verification here, once per JWKS load (`super::crypto`): RSA Montgomery
+//! Keys are prepared for verification here, once per JWKS load (crate `tollgate-jwt-crypto`): RSA Montgomery
 //! parameters, EC window tables, Ed25519 points, HMAC pads.
 //!
 //! A refused key is reported (`SkippedKey`) with the reason; the other keys stay usable.
@@ -23,8 +23,10 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-pub(crate) use super::crypto::Verifier;
-use super::crypto::{EcPublicKey, HashAlg, HmacKey, RsaPublicKey, P256, P384};
+pub(crate) use tollgate_jwt_crypto::Verifier;
+use tollgate_jwt_crypto::{
+    EcPublicKey, Ed25519PublicKey, HashAlg, HmacKey, RsaPublicKey, P256, P384,
+};
 
 /// Smallest RSA modulus accepted, in bits.
 pub const MIN_RSA_MODULUS_BITS: usize = 2048;
@@ -503,7 +505,7 @@ fn okp_verifiers(
         return Err("Ed25519 [x] must be 32 bytes".into());
     }
     let v = Verifier::EdDsa(
-        ed25519_compact::PublicKey::from_slice(&x)
+        Ed25519PublicKey::from_slice(&x)
             .map_err(|e| format!("the key was refused by the verifier: {e}"))?,
     );
     Ok(vec![(Algorithm::EdDsa, v)])
@@ -534,7 +536,7 @@ fn oct_verifiers(
                 Algorithm::Hs512 => HashAlg::Sha512,
                 _ => return None,
             };
-            Some((a, Verifier::Hmac(HmacKey::new(hash, &k)?)))
+            Some((a, Verifier::Hmac(Box::new(HmacKey::new(hash, &k)?))))
         })
         .collect())
 }

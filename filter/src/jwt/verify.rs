@@ -4,7 +4,7 @@
 //! Order: size (before any decoding) → three non-empty base64url segments → header JSON
 //! (`alg` known and not `none`, no `crit`, string `kid`) → payload JSON object with well-typed
 //! registered claims → signature base64url → key selection by `kid` and by the key's own
-//! algorithms → signature (`super::crypto`, over the keys prepared at JWKS load) →
+//! algorithms → signature (crate `tollgate-jwt-crypto`, keys prepared at JWKS load) →
 //! `exp`/`nbf`/`iat`/`iss`/`aud`/lifetime → scopes and claim headers. Every time check is done
 //! against the `now_unix` passed in; `typ` is not checked (as Envoy).
 

@@ -1,4 +1,4 @@
-//! The verifiers now in the filter (`tollgate::jwt`, `filter/src/jwt/crypto/`), through the
+//! The verifiers now in the filter (`tollgate::jwt`, `jwt-crypto/`), through the
 //! filter's public API: keys loaded from JWKs once (prepared at load), then
 //! `VerificationKey::verify_signature` per token. Times the signature check only, like the
 //! hand-written candidates (d) and (e) it grew from.

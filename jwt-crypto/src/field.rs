@@ -3,14 +3,16 @@
 //!
 //! Sized for wasm32: a 32×32→64-bit product is one `i64.mul` there and no wider multiply exists,
 //! so the limbs are `u32` and every product fits a `u64`. The modulus is a trait constant, so each
-//! field is compiled against its own prime. Not constant time: verification handles public data
+//! field is compiled against its own prime. The hot operations are `#[inline(always)]`: the crate
+//! is built at `opt-level = "s"` (docs/module-size.md), where they would otherwise stay calls and
+//! an ES256 verify would take 2.5× longer in V8. Not constant time: verification handles public data
 //! only (keys, signatures, messages).
 
 use std::fmt::Debug;
 use std::marker::PhantomData;
 
 /// A constant odd modulus and its Montgomery constants.
-pub(crate) trait FieldParams<const L: usize>: Copy + Eq + Debug + 'static {
+pub trait FieldParams<const L: usize>: Copy + Eq + Debug + 'static {
     /// The modulus, little-endian limbs.
     const M: [u32; L];
     /// −M⁻¹ mod 2³².
@@ -20,7 +22,8 @@ pub(crate) trait FieldParams<const L: usize>: Copy + Eq + Debug + 'static {
 }
 
 /// `a < b` as integers (little-endian limbs).
-pub(crate) fn less_than<const L: usize>(a: &[u32; L], b: &[u32; L]) -> bool {
+#[inline(always)]
+pub fn less_than<const L: usize>(a: &[u32; L], b: &[u32; L]) -> bool {
     for (x, y) in a.iter().rev().zip(b.iter().rev()) {
         if x != y {
             return x < y;
@@ -30,7 +33,8 @@ pub(crate) fn less_than<const L: usize>(a: &[u32; L], b: &[u32; L]) -> bool {
 }
 
 /// `a + b` and the carry out.
-pub(crate) fn add_limbs<const L: usize>(a: &[u32; L], b: &[u32; L]) -> ([u32; L], bool) {
+#[inline(always)]
+pub fn add_limbs<const L: usize>(a: &[u32; L], b: &[u32; L]) -> ([u32; L], bool) {
     let mut out = [0u32; L];
     let mut carry = 0u64;
     for ((o, x), y) in out.iter_mut().zip(a).zip(b) {
@@ -42,7 +46,8 @@ pub(crate) fn add_limbs<const L: usize>(a: &[u32; L], b: &[u32; L]) -> ([u32; L]
 }
 
 /// `a − b` (wrapping) and the borrow out.
-pub(crate) fn sub_limbs<const L: usize>(a: &[u32; L], b: &[u32; L]) -> ([u32; L], bool) {
+#[inline(always)]
+pub fn sub_limbs<const L: usize>(a: &[u32; L], b: &[u32; L]) -> ([u32; L], bool) {
     let mut out = [0u32; L];
     let mut borrow = 0u64;
     for ((o, x), y) in out.iter_mut().zip(a).zip(b) {
@@ -78,7 +83,7 @@ fn is_even<const L: usize>(a: &[u32; L]) -> bool {
 }
 
 /// Big-endian bytes (exactly 4·L of them) as little-endian limbs; `None` for another length.
-pub(crate) fn limbs_from_be<const L: usize>(bytes: &[u8]) -> Option<[u32; L]> {
+pub fn limbs_from_be<const L: usize>(bytes: &[u8]) -> Option<[u32; L]> {
     if bytes.len() != 4 * L {
         return None;
     }
@@ -93,7 +98,7 @@ pub(crate) fn limbs_from_be<const L: usize>(bytes: &[u8]) -> Option<[u32; L]> {
 
 /// The inverse of `a` modulo the odd `m`, for `0 < a < m` with gcd(a, m) = 1 (binary extended
 /// Euclid, variable time); `None` when there is none.
-pub(crate) fn invert_mod<const L: usize>(a: &[u32; L], m: &[u32; L]) -> Option<[u32; L]> {
+pub fn invert_mod<const L: usize>(a: &[u32; L], m: &[u32; L]) -> Option<[u32; L]> {
     if is_zero(a) || !less_than(a, m) || is_even(m) {
         return None;
     }
@@ -147,15 +152,15 @@ pub(crate) fn invert_mod<const L: usize>(a: &[u32; L], m: &[u32; L]) -> Option<[
 
 /// An element of the field of `F`, in Montgomery form (value · R mod M), fully reduced.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) struct Fe<F: FieldParams<L>, const L: usize>([u32; L], PhantomData<F>);
+pub struct Fe<F: FieldParams<L>, const L: usize>([u32; L], PhantomData<F>);
 
 impl<F: FieldParams<L>, const L: usize> Fe<F, L> {
     /// Zero.
-    pub(crate) const ZERO: Self = Fe([0; L], PhantomData);
+    pub const ZERO: Self = Fe([0; L], PhantomData);
 
     /// Montgomery product a·b·R⁻¹ mod M (CIOS: interleaved multiply and reduce).
-    #[inline]
-    pub(crate) fn mul(self, rhs: Self) -> Self {
+    #[inline(always)]
+    pub fn mul(self, rhs: Self) -> Self {
         let a = &self.0;
         let m0 = u64::from(F::M.first().copied().unwrap_or(1));
         let mut t = [0u32; L];
@@ -196,14 +201,14 @@ impl<F: FieldParams<L>, const L: usize> Fe<F, L> {
     }
 
     /// self².
-    #[inline]
-    pub(crate) fn square(self) -> Self {
+    #[inline(always)]
+    pub fn square(self) -> Self {
         self.mul(self)
     }
 
     /// self + rhs.
-    #[inline]
-    pub(crate) fn add(self, rhs: Self) -> Self {
+    #[inline(always)]
+    pub fn add(self, rhs: Self) -> Self {
         let (sum, carry) = add_limbs(&self.0, &rhs.0);
         if carry || !less_than(&sum, &F::M) {
             Fe(sub_limbs(&sum, &F::M).0, PhantomData)
@@ -213,8 +218,8 @@ impl<F: FieldParams<L>, const L: usize> Fe<F, L> {
     }
 
     /// self − rhs.
-    #[inline]
-    pub(crate) fn sub(self, rhs: Self) -> Self {
+    #[inline(always)]
+    pub fn sub(self, rhs: Self) -> Self {
         let (diff, borrow) = sub_limbs(&self.0, &rhs.0);
         if borrow {
             Fe(add_limbs(&diff, &F::M).0, PhantomData)
@@ -224,28 +229,29 @@ impl<F: FieldParams<L>, const L: usize> Fe<F, L> {
     }
 
     /// 2·self.
-    #[inline]
-    pub(crate) fn double(self) -> Self {
+    #[inline(always)]
+    pub fn double(self) -> Self {
         self.add(self)
     }
 
     /// Whether self is zero.
-    pub(crate) fn is_zero(self) -> bool {
+    #[inline(always)]
+    pub fn is_zero(self) -> bool {
         is_zero(&self.0)
     }
 
     /// One (R mod M in Montgomery form).
-    pub(crate) fn one() -> Self {
+    pub fn one() -> Self {
         Fe(sub_limbs(&[0; L], &F::M).0, PhantomData)
     }
 
     /// A canonical value into Montgomery form; `None` when `value ≥ M`.
-    pub(crate) fn from_canonical(value: &[u32; L]) -> Option<Self> {
+    pub fn from_canonical(value: &[u32; L]) -> Option<Self> {
         less_than(value, &F::M).then(|| Fe(*value, PhantomData).mul(Fe(F::R2, PhantomData)))
     }
 
     /// Out of Montgomery form: the canonical value.
-    pub(crate) fn to_canonical(self) -> [u32; L] {
+    pub fn to_canonical(self) -> [u32; L] {
         let mut one = [0u32; L];
         if let Some(first) = one.first_mut() {
             *first = 1;
@@ -254,7 +260,7 @@ impl<F: FieldParams<L>, const L: usize> Fe<F, L> {
     }
 
     /// The inverse (zero has none).
-    pub(crate) fn invert(self) -> Option<Self> {
+    pub fn invert(self) -> Option<Self> {
         let inverse = invert_mod(&self.to_canonical(), &F::M)?;
         Self::from_canonical(&inverse)
     }

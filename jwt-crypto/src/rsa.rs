@@ -82,14 +82,14 @@ impl<const LIMBS: usize> Prepared<LIMBS> {
 /// The modulus in the smallest of the three integer sizes that holds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Modulus {
-    B2048(Prepared<{ U2048::LIMBS }>),
-    B3072(Prepared<{ U3072::LIMBS }>),
-    B4096(Prepared<{ U4096::LIMBS }>),
+    B2048(Box<Prepared<{ U2048::LIMBS }>>),
+    B3072(Box<Prepared<{ U3072::LIMBS }>>),
+    B4096(Box<Prepared<{ U4096::LIMBS }>>),
 }
 
 /// An RSA public key prepared for repeated verification.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct RsaPublicKey {
+pub struct RsaPublicKey {
     modulus: Modulus,
     exponent: u32,
     /// The modulus length in bytes (signatures have exactly this length).
@@ -101,7 +101,7 @@ pub(crate) struct RsaPublicKey {
 impl RsaPublicKey {
     /// Prepares `(n, e)` (big-endian; leading zero bytes allowed). Refuses moduli outside
     /// 2048..=4096 bits or even, and exponents that are even, below 3 or above 32 bits.
-    pub(crate) fn new(n: &[u8], e: &[u8]) -> Result<Self, String> {
+    pub fn new(n: &[u8], e: &[u8]) -> Result<Self, String> {
         let n = trim_leading_zeros(n);
         let e = trim_leading_zeros(e);
         let k = n.len();
@@ -121,11 +121,11 @@ impl RsaPublicKey {
         }
         let even = "RSA modulus is even".to_string();
         let modulus = if k <= 256 {
-            Modulus::B2048(Prepared::new(n).ok_or(even)?)
+            Modulus::B2048(Box::new(Prepared::new(n).ok_or(even)?))
         } else if k <= 384 {
-            Modulus::B3072(Prepared::new(n).ok_or(even)?)
+            Modulus::B3072(Box::new(Prepared::new(n).ok_or(even)?))
         } else {
-            Modulus::B4096(Prepared::new(n).ok_or(even)?)
+            Modulus::B4096(Box::new(Prepared::new(n).ok_or(even)?))
         };
         Ok(RsaPublicKey {
             modulus,
@@ -150,7 +150,7 @@ impl RsaPublicKey {
     }
 
     /// RSASSA-PKCS1-v1_5 verification (RFC 8017 §8.2.2).
-    pub(crate) fn verify_pkcs1v15(&self, hash: HashAlg, message: &[u8], signature: &[u8]) -> bool {
+    pub fn verify_pkcs1v15(&self, hash: HashAlg, message: &[u8], signature: &[u8]) -> bool {
         let Some(em) = self.public_op(signature) else {
             return false;
         };
@@ -175,7 +175,7 @@ impl RsaPublicKey {
 
     /// RSASSA-PSS verification (RFC 8017 §8.1.2, EMSA-PSS-VERIFY §9.1.2) with MGF1 of `hash` and
     /// a salt of the hash's length.
-    pub(crate) fn verify_pss(&self, hash: HashAlg, message: &[u8], signature: &[u8]) -> bool {
+    pub fn verify_pss(&self, hash: HashAlg, message: &[u8], signature: &[u8]) -> bool {
         self.public_op(signature)
             .and_then(|m| self.emsa_pss_verify(hash, message, &m))
             .unwrap_or(false)
@@ -193,7 +193,7 @@ impl RsaPublicKey {
             },
             _ => return None,
         };
-        let h_len = hash.len();
+        let h_len = hash.output_len();
         let s_len = h_len;
         if em_len < h_len + s_len + 2 {
             return Some(false);
@@ -228,7 +228,7 @@ impl RsaPublicKey {
 
 /// MGF1 (RFC 8017 §B.2.1) of `seed`, `len` bytes.
 fn mgf1(hash: HashAlg, seed: &[u8], len: usize) -> Vec<u8> {
-    let mut out = Vec::with_capacity(len + hash.len());
+    let mut out = Vec::with_capacity(len + hash.output_len());
     let mut counter = 0u32;
     while out.len() < len {
         out.extend_from_slice(&hash.digest(&[seed, &counter.to_be_bytes()]));

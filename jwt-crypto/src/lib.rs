@@ -6,7 +6,9 @@
 //! - EdDSA (Ed25519): `ed25519-compact`;
 //! - HS256/384/512: `hmac` over `sha2`, compared in constant time.
 //!
-//! This module knows nothing of tokens: `verify.rs` parses them and `keys.rs` builds the keys.
+//! A crate of its own so that it is built at `opt-level = 3` while the rest of the module is built
+//! for size (docs/module-size.md). It knows nothing of tokens: the filter's `jwt/verify.rs`
+//! parses them and `jwt/keys.rs` builds the keys.
 //! Each verifier is checked against the Wycheproof vectors (`wycheproof_tests.rs`) and fuzzed
 //! differentially against RustCrypto (`fuzz/fuzz_targets/jwt_verify_diff.rs`).
 
@@ -15,7 +17,7 @@ mod ecdsa;
 mod field;
 mod rsa;
 #[cfg(test)]
-pub(crate) mod tests;
+pub mod tests;
 #[cfg(test)]
 mod wycheproof_tests;
 
@@ -24,13 +26,14 @@ use std::sync::Arc;
 use hmac::{Hmac, KeyInit as _, Mac as _};
 use sha2::{Sha256, Sha384, Sha512};
 
-pub(crate) use curves::{P256, P384};
-pub(crate) use ecdsa::EcPublicKey;
-pub(crate) use rsa::RsaPublicKey;
+pub use curves::{P256, P384};
+pub use ecdsa::EcPublicKey;
+pub use ed25519_compact::PublicKey as Ed25519PublicKey;
+pub use rsa::RsaPublicKey;
 
 /// A hash of the SHA-2 family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum HashAlg {
+pub enum HashAlg {
     /// SHA-256.
     Sha256,
     /// SHA-384.
@@ -41,7 +44,7 @@ pub(crate) enum HashAlg {
 
 impl HashAlg {
     /// Output length in bytes.
-    pub(crate) fn len(self) -> usize {
+    pub fn output_len(self) -> usize {
         match self {
             HashAlg::Sha256 => 32,
             HashAlg::Sha384 => 48,
@@ -50,7 +53,7 @@ impl HashAlg {
     }
 
     /// The hash of the concatenation of `parts`.
-    pub(crate) fn digest(self, parts: &[&[u8]]) -> Vec<u8> {
+    pub fn digest(self, parts: &[&[u8]]) -> Vec<u8> {
         fn run<D: sha2::Digest>(parts: &[&[u8]]) -> Vec<u8> {
             let mut h = D::new();
             for p in parts {
@@ -66,7 +69,7 @@ impl HashAlg {
     }
 
     /// The DER `DigestInfo` header that precedes the digest in PKCS#1 v1.5 (RFC 8017 §9.2 note 1).
-    pub(crate) fn digest_info_prefix(self) -> &'static [u8] {
+    pub fn digest_info_prefix(self) -> &'static [u8] {
         match self {
             HashAlg::Sha256 => &[
                 0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02,
@@ -86,7 +89,7 @@ impl HashAlg {
 
 /// An HMAC key with the secret already absorbed (the inner and outer pads are hashed once).
 #[derive(Clone)]
-pub(crate) enum HmacKey {
+pub enum HmacKey {
     /// HS256.
     Sha256(Hmac<Sha256>),
     /// HS384.
@@ -97,7 +100,7 @@ pub(crate) enum HmacKey {
 
 impl HmacKey {
     /// The key for `hash` and `secret` (any length is accepted by HMAC; `keys.rs` sets a floor).
-    pub(crate) fn new(hash: HashAlg, secret: &[u8]) -> Option<Self> {
+    pub fn new(hash: HashAlg, secret: &[u8]) -> Option<Self> {
         Some(match hash {
             HashAlg::Sha256 => HmacKey::Sha256(Hmac::new_from_slice(secret).ok()?),
             HashAlg::Sha384 => HmacKey::Sha384(Hmac::new_from_slice(secret).ok()?),
@@ -106,7 +109,7 @@ impl HmacKey {
     }
 
     /// Whether `tag` is the MAC of `message` (constant-time comparison, exact length).
-    pub(crate) fn verify(&self, message: &[u8], tag: &[u8]) -> bool {
+    pub fn verify(&self, message: &[u8], tag: &[u8]) -> bool {
         match self {
             HmacKey::Sha256(k) => k.clone().chain_update(message).verify_slice(tag).is_ok(),
             HmacKey::Sha384(k) => k.clone().chain_update(message).verify_slice(tag).is_ok(),
@@ -116,11 +119,7 @@ impl HmacKey {
 }
 
 /// Verifies Ed25519 (`EdDSA`) signatures.
-pub(crate) fn ed25519_verify(
-    key: &ed25519_compact::PublicKey,
-    message: &[u8],
-    signature: &[u8],
-) -> bool {
+pub fn ed25519_verify(key: &ed25519_compact::PublicKey, message: &[u8], signature: &[u8]) -> bool {
     ed25519_compact::Signature::from_slice(signature)
         .is_ok_and(|sig| key.verify(message, &sig).is_ok())
 }
@@ -128,9 +127,9 @@ pub(crate) fn ed25519_verify(
 /// The verifier of one key for one algorithm, prepared when the JWKS loads. RSA keys are shared
 /// between the algorithms one key allows.
 #[derive(Clone)]
-pub(crate) enum Verifier {
+pub enum Verifier {
     /// HS256/384/512.
-    Hmac(HmacKey),
+    Hmac(Box<HmacKey>),
     /// RS256/384/512.
     RsaPkcs1(Arc<RsaPublicKey>, HashAlg),
     /// PS256/384/512.
@@ -145,7 +144,7 @@ pub(crate) enum Verifier {
 
 impl Verifier {
     /// Whether `signature` (decoded from base64url) signs `signing_input` (`header.payload`).
-    pub(crate) fn verify(&self, signing_input: &[u8], signature: &[u8]) -> bool {
+    pub fn verify(&self, signing_input: &[u8], signature: &[u8]) -> bool {
         match self {
             Verifier::Hmac(k) => k.verify(signing_input, signature),
             Verifier::RsaPkcs1(k, h) => k.verify_pkcs1v15(*h, signing_input, signature),

@@ -16,7 +16,7 @@ use super::field::{add_limbs, invert_mod, less_than, limbs_from_be, sub_limbs, F
 
 /// A curve `y² = x³ − 3x + b` over the field of `Self`, with a generator of prime order
 /// `Scalar::M` and cofactor 1.
-pub(crate) trait Curve<const L: usize>: FieldParams<L> {
+pub trait Curve<const L: usize>: FieldParams<L> {
     /// The scalar field (modulo the group order n).
     type Scalar: FieldParams<L>;
     /// The curve coefficient b.
@@ -41,7 +41,7 @@ struct Jacobian<C: Curve<L>, const L: usize> {
 
 /// A finite point in affine coordinates.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Affine<C: Curve<L>, const L: usize> {
+pub struct Affine<C: Curve<L>, const L: usize> {
     x: Fe<C, L>,
     y: Fe<C, L>,
 }
@@ -145,7 +145,7 @@ impl<C: Curve<L>, const L: usize> Jacobian<C, L> {
 
 /// 1·P … 15·P in affine form (entry k holds (k+1)·P).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Table<C: Curve<L>, const L: usize>([Affine<C, L>; 15]);
+pub struct Table<C: Curve<L>, const L: usize>([Affine<C, L>; 15]);
 
 impl<C: Curve<L>, const L: usize> Table<C, L> {
     /// The table of a point of order n (no multiple below 16 is infinity).
@@ -160,7 +160,7 @@ impl<C: Curve<L>, const L: usize> Table<C, L> {
     }
 
     /// The generator's table.
-    pub(crate) fn generator() -> Option<Self> {
+    pub fn generator() -> Option<Self> {
         Self::of(Affine::new(&C::GX, &C::GY)?)
     }
 
@@ -173,13 +173,13 @@ impl<C: Curve<L>, const L: usize> Table<C, L> {
 
 /// A public key prepared for repeated verification: the point's window table.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct EcPublicKey<C: Curve<L>, const L: usize> {
+pub struct EcPublicKey<C: Curve<L>, const L: usize> {
     table: Table<C, L>,
 }
 
 impl<C: Curve<L>, const L: usize> EcPublicKey<C, L> {
     /// From the JWK coordinates (big-endian, 4·L bytes each); `None` unless a point on the curve.
-    pub(crate) fn from_coordinates(x: &[u8], y: &[u8]) -> Option<Self> {
+    pub fn from_coordinates(x: &[u8], y: &[u8]) -> Option<Self> {
         let point = Affine::new(&limbs_from_be(x)?, &limbs_from_be(y)?)?;
         Some(EcPublicKey {
             table: Table::of(point)?,
@@ -187,7 +187,7 @@ impl<C: Curve<L>, const L: usize> EcPublicKey<C, L> {
     }
 
     /// Verifies a P1363 signature (`r || s`, 4·L bytes each) over `message`.
-    pub(crate) fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
+    pub fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
         self.verify_digest(&C::digest(message), signature)
             .unwrap_or(false)
     }

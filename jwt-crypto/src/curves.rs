@@ -47,11 +47,11 @@ const P256_GY: [u32; 8] = [
 
 /// P-256's base field and curve.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) struct P256;
+pub struct P256;
 
 /// P-256's scalar field (integers modulo n).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) struct P256Scalar;
+pub struct P256Scalar;
 
 impl FieldParams<8> for P256 {
     const M: [u32; 8] = P256_P;
@@ -125,11 +125,11 @@ const P384_GY: [u32; 12] = [
 
 /// P-384's base field and curve.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) struct P384;
+pub struct P384;
 
 /// P-384's scalar field (integers modulo n).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) struct P384Scalar;
+pub struct P384Scalar;
 
 impl FieldParams<12> for P384 {
     const M: [u32; 12] = P384_P;
