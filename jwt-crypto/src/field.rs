@@ -3,9 +3,7 @@
 //!
 //! Sized for wasm32: a 32×32→64-bit product is one `i64.mul` there and no wider multiply exists,
 //! so the limbs are `u32` and every product fits a `u64`. The modulus is a trait constant, so each
-//! field is compiled against its own prime. The hot operations are `#[inline(always)]`: the crate
-//! is built at `opt-level = "s"` (docs/module-size.md), where they would otherwise stay calls and
-//! an ES256 verify would take 2.5× longer in V8. Not constant time: verification handles public data
+//! field is compiled against its own prime. Not constant time: verification handles public data
 //! only (keys, signatures, messages).
 
 use std::fmt::Debug;
@@ -22,7 +20,6 @@ pub trait FieldParams<const L: usize>: Copy + Eq + Debug + 'static {
 }
 
 /// `a < b` as integers (little-endian limbs).
-#[inline(always)]
 pub fn less_than<const L: usize>(a: &[u32; L], b: &[u32; L]) -> bool {
     for (x, y) in a.iter().rev().zip(b.iter().rev()) {
         if x != y {
@@ -33,7 +30,6 @@ pub fn less_than<const L: usize>(a: &[u32; L], b: &[u32; L]) -> bool {
 }
 
 /// `a + b` and the carry out.
-#[inline(always)]
 pub fn add_limbs<const L: usize>(a: &[u32; L], b: &[u32; L]) -> ([u32; L], bool) {
     let mut out = [0u32; L];
     let mut carry = 0u64;
@@ -46,7 +42,6 @@ pub fn add_limbs<const L: usize>(a: &[u32; L], b: &[u32; L]) -> ([u32; L], bool)
 }
 
 /// `a − b` (wrapping) and the borrow out.
-#[inline(always)]
 pub fn sub_limbs<const L: usize>(a: &[u32; L], b: &[u32; L]) -> ([u32; L], bool) {
     let mut out = [0u32; L];
     let mut borrow = 0u64;
@@ -159,7 +154,7 @@ impl<F: FieldParams<L>, const L: usize> Fe<F, L> {
     pub const ZERO: Self = Fe([0; L], PhantomData);
 
     /// Montgomery product a·b·R⁻¹ mod M (CIOS: interleaved multiply and reduce).
-    #[inline(always)]
+    #[inline]
     pub fn mul(self, rhs: Self) -> Self {
         let a = &self.0;
         let m0 = u64::from(F::M.first().copied().unwrap_or(1));
@@ -201,13 +196,13 @@ impl<F: FieldParams<L>, const L: usize> Fe<F, L> {
     }
 
     /// self².
-    #[inline(always)]
+    #[inline]
     pub fn square(self) -> Self {
         self.mul(self)
     }
 
     /// self + rhs.
-    #[inline(always)]
+    #[inline]
     pub fn add(self, rhs: Self) -> Self {
         let (sum, carry) = add_limbs(&self.0, &rhs.0);
         if carry || !less_than(&sum, &F::M) {
@@ -218,7 +213,7 @@ impl<F: FieldParams<L>, const L: usize> Fe<F, L> {
     }
 
     /// self − rhs.
-    #[inline(always)]
+    #[inline]
     pub fn sub(self, rhs: Self) -> Self {
         let (diff, borrow) = sub_limbs(&self.0, &rhs.0);
         if borrow {
@@ -229,13 +224,12 @@ impl<F: FieldParams<L>, const L: usize> Fe<F, L> {
     }
 
     /// 2·self.
-    #[inline(always)]
+    #[inline]
     pub fn double(self) -> Self {
         self.add(self)
     }
 
     /// Whether self is zero.
-    #[inline(always)]
     pub fn is_zero(self) -> bool {
         is_zero(&self.0)
     }
