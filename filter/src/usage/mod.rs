@@ -10,6 +10,7 @@
 //! - [`sse`] / [`ndjson`]: bounded incremental parsers observing body chunks.
 //! - [`extract`]: each provider's usage, model and terminator rules.
 //! - [`record`]: the canonical [`Usage`] record and the per-provider meaning of its fields.
+//! - [`text`]: the one definition of a message's text (prompt estimate and guardrails).
 //! - [`tracker`]: the per-response state machine ([`UsageTracker`]) the host feeds.
 //! - [`price`]: per-model prices and cost.
 //!
@@ -27,6 +28,7 @@ pub mod request;
 pub mod shape;
 pub mod sse;
 pub mod stream_rewrite;
+pub mod text;
 pub mod tracker;
 
 pub use api_kind::{
@@ -41,6 +43,7 @@ pub use request::{
 pub use shape::{BodyShape, InputField, MessageList};
 pub use sse::{OwnedSseEvent, SseEvent, SseParser};
 pub use stream_rewrite::{ensure_include_usage, is_injected_usage_chunk, SseChunkFilter};
+pub use text::MessageText;
 pub use tracker::{FeedEvents, TrackerConfig, UsageOutcome, UsageTracker};
 
 #[cfg(test)]
