@@ -9,8 +9,8 @@ use super::openai_out::{
     write_sse_json, Chunk, ChunkChoice, Delta, FunctionDelta, TokenUsage, ToolCallDelta, SSE_DONE,
 };
 use super::provider_error::stream_error_event_typed;
-use super::sse::SseSplitter;
 use super::{stream_anthropic, stream_gemini, SourceFormat};
+use crate::sse::{OversizedEvent, SseParser};
 
 /// Default cap on the size of one provider event held while incomplete (1 MiB).
 pub const DEFAULT_MAX_STREAM_EVENT_BYTES: usize = 1024 * 1024;
@@ -22,7 +22,9 @@ pub const DEFAULT_MAX_STREAM_EVENT_BYTES: usize = 1024 * 1024;
 /// input was chunked.
 #[derive(Debug, Clone)]
 pub struct StreamTranslator {
-    sse: SseSplitter,
+    /// Fails on an oversized event: a translated stream cannot skip a provider event without
+    /// corrupting the answer.
+    sse: SseParser,
     state: StreamState,
 }
 
@@ -40,7 +42,7 @@ impl StreamTranslator {
         include_usage: bool,
     ) -> StreamTranslator {
         StreamTranslator {
-            sse: SseSplitter::new(DEFAULT_MAX_STREAM_EVENT_BYTES),
+            sse: SseParser::with_policy(DEFAULT_MAX_STREAM_EVENT_BYTES, OversizedEvent::Fail),
             state: StreamState {
                 source,
                 model: model_for_client.to_string(),
@@ -63,7 +65,7 @@ impl StreamTranslator {
     /// Sets the largest provider event that may be held while incomplete; a larger one ends
     /// the stream with an error event.
     pub fn with_max_event_bytes(mut self, max_event_bytes: usize) -> StreamTranslator {
-        self.sse = SseSplitter::new(max_event_bytes);
+        self.sse = SseParser::with_policy(max_event_bytes, OversizedEvent::Fail);
         self
     }
 
@@ -74,10 +76,10 @@ impl StreamTranslator {
             return out;
         }
         let state = &mut self.state;
-        let result = self.sse.push(chunk, &mut |name, data| {
-            state.handle_event(name, data, &mut out);
+        self.sse.feed(chunk, |event| {
+            state.handle_event(event.event.as_bytes(), event.data, &mut out);
         });
-        if let Err(too_large) = result {
+        if let Some(too_large) = self.sse.failure() {
             self.state.emit_error(
                 &mut out,
                 &format!(
@@ -101,8 +103,8 @@ impl StreamTranslator {
         }
         self.state.draining = true;
         let state = &mut self.state;
-        self.sse.finish(&mut |name, data| {
-            state.handle_event(name, data, &mut out);
+        self.sse.finish(|event| {
+            state.handle_event(event.event.as_bytes(), event.data, &mut out);
         });
         if self.state.done {
             return out;
