@@ -236,6 +236,27 @@ mod tests {
     }
 
     #[test]
+    fn estimate_and_guardrails_measure_the_same_message_text() {
+        let body = br#"{"model":"m","system":"be brief","messages":[
+            {"role":"user","content":[{"type":"text","text":"abcdefgh"},{"type":"image_url","image_url":{"url":"data:xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}}]},
+            {"role":"assistant","content":"ijkl","tool_calls":[{"function":{"arguments":"{}"}}]}]}"#;
+        let info = RequestInfo::from_request(ApiKind::OpenAiChat, "/v1/chat/completions", body);
+        let messages = info.shape.messages.unwrap();
+        // The guardrails see 8 and 4 characters; the estimate counts those 12 plus the system
+        // prompt's 8, and nothing of roles, type tags, the image or the tool call.
+        assert_eq!((messages.longest_chars, messages.total_chars), (8, 12));
+        assert_eq!(info.prompt_estimate, tokens_from_chars(12 + 8));
+        assert_eq!(estimate_prompt_tokens(body), info.prompt_estimate);
+        let gemini = br#"{"systemInstruction":{"parts":[{"text":"abcd"}]},"contents":[{"role":"user","parts":[{"text":"abcdefgh"}]}]}"#;
+        let info =
+            RequestInfo::from_request(ApiKind::Gemini, "/v1beta/models/g:generateContent", gemini);
+        assert_eq!(info.shape.contents.unwrap().longest_chars, 8);
+        assert_eq!(info.prompt_estimate, tokens_from_chars(8 + 4));
+        let embeddings = br#"{"model":"e","input":["abcd","efgh"]}"#;
+        assert_eq!(estimate_prompt_tokens(embeddings), tokens_from_chars(8));
+    }
+
+    #[test]
     fn prompt_estimate_falls_back_to_bytes() {
         assert_eq!(estimate_prompt_tokens(b"not json"), 2);
         assert_eq!(estimate_prompt_tokens(b""), 0);
