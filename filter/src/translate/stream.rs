@@ -3,7 +3,7 @@
 //!
 //! The output protocol lives in `stream_out` (which knows no provider); the per-provider event
 //! handlers in `stream_anthropic` / `stream_gemini` only decide what to emit. A translator holds
-//! the state of its own provider only ([`ProviderStream`]).
+//! the state of its own provider only (`ProviderStream`).
 
 use super::openai_out::TokenUsage;
 use super::stream_anthropic::AnthropicStreamState;
