@@ -1,0 +1,1 @@
+//! Whole-request scenarios against the fake host.
