@@ -53,22 +53,20 @@ impl RootContext for Root {
     }
 
     fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
-        let bytes = match proxy_wasm::hostcalls::get_buffer(
-            BufferType::PluginConfiguration,
-            0,
-            usize::MAX,
-        ) {
-            Ok(bytes) => bytes.unwrap_or_default(),
-            Err(status) => {
-                let _ = proxy_wasm::hostcalls::log(
-                    LogLevel::Error,
-                    &format!(
+        let bytes =
+            match proxy_wasm::hostcalls::get_buffer(BufferType::PluginConfiguration, 0, usize::MAX)
+            {
+                Ok(bytes) => bytes.unwrap_or_default(),
+                Err(status) => {
+                    let _ = proxy_wasm::hostcalls::log(
+                        LogLevel::Error,
+                        &format!(
                         "invalid tollgate config: .: cannot read plugin configuration ({status:?})"
                     ),
-                );
-                return false;
-            }
-        };
+                    );
+                    return false;
+                }
+            };
         match Vm::configure(&mut ProxyHost, &bytes) {
             Ok(vm) => {
                 if vm.needs_tick() {

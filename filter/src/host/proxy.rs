@@ -2,6 +2,7 @@
 //! `None`/`false`/empty; the calls whose SDK wrappers panic on unexpected statuses go through
 //! [`super::abi`] instead.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use proxy_wasm::hostcalls;
@@ -11,6 +12,9 @@ use super::abi;
 use crate::accounting::MetricKind;
 use crate::exchange::host::{Body, GrpcCall, Host, HttpCall, Map, MetricId};
 use crate::shared_store::SharedStore;
+
+/// Values drawn from [`ProxyHost::random_u64`] in this VM.
+static DRAWS: AtomicU64 = AtomicU64::new(0);
 
 /// The proxy, as seen from whichever context is current. Zero-sized: every hook makes one.
 pub struct ProxyHost;
@@ -134,12 +138,17 @@ impl Host for ProxyHost {
     }
 
     fn random_u64(&mut self) -> u64 {
+        // A VM-local count spread by SplitMix keeps successive values distinct even if the
+        // host's entropy repeats (or is refused, when the clock stands in for it).
+        let n = DRAWS.fetch_add(1, Ordering::Relaxed);
+        let distinct = crate::random::IdRng::new(n).next_u64();
         let mut seed = [0u8; 8];
-        if getrandom::fill(&mut seed).is_ok() {
-            return u64::from_le_bytes(seed);
-        }
-        // No entropy from the host: the clock, spread by SplitMix, is unique if not secret.
-        crate::random::IdRng::new(abi::now_nanos()).next_u64()
+        let entropy = if getrandom::fill(&mut seed).is_ok() {
+            u64::from_le_bytes(seed)
+        } else {
+            abi::now_nanos()
+        };
+        entropy ^ distinct
     }
 
     fn define_metric(&mut self, kind: MetricKind, name: &str) -> Option<MetricId> {
