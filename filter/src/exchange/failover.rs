@@ -150,7 +150,11 @@ impl Exchange {
     /// Sends the next attempt the tracker asks for as a callout and holds the failed response
     /// meanwhile; when the tracker stops, the all-failed reply becomes the replacement. False
     /// when nothing is held (the failed response then goes to the client as it is).
-    fn start_next_attempt<H: Host>(&mut self, host: &mut H, failover: &FailoverSettings) -> bool {
+    pub(super) fn start_next_attempt<H: Host>(
+        &mut self,
+        host: &mut H,
+        failover: &FailoverSettings,
+    ) -> bool {
         let Some(mut own) = self.own.take() else {
             return false;
         };

@@ -108,6 +108,8 @@ pub struct WalkedRoute {
     pub stream: bool,
     /// The client asked for `include_usage`.
     pub include_usage: bool,
+    /// The client's request, for providers Envoy did not get to (a refused retry).
+    pub request: failover::ClientRequest,
 }
 
 /// How the response is observed and rewritten on its way to the client.

@@ -47,9 +47,15 @@ impl Exchange {
             host.set_header(Map::Request, CLUSTER_HEADER, cluster);
             self.clear_route_cache(host);
             self.walk = Some(WalkedRoute {
-                client_model: model,
+                client_model: model.clone(),
                 stream: info.streaming,
                 include_usage: info.include_usage_requested,
+                request: ClientRequest {
+                    body: body.to_vec(),
+                    streaming: info.streaming,
+                    include_usage: info.include_usage_requested,
+                    model,
+                },
             });
             return Ok(None);
         }
@@ -153,6 +159,46 @@ impl Exchange {
         }
     }
 
+    /// Envoy stopped walking with providers of the route never tried (its retry circuit breaker
+    /// overflowed, or its retries ran out): tollgate sends the request to the next healthy one
+    /// itself, as it does for routes it routes. False when no untried provider can be tried.
+    fn take_over_walk<H: Host>(
+        &mut self,
+        host: &mut H,
+        failover: &FailoverSettings,
+        walk: &WalkedRoute,
+        carry: &Carry,
+    ) -> bool {
+        let now_ms = now_ms(host);
+        let Some(mut plan) = failover::plan(failover, &walk.client_model, now_ms, &*host) else {
+            return false;
+        };
+        plan.attempts
+            .retain(|a| !carry.notes.iter().any(|n| n.provider == a.name));
+        if plan.attempts.is_empty() {
+            return false;
+        }
+        let mut own = OwnFailover::new(failover, &plan, now_ms, walk.request.clone());
+        own.tracker.add_earlier(replies::carry_summaries(carry));
+        self.log(
+            host,
+            log::Level::Warn,
+            &format!(
+                "Envoy stopped after {} attempt(s) with providers left untried: tollgate tries them",
+                carry.notes.len()
+            ),
+        );
+        self.walk = None;
+        self.own = Some(own);
+        self.held = Some(Held::default());
+        if self.start_next_attempt(host, failover) {
+            return true;
+        }
+        self.held = None;
+        self.own = None;
+        false
+    }
+
     /// Makes `req` (for provider `index`) the request's route: what to translate back from and
     /// which API the usage tracker reads.
     pub(super) fn adopt_route(
@@ -203,6 +249,9 @@ impl Exchange {
             let mut carry = carried.unwrap_or_default();
             if carry.notes.is_empty() {
                 carry.push("the last provider", &self.response.status.to_string(), 0);
+            }
+            if !end_of_stream && self.take_over_walk(host, failover, &walk, &carry) {
+                return Some(Flow::Pause);
             }
             let failed = failover::all_failed_reply(&replies::carry_summaries(&carry));
             let reply = replies::all_failed_reply(&failed);

@@ -308,6 +308,13 @@ impl AttemptTracker {
         }
     }
 
+    /// Adds attempts made before this tracker took over (a walked route's Envoy attempts), so
+    /// the all-failed reply lists them first.
+    pub fn add_earlier(&mut self, earlier: Vec<AttemptSummary>) {
+        let mine = std::mem::replace(&mut self.summaries, earlier);
+        self.summaries.extend(mine);
+    }
+
     /// Gives up on the provider of the attempt last returned by
     /// [`AttemptTracker::next_attempt`] without sending it (its request cannot be written for
     /// that provider): the next call moves on to the next provider.

@@ -18,8 +18,9 @@ pub const DEFAULT_FAILURE_THRESHOLD: u32 = 5;
 pub const DEFAULT_COOLDOWN_MS: u64 = 30_000;
 /// Default deadline for all attempts of one request together.
 pub const DEFAULT_TOTAL_DEADLINE_MS: u64 = 120_000;
-/// Default first retry delay.
-pub const DEFAULT_BACKOFF_BASE_MS: u64 = 100;
+/// Default first retry delay: none. A proxy-wasm request cannot wait (no per-request timer), so
+/// tollgate sends a retry at once; any other value is refused at load.
+pub const DEFAULT_BACKOFF_BASE_MS: u64 = 0;
 /// Default longest retry delay.
 pub const DEFAULT_BACKOFF_MAX_MS: u64 = 5_000;
 /// Default jitter fraction applied to retry delays.
@@ -644,6 +645,16 @@ fn compile_backoff(raw: &RawBackoff) -> Result<BackoffSettings, FailoverConfigEr
             format!("must be between 0.0 and 1.0, got {}", raw.jitter),
         ));
     }
+    if raw.base_ms != 0 {
+        return Err(FailoverConfigError::new(
+            "backoff.base_ms",
+            format!(
+                "must be 0, got {}: tollgate retries a provider at once (a request cannot wait \
+                 inside the filter); for walked routes Envoy's retry_back_off sets the delay",
+                raw.base_ms
+            ),
+        ));
+    }
     Ok(BackoffSettings {
         base_ms: raw.base_ms,
         max_ms: raw.max_ms,
@@ -960,7 +971,7 @@ pub(crate) mod tests {
         assert_eq!(
             s.backoff,
             BackoffSettings {
-                base_ms: 100,
+                base_ms: 0,
                 max_ms: 5000,
                 jitter: 0.2
             }
@@ -1174,6 +1185,7 @@ pub(crate) mod tests {
             ),
             (r#"{"backoff":{"jitter":1.5}}"#, "failover.backoff.jitter"),
             (r#"{"backoff":{"jitter":-0.1}}"#, "failover.backoff.jitter"),
+            (r#"{"backoff":{"base_ms":100}}"#, "failover.backoff.base_ms"),
             (r#"{"shared_key_prefix":""}"#, "failover.shared_key_prefix"),
             (
                 r#"{"shared_key_prefix":"a b"}"#,
