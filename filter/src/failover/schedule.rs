@@ -466,7 +466,10 @@ mod tests {
 
     #[test]
     fn retries_same_provider_then_fails_over() {
-        let s = sample(); // openai: 1 retry; azure: 0 retries, 5000 ms timeout
+        // The tracker can space retries; the configuration refuses a delay today (see
+        // `backoff.base_ms`), so the delay is set here.
+        let mut s = sample(); // openai: 1 retry; azure: 0 retries, 5000 ms timeout
+        s.backoff = B;
         let store = MemoryStore::default();
         let p = plan(&s, "gpt-4.1", 0, &store).unwrap();
         let mut t = AttemptTracker::new(&s, &p, 0);
@@ -566,7 +569,8 @@ mod tests {
 
     #[test]
     fn deadline_stops_attempts_and_shortens_timeouts() {
-        let s = sample(); // total deadline 30 s
+        let mut s = sample(); // total deadline 30 s
+        s.backoff = B;
         let store = MemoryStore::default();
         let p = plan(&s, "gpt-4.1", 0, &store).unwrap();
         let mut t = AttemptTracker::new(&s, &p, 0);

@@ -11,7 +11,7 @@ use serde::Deserialize;
 /// Default per-attempt timeout.
 pub const DEFAULT_PROVIDER_TIMEOUT_MS: u64 = 60_000;
 /// Default retries on the same provider after its first attempt.
-pub const DEFAULT_MAX_RETRIES: u32 = 1;
+pub const DEFAULT_MAX_RETRIES: u32 = 0;
 /// Default consecutive failures that open a provider's circuit.
 pub const DEFAULT_FAILURE_THRESHOLD: u32 = 5;
 /// Default time an open circuit waits before a probe.
@@ -921,7 +921,7 @@ pub(crate) mod tests {
         "providers": [
             {"name": "openai", "kind": "openai", "cluster": "openai_cluster",
              "host": "api.openai.com", "api_key": {"env": "OPENAI_API_KEY"},
-             "models": {"gpt-4o": "gpt-4o-2024-08-06"},
+             "models": {"gpt-4o": "gpt-4o-2024-08-06"}, "max_retries": 1,
              "circuit": {"failure_threshold": 2, "cooldown_ms": 1000}},
             {"name": "azure", "kind": "openai-compatible", "cluster": "azure", "base_path": "/openai/v1/",
              "models": {"gpt-*": "azure-gpt-*", "gpt-4o*": "azure-4o"}, "max_retries": 0,
@@ -953,7 +953,8 @@ pub(crate) mod tests {
         let openai = &s.providers[0];
         assert_eq!(openai.base_path, "/v1");
         assert_eq!(openai.timeout_ms, DEFAULT_PROVIDER_TIMEOUT_MS);
-        assert_eq!(openai.max_retries, DEFAULT_MAX_RETRIES);
+        assert_eq!(openai.max_retries, 1);
+        assert_eq!(s.providers[2].max_retries, DEFAULT_MAX_RETRIES);
         assert_eq!(openai.host.as_deref(), Some("api.openai.com"));
         assert_eq!(openai.circuit_key, "tollgate.failover.circuit.openai");
         assert_eq!(openai.backoff_key, "tollgate.failover.backoff.openai");

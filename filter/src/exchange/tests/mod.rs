@@ -6,6 +6,7 @@
 //! what reached the upstream and the client.
 
 mod failover;
+mod responses;
 
 use std::rc::Rc;
 
