@@ -5,7 +5,9 @@
 //! `StopIterationAndBuffer` does), releases buffered data when the pipeline resumes, and keeps
 //! what reached the upstream and the client.
 
+mod auth;
 mod failover;
+mod requests;
 mod responses;
 
 use std::rc::Rc;
@@ -103,13 +105,28 @@ impl Req {
 
     /// Sends the request headers and body chunks (stops after a local reply).
     pub fn send(&mut self, host: &mut FakeHost, headers: &[(&str, &str)], chunks: &[&[u8]]) {
+        self.send_headers(host, headers, chunks.is_empty());
+        self.send_chunks(host, chunks);
+    }
+
+    /// Sends the request headers only.
+    pub fn send_headers(
+        &mut self,
+        host: &mut FakeHost,
+        headers: &[(&str, &str)],
+        end_of_stream: bool,
+    ) {
         host.set_map(Map::Request, headers);
         host.set_body(Body::Request, b"");
-        let flow = self.ex.on_request_headers(host, chunks.is_empty());
+        let flow = self.ex.on_request_headers(host, end_of_stream);
         self.upstream_released = flow == Flow::Continue;
         self.sync(host);
+    }
+
+    /// Sends request body chunks, the last one ending the request (stops after a local reply).
+    pub fn send_chunks(&mut self, host: &mut FakeHost, chunks: &[&[u8]]) {
         for (i, chunk) in chunks.iter().enumerate() {
-            if flow == Flow::Replied || self.replied(host) {
+            if self.replied(host) {
                 return;
             }
             self.request_chunk(host, chunk, i + 1 == chunks.len());
