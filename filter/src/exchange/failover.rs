@@ -219,7 +219,7 @@ impl Exchange {
                             e.message()
                         ),
                     );
-                    own.not_translatable(&provider.name, e.code(), &e.message());
+                    own.not_translatable(&provider.name, e.code(), e.message());
                     own.tracker.abandon_current("not_translatable");
                     continue;
                 }

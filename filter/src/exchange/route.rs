@@ -115,7 +115,7 @@ impl Exchange {
             ) {
                 Ok(req) => req,
                 Err(e) => {
-                    own.not_translatable(&provider.name, e.code(), &e.message());
+                    own.not_translatable(&provider.name, e.code(), e.message());
                     own.tracker.abandon_current("not_translatable");
                     continue;
                 }

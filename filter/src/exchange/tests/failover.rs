@@ -174,17 +174,15 @@ fn max_retries_retries_the_same_provider_before_failing_over() {
 #[test]
 fn a_fallback_the_request_cannot_be_written_for_is_skipped() {
     // Behaviour 5: `n: 2` has no Anthropic equivalent; failover used to stop there.
-    let config = format!(
-        r#"{{"failover":{{"providers":[
-            {{"name":"openai","kind":"openai","cluster":"openai","max_retries":0}},
-            {{"name":"anthropic","kind":"anthropic","cluster":"anthropic","max_retries":0}},
-            {{"name":"backup","kind":"openai-compatible","cluster":"backup","max_retries":0}}],
-          "routes":[{{"model":"gpt-4o-mini","providers":["openai","anthropic","backup"]}}]}}}}"#
-    );
+    let config = r#"{"failover":{"providers":[
+            {"name":"openai","kind":"openai","cluster":"openai","max_retries":0},
+            {"name":"anthropic","kind":"anthropic","cluster":"anthropic","max_retries":0},
+            {"name":"backup","kind":"openai-compatible","cluster":"backup","max_retries":0}],
+          "routes":[{"model":"gpt-4o-mini","providers":["openai","anthropic","backup"]}]}}"#;
     let body = br#"{"model":"gpt-4o-mini","n":2,"messages":[{"role":"user","content":"hi"}]}"#;
     for chunks in chunkings(body) {
         let mut host = FakeHost::new();
-        let vm = super::vm(&mut host, &config);
+        let vm = super::vm(&mut host, config);
         let mut r = Req::new(&vm);
         r.send(&mut host, &chat_headers(&[]), &chunks);
         r.respond(&mut host, &[(":status", "502")], &[b"bad gateway"]);

@@ -40,13 +40,13 @@ pub fn chunkings(body: &[u8]) -> Vec<Vec<&[u8]>> {
     out
 }
 
+/// One way to cut a request body and a response body.
+pub type Cuts<'a> = (Vec<&'a [u8]>, Vec<&'a [u8]>);
+
 /// Every chunking of `request` with `response` whole, then every chunking of `response` with
 /// `request` whole: each body is cut everywhere without running the product of both.
-pub fn each_chunking<'a>(
-    request: &'a [u8],
-    response: &'a [u8],
-) -> Vec<(Vec<&'a [u8]>, Vec<&'a [u8]>)> {
-    let mut out: Vec<(Vec<&[u8]>, Vec<&[u8]>)> = chunkings(request)
+pub fn each_chunking<'a>(request: &'a [u8], response: &'a [u8]) -> Vec<Cuts<'a>> {
+    let mut out: Vec<Cuts<'a>> = chunkings(request)
         .into_iter()
         .map(|r| (r, vec![response]))
         .collect();
