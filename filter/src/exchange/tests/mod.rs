@@ -7,8 +7,10 @@
 
 mod auth;
 mod failover;
+mod ids;
 mod requests;
 mod responses;
+mod upstream;
 
 use std::rc::Rc;
 
