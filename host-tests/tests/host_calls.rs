@@ -53,7 +53,7 @@ const SCENARIOS: &[Scenario] = &[
 
 /// The pinned host calls of one request per scenario: (scenario name, [(import, calls)]).
 /// Imports not listed are called zero times. Measured after the pipeline of issue 12 (two
-/// `random_get` seed the ids; the stream's counts depend on the fixture cut in 512-byte chunks.
+/// `random_get` seed the ids); the stream's counts depend on the fixture cut in 512-byte chunks.
 const PINNED: &[(&str, &[(&str, u64)])] = &[
     (
         "everything off (correlation ids only), JSON answer",
