@@ -130,6 +130,8 @@ impl Driver {
         let size = buffer.len();
         match self.ex.on_response_body(host, size, last) {
             Flow::Continue => {
+                // A body event that continues releases headers held before it too.
+                self.client_released = true;
                 self.client.extend(host.body(Body::Response, usize::MAX));
                 self.response_paused = false;
             }
