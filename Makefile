@@ -99,6 +99,7 @@ demo: setup build mock
 bench: setup build mock
 	cargo bench -p tollgate-benches --bench filter $(if $(BENCH_QUICK),-- --quick,)
 	cargo bench -p tollgate-benches --bench translate $(if $(BENCH_QUICK),-- --quick,)
+	cargo bench -p tollgate-benches --bench pipeline $(if $(BENCH_QUICK),-- --quick,)
 	cargo run --release -p tollgate-benches --bin envoy-compare
 
 ## soak: Envoy + tollgate under mixed traffic and faults for SOAK_SECONDS, then a verdict
