@@ -23,7 +23,10 @@ const HEADERS: &[(&str, Option<&str>)] = &[
     ("retry-after", None),
     ("retry-after-ms", None),
     ("x-ratelimit-reset-requests", None),
-    ("x-ratelimit-reset-tokens", Some("x-ratelimit-remaining-tokens")),
+    (
+        "x-ratelimit-reset-tokens",
+        Some("x-ratelimit-remaining-tokens"),
+    ),
     ("anthropic-ratelimit-requests-reset", None),
     (
         "anthropic-ratelimit-output-tokens-reset",
@@ -62,9 +65,17 @@ fuzz_target!(|data: &[u8]| {
     assert_eq!(at % 1000, 0, "HTTP-dates have whole seconds: {value:?}");
     let civil = Civil::from_unix_ms(at);
     let imf = civil.imf_fixdate();
-    assert_eq!(parse_http_date_ms(&imf, now_ms), Some(at), "{value:?} → {imf:?}");
+    assert_eq!(
+        parse_http_date_ms(&imf, now_ms),
+        Some(at),
+        "{value:?} → {imf:?}"
+    );
     let asctime = civil.asctime();
-    assert_eq!(parse_http_date_ms(&asctime, now_ms), Some(at), "{value:?} → {asctime:?}");
+    assert_eq!(
+        parse_http_date_ms(&asctime, now_ms),
+        Some(at),
+        "{value:?} → {asctime:?}"
+    );
     // RFC 850 keeps two year digits: the parser places them within fifty years of now.
     let rfc850 = civil.rfc850();
     let now_year = Civil::from_unix_ms(now_ms as i64).year;
@@ -73,7 +84,12 @@ fuzz_target!(|data: &[u8]| {
             let b = Civil::from_unix_ms(back);
             assert_eq!(
                 (b.year.rem_euclid(100), b.month, b.day, b.seconds_of_day),
-                (civil.year.rem_euclid(100), civil.month, civil.day, civil.seconds_of_day),
+                (
+                    civil.year.rem_euclid(100),
+                    civil.month,
+                    civil.day,
+                    civil.seconds_of_day
+                ),
                 "{value:?} → {rfc850:?}"
             );
             assert!(
@@ -139,7 +155,20 @@ impl Civil {
             rest -= year_days(year);
             year += 1;
         }
-        let month_days = [31, if leap(year) { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+        let month_days = [
+            31,
+            if leap(year) { 29 } else { 28 },
+            31,
+            30,
+            31,
+            30,
+            31,
+            31,
+            30,
+            31,
+            30,
+            31,
+        ];
         let mut month = 0;
         while rest >= month_days[month] {
             rest -= month_days[month];

@@ -196,7 +196,10 @@ fn round_trip(bytes: &[u8]) {
     for cut in 0..wire.len() {
         let result = decode_response(&wire[..cut]);
         if !boundaries.contains(&cut) {
-            assert_eq!(result, None, "prefix of {cut} bytes cuts a field: {wire:02x?}");
+            assert_eq!(
+                result, None,
+                "prefix of {cut} bytes cuts a field: {wire:02x?}"
+            );
         }
     }
 }
