@@ -50,9 +50,12 @@ build: setup-rust
 	@mkdir -p target && cp $(CARGO_TARGET)/$(WASM_TARGET)/release/tollgate.wasm $(WASM)
 	@echo "$(WASM): $$(stat -c %s $(WASM)) bytes"
 
-## test: the panic audit, native unit tests, host tests on the real .wasm, real-Envoy tests.
+## test: the panic audit, native unit tests, host tests on the real .wasm, real-Envoy tests,
+## and a compile check of every bench and `envoy-compare` (`make bench` must work from a clean
+## checkout; in the test profile this reuses the test build, so it costs seconds).
 test: setup build panic-audit
 	$(CARGO_TEST) --workspace --exclude tollgate-e2e
+	cargo build -p tollgate-benches --benches --bins
 	$(CARGO_TEST) -p tollgate-e2e -- --test-threads=2
 
 ## panic-audit: clippy over the filter's production code (native and wasm32, tests excluded)
