@@ -714,7 +714,7 @@ mod tests {
         assert_eq!(body["error"]["request_id"], "rid");
         assert_eq!(
             v.metric(),
-            "tollgate_guardrail_rejections_total.reason.request_too_large"
+            "reason=.=request_too_large;.;tollgate_guardrail_rejections_total"
         );
         assert_eq!(Reason::UnsupportedContentType.status(), 415);
     }

@@ -1234,3 +1234,28 @@ fn every_alert_links_to_a_runbook_that_exists() {
     }
     assert!(alerts >= 10, "expected the shipped alerts, found {alerts}");
 }
+
+/// The README's complete example is a working Envoy config: `envoy --mode validate` accepts it
+/// (tollgate included: its JSON is loaded with the keys in the environment). `tollgate-check`
+/// runs on it too (tools/check/tests/shipped.rs).
+#[test]
+fn the_readme_example_passes_envoy_validate() {
+    let readme = read(&repo_root().join("README.md"));
+    let start = readme.find("```yaml\n").expect("a YAML example") + "```yaml\n".len();
+    let end = start + readme[start..].find("```").expect("closed block");
+    let example = &readme[start..end];
+    assert!(example.contains("allow_on_headers_stop_iteration: true"));
+    assert!(example.contains("failure_policy: FAIL_RELOAD"));
+    let yaml = example.replace(
+        "/etc/envoy/tollgate.wasm",
+        &wasm_path().display().to_string(),
+    );
+    let (ok, out) = tollgate_e2e::validate_with_env(
+        &yaml,
+        &[
+            ("OPENAI_API_KEY", "sk-proj-validateOnlyKeyAbCdEfGhIjKl0123"),
+            ("ANTHROPIC_API_KEY", "sk-ant-api03-validateOnlyKeyAbCdEfGh-0123"),
+        ],
+    );
+    assert!(ok, "the README example fails envoy --mode validate:\n{out}");
+}
