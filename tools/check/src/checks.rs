@@ -460,29 +460,7 @@ fn check_walked_routes(b: &Bootstrap, plugin: &Plugin, all: &[Plugin], out: &mut
             );
             continue;
         };
-        let expected: Vec<&str> = providers
-            .iter()
-            .filter_map(|name| plugin.provider(name))
-            .filter_map(|(_, p)| p["cluster"].as_str())
-            .collect();
-        let found: Vec<&str> = members.items().iter().filter_map(Node::as_str).collect();
-        if expected != found {
-            out.error(
-                Check::AggregateOrder,
-                members.line,
-                format!("cluster {aggregate} › cluster_type.typed_config.clusters"),
-                format!(
-                    "must list the clusters of {path}'s providers ({}) in route order: \
-                     [{}], found [{}]",
-                    providers.join(", "),
-                    expected.join(", "),
-                    found.join(", ")
-                ),
-            );
-        }
-        for name in &providers {
-            check_endpoint_metadata(b, plugin, name, out);
-        }
+        check_members(b, plugin, aggregate, members, &providers, &path, out);
         check_upstream_stage(cluster, plugin, &providers, all, out);
         check_retry_breaker(b, cluster, out);
     }
@@ -491,45 +469,104 @@ fn check_walked_routes(b: &Bootstrap, plugin: &Plugin, all: &[Plugin], out: &mut
     }
 }
 
-/// Every endpoint of a provider's cluster names that provider in its metadata.
-fn check_endpoint_metadata(b: &Bootstrap, plugin: &Plugin, provider: &str, out: &mut Out) {
-    let Some((_, p)) = plugin.provider(provider) else {
-        return;
-    };
-    let Some(cluster) = p["cluster"].as_str().and_then(|c| b.cluster(c)) else {
-        return;
-    };
-    let mut endpoints = 0;
-    for endpoint in cluster.lb_endpoints() {
-        endpoints += 1;
-        let meta = endpoint.at(&["metadata", "filter_metadata", "tollgate", "provider"]);
-        if meta.as_str() != Some(provider) {
-            let found = meta
-                .as_str()
-                .map_or("nothing".to_string(), |s| format!("{s:?}"));
-            out.error(
-                Check::EndpointMetadata,
-                meta.line_or(endpoint.line),
-                format!(
-                    "cluster {} › endpoint metadata.filter_metadata.tollgate.provider",
-                    cluster.name
-                ),
-                format!(
-                    "must be {provider:?}: the upstream stage reads the provider Envoy picked from \
-                     it (found {found})"
-                ),
-            );
-        }
-    }
-    if endpoints == 0 {
-        out.warn(
-            Check::EndpointMetadata,
-            cluster.node.line,
-            format!("cluster {} › load_assignment", cluster.name),
+/// The providers the endpoints of `cluster` name in `filter_metadata.tollgate.provider`.
+fn endpoint_providers<'a>(cluster: &Cluster<'a>) -> Vec<(&'a Node, Option<&'a str>)> {
+    cluster
+        .lb_endpoints()
+        .map(|e| {
+            (
+                e,
+                e.at(&["metadata", "filter_metadata", "tollgate", "provider"])
+                    .as_str(),
+            )
+        })
+        .collect()
+}
+
+/// The aggregate cluster's members, in order, serve the route's providers: every endpoint of
+/// member `i` names provider `i` in `filter_metadata.tollgate.provider` (the upstream stage reads
+/// the provider Envoy picked from there). The members may be the providers' own clusters or
+/// clusters of their own (on Istio, where a ServiceEntry's endpoints cannot carry metadata).
+fn check_members(
+    b: &Bootstrap,
+    plugin: &Plugin,
+    aggregate: &str,
+    members: &Node,
+    providers: &[&str],
+    path: &str,
+    out: &mut Out,
+) {
+    let names: Vec<&str> = members.items().iter().filter_map(Node::as_str).collect();
+    let field = format!("cluster {aggregate} › cluster_type.typed_config.clusters");
+    if names.len() != providers.len() {
+        out.error(
+            Check::AggregateOrder,
+            members.line,
+            field,
             format!(
-                "no inline endpoints to check: each must carry metadata.filter_metadata.tollgate.provider: {provider}"
+                "must have one member per provider of {} › {path} ({}), in route order; found [{}]",
+                plugin.filter.label,
+                providers.join(", "),
+                names.join(", ")
             ),
         );
+        return;
+    }
+    for (i, (member, provider)) in names.iter().zip(providers).enumerate() {
+        let Some(cluster) = b.cluster(member) else {
+            out.error(
+                Check::ClusterExists,
+                members.line,
+                field.clone(),
+                format!("member {member:?} is not defined in the bootstrap"),
+            );
+            continue;
+        };
+        let endpoints = endpoint_providers(cluster);
+        if endpoints.is_empty() {
+            out.warn(
+                Check::EndpointMetadata,
+                cluster.node.line,
+                format!("cluster {member} › load_assignment"),
+                format!(
+                    "no inline endpoints to check: each must carry metadata.filter_metadata.tollgate.provider: {provider}"
+                ),
+            );
+            continue;
+        }
+        let named: Vec<&str> = endpoints.iter().filter_map(|(_, p)| *p).collect();
+        let serves_other = named
+            .first()
+            .filter(|n| named.iter().all(|m| m == *n) && *n != provider && providers.contains(n));
+        if let Some(other) = serves_other {
+            out.error(
+                Check::AggregateOrder,
+                members.line,
+                field.clone(),
+                format!(
+                    "member {i} ({member}) serves provider {other:?}, but provider {i} of {path} is \
+                     {provider:?}: list the members in route order ({})",
+                    providers.join(", ")
+                ),
+            );
+            continue;
+        }
+        for (endpoint, name) in endpoints {
+            if name != Some(*provider) {
+                let found = name.map_or("nothing".to_string(), |s| format!("{s:?}"));
+                out.error(
+                    Check::EndpointMetadata,
+                    endpoint
+                        .at(&["metadata", "filter_metadata", "tollgate", "provider"])
+                        .line_or(endpoint.line),
+                    format!("cluster {member} › endpoint metadata.filter_metadata.tollgate.provider"),
+                    format!(
+                        "must be {provider:?}: the upstream stage reads the provider Envoy picked \
+                         from it (found {found})"
+                    ),
+                );
+            }
+        }
     }
 }
 

@@ -82,11 +82,14 @@ fn findings_print_file_line_and_field() {
             missing.line
         )
     );
-    // The aggregate cluster no longer matches the listener's route, and the upstream stage's
-    // catalog differs from the listener's.
+    // The upstream stage's catalog now differs from the listener's.
     let checks: Vec<Check> = all.iter().map(|f| f.check).collect();
-    assert!(checks.contains(&Check::AggregateOrder), "{}", render(&all));
-    assert!(checks.contains(&Check::UpstreamStage), "{}", render(&all));
+    assert_eq!(
+        checks,
+        vec![Check::ClusterExists, Check::UpstreamStage],
+        "{}",
+        render(&all)
+    );
 }
 
 #[test]
@@ -255,14 +258,23 @@ fn the_aggregate_cluster_lists_the_route_providers_in_order() {
         "clusters: [openai, anthropic, gemini]",
         "clusters: [anthropic, openai, gemini]",
     );
-    let f = only(&text);
+    let f = findings(&text).into_iter().next().unwrap();
     assert_eq!(f.check, Check::AggregateOrder);
     assert_eq!(f.line, line_of(&text, "clusters: [anthropic"));
     assert!(
-        f.message
-            .contains("[openai, anthropic, gemini], found [anthropic, openai, gemini]"),
+        f.message.contains("member 0 (anthropic) serves provider \"anthropic\", but provider 0"),
         "{f}"
     );
+    let all = findings(&text);
+    assert_eq!(all.len(), 2, "members 0 and 1 are swapped:\n{}", render(&all));
+
+    let text = variant(
+        "walked.yaml",
+        "clusters: [openai, anthropic, gemini]",
+        "clusters: [openai, anthropic]",
+    );
+    let f = only(&text);
+    assert!(f.message.contains("one member per provider"), "{f}");
 }
 
 #[test]
@@ -286,7 +298,7 @@ fn provider_endpoints_carry_their_provider_in_metadata() {
     let text = variant(
         "walked.yaml",
         "metadata: { filter_metadata: { tollgate: { provider: anthropic } } }",
-        "metadata: { filter_metadata: { tollgate: { provider: gemini } } }",
+        "metadata: { filter_metadata: { tollgate: { provider: mistral } } }",
     );
     let f = only(&text);
     assert_eq!(f.check, Check::EndpointMetadata);
