@@ -58,6 +58,8 @@ impl TollgateFilter<'_> {
 pub struct Manager<'a> {
     /// The connection manager's `typed_config`.
     pub config: &'a Node,
+    /// The listener it belongs to.
+    pub listener: &'a Node,
     /// `listener <name>`.
     pub label: String,
 }
@@ -141,6 +143,7 @@ impl<'a> Bootstrap<'a> {
                     let index = managers.len();
                     managers.push(Manager {
                         config: tc,
+                        listener,
                         label: format!("listener {lname}"),
                     });
                     for f in tc.get("http_filters").items() {

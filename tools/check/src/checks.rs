@@ -11,6 +11,10 @@ use crate::{Check, Finding, Report, Severity};
 
 /// Envoy's default `max_requests` circuit breaker of a cluster.
 const ENVOY_DEFAULT_MAX_REQUESTS: i64 = 1024;
+/// Envoy's default `per_connection_buffer_limit_bytes` of a listener.
+const ENVOY_DEFAULT_BUFFER_LIMIT: i64 = 1024 * 1024;
+/// tollgate's default `limits.max_request_bytes`.
+const TOLLGATE_DEFAULT_MAX_REQUEST_BYTES: i64 = 16 * 1024 * 1024;
 /// Envoy's default `max_retries` circuit breaker of a cluster.
 const ENVOY_DEFAULT_MAX_RETRIES: i64 = 3;
 /// The retry priority that moves each retry to the next member of an aggregate cluster.
@@ -109,6 +113,7 @@ pub fn check_bootstrap(file: &str, root: &Node) -> Report {
         check_stage(plugin, &mut out);
         check_cluster_names(&b, plugin, &mut out);
         if let Place::Listener(manager) = plugin.filter.place {
+            check_buffer_limit(&b, manager, plugin, &mut out);
             if !plugin.failover().is_null() {
                 check_cluster_header_route(&b, manager, plugin, &mut out);
                 check_walked_routes(&b, plugin, &plugins, &mut out);
@@ -815,6 +820,56 @@ fn check_retry_policy(b: &Bootstrap, plugin: &Plugin, providers: usize, route: u
                 );
             }
         }
+    }
+}
+
+/// The largest request body the configuration lets through: `limits.max_request_bytes` or a
+/// larger per-route guardrail limit.
+fn max_request_bytes(json: &Json) -> (i64, String) {
+    let mut best = (
+        json["limits"]["max_request_bytes"]
+            .as_i64()
+            .unwrap_or(TOLLGATE_DEFAULT_MAX_REQUEST_BYTES),
+        "limits.max_request_bytes".to_string(),
+    );
+    let guardrails = &json["guardrails"];
+    if let Some(n) = guardrails["defaults"]["max_request_bytes"].as_i64() {
+        if n > best.0 {
+            best = (n, "guardrails.defaults.max_request_bytes".into());
+        }
+    }
+    for (i, r) in guardrails["routes"].as_array().into_iter().flatten().enumerate() {
+        if let Some(n) = r["max_request_bytes"].as_i64() {
+            if n > best.0 {
+                best = (n, format!("guardrails.routes[{i}].max_request_bytes"));
+            }
+        }
+    }
+    best
+}
+
+/// tollgate holds an LLM request's body until it is complete; Envoy answers 413 on its own when
+/// a filter holds more than the listener's buffer limit, so the limit must hold tollgate's.
+fn check_buffer_limit(b: &Bootstrap, manager: usize, plugin: &Plugin, out: &mut Out) {
+    let Some(m) = b.managers.get(manager) else {
+        return;
+    };
+    let limit_node = m.listener.get("per_connection_buffer_limit_bytes");
+    let limit = limit_node.as_int().unwrap_or(ENVOY_DEFAULT_BUFFER_LIMIT);
+    let (max, path) = max_request_bytes(&plugin.json);
+    if limit < max {
+        out.error(
+            Check::BufferLimit,
+            limit_node.line_or(m.listener.line),
+            format!("{} › per_connection_buffer_limit_bytes", m.label),
+            format!(
+                "is {limit}{}, below {} › {path} ({max}): tollgate holds a request's body until it \
+                 is complete, and Envoy answers 413 itself for bodies above the buffer limit. Raise it \
+                 to {max}, or lower {path}",
+                if limit_node.is_null() { " (Envoy's default)" } else { "" },
+                plugin.filter.label
+            ),
+        );
     }
 }
 

@@ -57,6 +57,8 @@ pub enum Check {
     RetryBreaker,
     /// The bootstrap turns tollgate's metric names into labels.
     StatsTags,
+    /// The listener's buffer limit holds the largest request body tollgate accepts.
+    BufferLimit,
 }
 
 /// One problem found.

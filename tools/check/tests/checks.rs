@@ -428,3 +428,31 @@ fn not_a_bootstrap_or_not_yaml() {
     assert_eq!(f.check, Check::Parse);
     assert!(f.message.contains("not an Envoy bootstrap"), "{f}");
 }
+
+#[test]
+fn the_listener_buffer_holds_the_largest_body_tollgate_accepts() {
+    let text = variant(
+        "walked.yaml",
+        "    per_connection_buffer_limit_bytes: 16777216\n",
+        "    per_connection_buffer_limit_bytes: 32768\n",
+    );
+    let f = only(&text);
+    assert_eq!(f.check, Check::BufferLimit);
+    assert_eq!(f.line, line_of(&text, "per_connection_buffer_limit_bytes: 32768"));
+    assert!(f.message.contains("limits.max_request_bytes (16777216)"), "{f}");
+    assert!(f.message.contains("413"), "{f}");
+
+    // Envoy's default (1 MiB) is enough for a configuration that accepts at most 1 MiB.
+    let text = variant(
+        "routed.json",
+        "      \"per_connection_buffer_limit_bytes\": 16777216,\n",
+        "",
+    );
+    assert_eq!(only(&text).check, Check::BufferLimit);
+    let text = text.replacen(
+        r#"{\"failover\""#,
+        r#"{\"limits\": {\"max_request_bytes\": 1048576}, \"failover\""#,
+        1,
+    );
+    assert!(findings(&text).is_empty(), "{}", render(&findings(&text)));
+}
