@@ -12,6 +12,7 @@
 pub mod bootstrap;
 mod checks;
 pub mod jsonpos;
+pub mod schema;
 pub mod yaml;
 
 use std::fmt;

@@ -11,6 +11,21 @@ fn main() -> ExitCode {
     for arg in std::env::args().skip(1) {
         match arg.as_str() {
             "--deny-warnings" => deny_warnings = true,
+            "--schema" => {
+                let schema = tollgate_check::schema::config_schema();
+                println!("{}", serde_json::to_string_pretty(&schema).unwrap_or_default());
+                return ExitCode::SUCCESS;
+            }
+            "--write-docs" => {
+                // docs/tollgate.schema.json and the field reference of docs/configuration.md.
+                return match write_docs() {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(e) => {
+                        eprintln!("tollgate-check --write-docs: {e}");
+                        ExitCode::FAILURE
+                    }
+                };
+            }
             "-h" | "--help" => {
                 println!("usage: tollgate-check [--deny-warnings] ENVOY_BOOTSTRAP.yaml|json ...");
                 return ExitCode::SUCCESS;
@@ -45,4 +60,19 @@ fn main() -> ExitCode {
     } else {
         ExitCode::FAILURE
     }
+}
+
+/// Writes `docs/tollgate.schema.json` and the generated section of `docs/configuration.md`
+/// (paths relative to the current directory: run from the repository root, as `make schema`
+/// does).
+fn write_docs() -> std::io::Result<()> {
+    let schema = tollgate_check::schema::config_schema();
+    let json = serde_json::to_string_pretty(&schema).map_err(std::io::Error::other)?;
+    std::fs::write("docs/tollgate.schema.json", format!("{json}\n"))?;
+    let reference = tollgate_check::schema::reference_markdown(&schema);
+    let page = std::fs::read_to_string("docs/configuration.md")?;
+    std::fs::write(
+        "docs/configuration.md",
+        tollgate_check::schema::splice_reference(&page, &reference),
+    )
 }
