@@ -366,7 +366,10 @@ mod tests {
 
     #[test]
     fn tags_use_istios_encoding_with_the_name_last() {
-        assert_eq!(tagged_name("tollgate_requests_total", &[]), "tollgate_requests_total");
+        assert_eq!(
+            tagged_name("tollgate_requests_total", &[]),
+            "tollgate_requests_total"
+        );
         assert_eq!(
             tagged_name("m", &[("provider", "openai"), ("model", "gpt-4.1")]),
             "provider=.=openai;.;model=.=gpt-4.1;.;m"
@@ -410,14 +413,19 @@ mod tests {
             Some(40)
         );
         assert_eq!(
-            find("provider=.=openai;.;model=.=gpt-4o-mini;.;gen_ai_server_time_per_output_token_us"),
+            find(
+                "provider=.=openai;.;model=.=gpt-4o-mini;.;gen_ai_server_time_per_output_token_us"
+            ),
             Some(10_000)
         );
         assert_eq!(
             find("provider=.=openai;.;model=.=gpt-4o-mini;.;status_class=.=2xx;.;usage=.=reported;.;tollgate_llm_requests_total"),
             Some(1)
         );
-        assert!(find("provider=.=openai;.;reason=.=truncated;.;tollgate_upstream_errors_total").is_none());
+        assert!(
+            find("provider=.=openai;.;reason=.=truncated;.;tollgate_upstream_errors_total")
+                .is_none()
+        );
     }
 
     #[test]
@@ -434,9 +442,8 @@ mod tests {
             duration_ms: 5,
         };
         let s = samples(&r);
-        assert!(s.iter().any(
-            |x| x.name == "provider=.=anthropic;.;reason=.=truncated;.;tollgate_upstream_errors_total"
-        ));
+        assert!(s.iter().any(|x| x.name
+            == "provider=.=anthropic;.;reason=.=truncated;.;tollgate_upstream_errors_total"));
         assert!(s.iter().any(|x| x.name
             == "provider=.=anthropic;.;model=.=claude;.;user=.=alice;.;status_class=.=2xx;.;usage=.=estimated;.;tollgate_llm_requests_total"));
         let f = access_log_fields(&r, Some("alice"));
@@ -465,12 +472,10 @@ mod tests {
             duration_ms: 3,
         };
         let s = samples(&r);
-        assert!(s
-            .iter()
-            .any(|x| x.name.ends_with("status_class=.=5xx;.;usage=.=none;.;tollgate_llm_requests_total")));
-        assert!(!s
-            .iter()
-            .any(|x| x.name.ends_with("tollgate_tokens_total")));
+        assert!(s.iter().any(|x| x
+            .name
+            .ends_with("status_class=.=5xx;.;usage=.=none;.;tollgate_llm_requests_total")));
+        assert!(!s.iter().any(|x| x.name.ends_with("tollgate_tokens_total")));
     }
 
     #[test]

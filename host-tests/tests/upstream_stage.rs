@@ -145,8 +145,9 @@ fn later_attempts_use_the_carried_path_and_history() {
         "{history}"
     );
     assert_eq!(
-        vm.shared()
-            .metric("provider=.=openai;.;outcome=.=rate_limited;.;tollgate_provider_attempts_total"),
+        vm.shared().metric(
+            "provider=.=openai;.;outcome=.=rate_limited;.;tollgate_provider_attempts_total"
+        ),
         Some(1),
         "{:?}",
         vm.shared().metric_names()

@@ -79,11 +79,15 @@ fn openai_json_usage_becomes_tagged_metrics_and_log_properties() {
     vm.finish(ctx).unwrap();
     let m = vm.shared();
     assert_eq!(
-        m.metric("provider=.=openai;.;model=.=gpt-4o-mini;.;token_type=.=input;.;tollgate_tokens_total"),
+        m.metric(
+            "provider=.=openai;.;model=.=gpt-4o-mini;.;token_type=.=input;.;tollgate_tokens_total"
+        ),
         Some(12)
     );
     assert_eq!(
-        m.metric("provider=.=openai;.;model=.=gpt-4o-mini;.;token_type=.=output;.;tollgate_tokens_total"),
+        m.metric(
+            "provider=.=openai;.;model=.=gpt-4o-mini;.;token_type=.=output;.;tollgate_tokens_total"
+        ),
         Some(5)
     );
     // 12 × 0.15 + 5 × 0.6 = 4.8 USD = 4_800_000 µ$
@@ -249,9 +253,9 @@ fn time_to_first_token_is_recorded() {
         property(&vm, ctx, "tollgate_ttft_ms").as_deref(),
         Some("250")
     );
-    let samples = vm
-        .shared()
-        .histogram("provider=.=openai;.;model=.=o3-mini-2025-01-31;.;gen_ai_server_time_to_first_token_ms");
+    let samples = vm.shared().histogram(
+        "provider=.=openai;.;model=.=o3-mini-2025-01-31;.;gen_ai_server_time_to_first_token_ms",
+    );
     assert_eq!(samples, vec![250]);
 }
 

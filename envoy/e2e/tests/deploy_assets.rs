@@ -1273,7 +1273,10 @@ fn the_readme_example_passes_envoy_validate() {
         &yaml,
         &[
             ("OPENAI_API_KEY", "sk-proj-validateOnlyKeyAbCdEfGhIjKl0123"),
-            ("ANTHROPIC_API_KEY", "sk-ant-api03-validateOnlyKeyAbCdEfGh-0123"),
+            (
+                "ANTHROPIC_API_KEY",
+                "sk-ant-api03-validateOnlyKeyAbCdEfGh-0123",
+            ),
         ],
     );
     assert!(ok, "the README example fails envoy --mode validate:\n{out}");
@@ -1362,14 +1365,19 @@ fn assembled_failover_bootstrap() -> Value {
             }
         }
     }
-    let mut routes = vec![json!({ "match": { "prefix": "/" }, "route": { "cluster": "outbound|80||api.openai.com" } })];
+    let mut routes = vec![
+        json!({ "match": { "prefix": "/" }, "route": { "cluster": "outbound|80||api.openai.com" } }),
+    ];
     let mut http_filters = vec![json!({
         "name": "envoy.filters.http.router",
         "typed_config": { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" }
     })];
     for p in &patches {
         let value = &p["patch"]["value"];
-        match (str_of(&p["applyTo"], "applyTo"), str_of(&p["patch"]["operation"], "op")) {
+        match (
+            str_of(&p["applyTo"], "applyTo"),
+            str_of(&p["patch"]["operation"], "op"),
+        ) {
             ("EXTENSION_CONFIG", _) => {}
             ("CLUSTER", "ADD") => {
                 let mut cluster = value.clone();
@@ -1433,7 +1441,13 @@ fn istio_failover_manifests_line_up() {
         .iter()
         .map(|o| str_of(&o["kind"], "kind").to_string())
         .collect();
-    for kind in ["Namespace", "ServiceEntry", "DestinationRule", "EnvoyFilter", "Deployment"] {
+    for kind in [
+        "Namespace",
+        "ServiceEntry",
+        "DestinationRule",
+        "EnvoyFilter",
+        "Deployment",
+    ] {
         assert!(kinds.contains(kind), "no {kind} in envoy/istio/failover");
     }
     let k = yaml_doc(&failover_dir().join("kustomization.yaml"));
@@ -1492,7 +1506,10 @@ fn istio_failover_patches_pass_tollgate_check_and_envoy_validate() {
         &text,
         &[
             ("OPENAI_API_KEY", "sk-proj-validateOnlyKeyAbCdEfGhIjKl0123"),
-            ("ANTHROPIC_API_KEY", "sk-ant-api03-validateOnlyKeyAbCdEfGh-0123"),
+            (
+                "ANTHROPIC_API_KEY",
+                "sk-ant-api03-validateOnlyKeyAbCdEfGh-0123",
+            ),
             ("GEMINI_API_KEY", "AIzaSyValidateOnlyKeyAbCdEfGhIjKlMnO"),
         ],
     );

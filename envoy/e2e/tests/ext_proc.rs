@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tollgate_e2e::mock::client::request;
 use tollgate_e2e::mock::{MockOptions, MockProvider};
-use tollgate_e2e::{free_port, repo_root, template, temp_dir, Envoy, Vars};
+use tollgate_e2e::{free_port, repo_root, temp_dir, template, Envoy, Vars};
 
 /// The external processor, killed on drop (its stderr printed if the test failed).
 struct ExtProc {
@@ -113,8 +113,8 @@ impl Drop for ExtProc {
 /// secret-shaped, so tollgate's prompt masking leaves it byte for byte).
 fn big_chat(size: usize, seed: u64) -> Vec<u8> {
     const WORDS: [&str; 12] = [
-        "tollgate", "envoy", "stream", "chunk", "provider", "budget", "prompt", "model",
-        "gateway", "filter", "token", "usage",
+        "tollgate", "envoy", "stream", "chunk", "provider", "budget", "prompt", "model", "gateway",
+        "filter", "token", "usage",
     ];
     let mut text = String::with_capacity(size);
     let mut x = seed | 1;
@@ -143,7 +143,8 @@ fn post_chunked(port: u16, path: &str, mode: &str, body: &[u8]) -> (u16, Vec<u8>
     );
     s.write_all(head.as_bytes()).unwrap();
     for chunk in body.chunks(16 * 1024) {
-        s.write_all(format!("{:x}\r\n", chunk.len()).as_bytes()).unwrap();
+        s.write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
+            .unwrap();
         s.write_all(chunk).unwrap();
         s.write_all(b"\r\n").unwrap();
     }
@@ -193,10 +194,34 @@ fn large_streamed_bodies_pass_tollgate_and_ext_proc_in_every_mode_and_order() {
     // first; one when tollgate comes first, as tollgate holds an LLM request's body until it is
     // complete and then passes it on whole).
     let cases = [
-        ("ext_proc FULL_DUPLEX_STREAMED, then tollgate", envoy.port, "full-duplex", 6 << 20, true),
-        ("tollgate, then ext_proc FULL_DUPLEX_STREAMED", tollgate_first, "full-duplex", 6 << 20, false),
-        ("ext_proc BUFFERED, then tollgate", buffered_first, "buffered", 3 << 20, false),
-        ("tollgate, then ext_proc BUFFERED", tollgate_then_buffered, "buffered", 3 << 20, false),
+        (
+            "ext_proc FULL_DUPLEX_STREAMED, then tollgate",
+            envoy.port,
+            "full-duplex",
+            6 << 20,
+            true,
+        ),
+        (
+            "tollgate, then ext_proc FULL_DUPLEX_STREAMED",
+            tollgate_first,
+            "full-duplex",
+            6 << 20,
+            false,
+        ),
+        (
+            "ext_proc BUFFERED, then tollgate",
+            buffered_first,
+            "buffered",
+            3 << 20,
+            false,
+        ),
+        (
+            "tollgate, then ext_proc BUFFERED",
+            tollgate_then_buffered,
+            "buffered",
+            3 << 20,
+            false,
+        ),
     ];
     for (i, (what, port, mode, size, pieces)) in cases.into_iter().enumerate() {
         ext_proc.reset();
@@ -216,11 +241,18 @@ fn large_streamed_bodies_pass_tollgate_and_ext_proc_in_every_mode_and_order() {
         assert_eq!(seen["mode"], mode, "{what}");
         assert_eq!(seen["path"], "/v1/chat/completions", "{what}");
         assert_eq!(seen["body_bytes"], body.len(), "{what}: bytes ext_proc saw");
-        assert_eq!(seen["sha256"], sha256_hex(&body), "{what}: body ext_proc saw");
+        assert_eq!(
+            seen["sha256"],
+            sha256_hex(&body),
+            "{what}: body ext_proc saw"
+        );
         assert_eq!(seen["end_of_stream"], true, "{what}");
         let chunks = seen["chunks"].as_u64().unwrap();
         if pieces {
-            assert!(chunks > 1, "{what}: the body reached ext_proc in pieces: {seen}");
+            assert!(
+                chunks > 1,
+                "{what}: the body reached ext_proc in pieces: {seen}"
+            );
         } else {
             assert_eq!(chunks, 1, "{what}: the body reached ext_proc whole: {seen}");
         }

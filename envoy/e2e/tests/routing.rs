@@ -374,11 +374,9 @@ fn a_stream_failed_over_to_openai_still_reports_its_usage_without_showing_it() {
     assert_eq!(sent["stream_options"]["include_usage"], true);
     let stats = s.envoy.admin("/stats");
     assert!(
-        stats.lines().any(
-            |l| l.contains("provider=.=openai;.;")
-                && l.contains("usage=.=reported;.;tollgate_llm_requests_total")
-                && l.trim_end().ends_with(": 1")
-        ),
+        stats.lines().any(|l| l.contains("provider=.=openai;.;")
+            && l.contains("usage=.=reported;.;tollgate_llm_requests_total")
+            && l.trim_end().ends_with(": 1")),
         "{stats}"
     );
 }

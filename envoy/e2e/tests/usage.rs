@@ -605,7 +605,12 @@ fn model_names_that_spell_tag_names_keep_correct_labels() {
 #[test]
 fn dotted_model_names_keep_their_real_name_in_labels_and_the_access_log() {
     let (_mock, envoy) = start("{}");
-    let models = ["gemini-2.0-flash", "gpt-4.1", "llama3.1:8b", "meta-llama/Llama-3.1-8B"];
+    let models = [
+        "gemini-2.0-flash",
+        "gpt-4.1",
+        "llama3.1:8b",
+        "meta-llama/Llama-3.1-8B",
+    ];
     for (i, model) in models.iter().enumerate() {
         let body = format!(
             r#"{{"model":"{model}","messages":[{{"role":"user","content":"hello there"}}]}}"#

@@ -39,7 +39,10 @@ pub struct TollgateFilter<'a> {
 impl TollgateFilter<'_> {
     /// `vm_config.vm_id` (empty when unset).
     pub fn vm_id(&self) -> &str {
-        self.config.at(&["vm_config", "vm_id"]).as_str().unwrap_or("")
+        self.config
+            .at(&["vm_config", "vm_id"])
+            .as_str()
+            .unwrap_or("")
     }
 
     /// The plugin configuration: its JSON text and the line where it starts.

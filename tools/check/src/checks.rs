@@ -45,11 +45,23 @@ impl Out<'_> {
         });
     }
 
-    fn error(&mut self, check: Check, line: usize, field: impl Into<String>, msg: impl Into<String>) {
+    fn error(
+        &mut self,
+        check: Check,
+        line: usize,
+        field: impl Into<String>,
+        msg: impl Into<String>,
+    ) {
         self.push(Severity::Error, check, line, field, msg);
     }
 
-    fn warn(&mut self, check: Check, line: usize, field: impl Into<String>, msg: impl Into<String>) {
+    fn warn(
+        &mut self,
+        check: Check,
+        line: usize,
+        field: impl Into<String>,
+        msg: impl Into<String>,
+    ) {
         self.push(Severity::Warning, check, line, field, msg);
     }
 }
@@ -197,7 +209,12 @@ fn vm_environment(filter: &TollgateFilter) -> Vec<(String, String)> {
         .get("key_values")
         .entries()
         .iter()
-        .map(|(k, v)| (k.clone(), v.as_str().map(str::to_string).unwrap_or_default()))
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                v.as_str().map(str::to_string).unwrap_or_default(),
+            )
+        })
         .collect();
     for key in vars.get("host_env_keys").items() {
         if let Some(name) = key.as_str() {
@@ -379,7 +396,7 @@ fn check_cluster_names(b: &Bootstrap, plugin: &Plugin, out: &mut Out) {
 
 /// The routes of a connection manager's inline route configuration that take their cluster from
 /// tollgate's header, with their virtual host.
-fn cluster_header_routes<'a>(manager: &'a Node) -> Vec<(&'a Node, &'a Node)> {
+fn cluster_header_routes(manager: &Node) -> Vec<(&Node, &Node)> {
     let mut found = Vec::new();
     for vhost in manager.at(&["route_config", "virtual_hosts"]).items() {
         for route in vhost.get("routes").items() {
@@ -564,7 +581,9 @@ fn check_members(
                     endpoint
                         .at(&["metadata", "filter_metadata", "tollgate", "provider"])
                         .line_or(endpoint.line),
-                    format!("cluster {member} › endpoint metadata.filter_metadata.tollgate.provider"),
+                    format!(
+                        "cluster {member} › endpoint metadata.filter_metadata.tollgate.provider"
+                    ),
                     format!(
                         "must be {provider:?}: the upstream stage reads the provider Envoy picked \
                          from it (found {found})"
@@ -701,7 +720,10 @@ fn check_retry_breaker(b: &Bootstrap, cluster: &Cluster, out: &mut Out) {
         "cluster {} › circuit_breakers.thresholds[DEFAULT].max_retries",
         cluster.name
     );
-    if let Some(budget) = threshold.map(|t| t.get("retry_budget")).filter(|n| !n.is_null()) {
+    if let Some(budget) = threshold
+        .map(|t| t.get("retry_budget"))
+        .filter(|n| !n.is_null())
+    {
         out.warn(
             Check::RetryBreaker,
             budget.line,
@@ -746,7 +768,13 @@ fn default_threshold(cluster: &Node) -> Option<&Node> {
 
 /// The cluster_header route retries often enough, and on the next member each time, to reach
 /// the last provider of the longest walked route.
-fn check_retry_policy(b: &Bootstrap, plugin: &Plugin, providers: usize, route: usize, out: &mut Out) {
+fn check_retry_policy(
+    b: &Bootstrap,
+    plugin: &Plugin,
+    providers: usize,
+    route: usize,
+    out: &mut Out,
+) {
     let Place::Listener(manager) = plugin.filter.place else {
         return;
     };
@@ -838,7 +866,12 @@ fn max_request_bytes(json: &Json) -> (i64, String) {
             best = (n, "guardrails.defaults.max_request_bytes".into());
         }
     }
-    for (i, r) in guardrails["routes"].as_array().into_iter().flatten().enumerate() {
+    for (i, r) in guardrails["routes"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
         if let Some(n) = r["max_request_bytes"].as_i64() {
             if n > best.0 {
                 best = (n, format!("guardrails.routes[{i}].max_request_bytes"));

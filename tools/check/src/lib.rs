@@ -146,10 +146,7 @@ pub fn check_text(file: &str, text: &str) -> Report {
                     file: file.to_string(),
                     line: 1,
                     field: "(document)".into(),
-                    message: format!(
-                        "an Envoy bootstrap is one document, found {}",
-                        docs.len()
-                    ),
+                    message: format!("an Envoy bootstrap is one document, found {}", docs.len()),
                 }],
                 filters: 0,
             },

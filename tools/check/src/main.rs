@@ -13,7 +13,10 @@ fn main() -> ExitCode {
             "--deny-warnings" => deny_warnings = true,
             "--schema" => {
                 let schema = tollgate_check::schema::config_schema();
-                println!("{}", serde_json::to_string_pretty(&schema).unwrap_or_default());
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&schema).unwrap_or_default()
+                );
                 return ExitCode::SUCCESS;
             }
             "--write-docs" => {
@@ -44,9 +47,7 @@ fn main() -> ExitCode {
             println!("{finding}");
         }
         let passes = report.passes(deny_warnings);
-        let errors = report
-            .at_least(tollgate_check::Severity::Error)
-            .count();
+        let errors = report.at_least(tollgate_check::Severity::Error).count();
         let warnings = report.findings.len() - errors;
         println!(
             "{file}: {} tollgate filter(s), {errors} error(s), {warnings} warning(s){}",

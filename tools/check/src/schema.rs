@@ -117,7 +117,9 @@ fn type_name(root: &Value, node: &Value) -> String {
     };
     match types.as_slice() {
         ["array"] => format!("array of {}", type_name(root, &node["items"])),
-        ["object"] if node.get("properties").is_none() && node["additionalProperties"].is_object() => {
+        ["object"]
+            if node.get("properties").is_none() && node["additionalProperties"].is_object() =>
+        {
             format!("map of {}", type_name(root, &node["additionalProperties"]))
         }
         [] => "any".into(),
@@ -137,7 +139,11 @@ fn collect(root: &Value, node: &Value, path: &str, out: &mut Vec<FieldDoc>) {
             let description = prop
                 .get("description")
                 .and_then(Value::as_str)
-                .or_else(|| unwrap_optional(root, prop).get("description").and_then(Value::as_str))
+                .or_else(|| {
+                    unwrap_optional(root, prop)
+                        .get("description")
+                        .and_then(Value::as_str)
+                })
                 .map(one_line)
                 .unwrap_or_default();
             out.push(FieldDoc {
@@ -173,13 +179,21 @@ fn collect(root: &Value, node: &Value, path: &str, out: &mut Vec<FieldDoc>) {
         }
     }
     match &node["type"] {
-        t if t == "array" || t.as_array().is_some_and(|a| a.contains(&Value::from("array"))) => {
+        t if t == "array"
+            || t.as_array()
+                .is_some_and(|a| a.contains(&Value::from("array"))) =>
+        {
             collect(root, &node["items"], &format!("{path}[]"), out);
         }
         _ => {}
     }
     if node.get("properties").is_none() && node["additionalProperties"].is_object() {
-        collect(root, &node["additionalProperties"], &format!("{path}.<key>"), out);
+        collect(
+            root,
+            &node["additionalProperties"],
+            &format!("{path}.<key>"),
+            out,
+        );
     }
 }
 

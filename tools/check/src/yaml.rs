@@ -281,10 +281,17 @@ mod tests {
         assert_eq!(doc.get("a").line, 2);
         assert_eq!(doc.at(&["a", "b"]).as_int(), Some(1));
         assert_eq!(doc.at(&["a", "b"]).line, 2);
-        assert_eq!(doc.at(&["a", "c"]).items()[1].get("d").as_bool(), Some(true));
+        assert_eq!(
+            doc.at(&["a", "c"]).items()[1].get("d").as_bool(),
+            Some(true)
+        );
         assert_eq!(doc.at(&["a", "c"]).line, 3);
         assert_eq!(doc.get("v").as_str(), Some("{\"k\": 1}\n"));
-        assert_eq!(doc.get("v").line, 5, "a block scalar starts after its indicator");
+        assert_eq!(
+            doc.get("v").line,
+            5,
+            "a block scalar starts after its indicator"
+        );
         assert!(doc.get("missing").is_null());
         assert_eq!(doc.get("missing").line_or(7), 7);
     }

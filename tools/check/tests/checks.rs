@@ -120,7 +120,11 @@ fn a_plugin_config_error_names_the_line_inside_a_block_scalar() {
     let f = only(&text);
     assert_eq!(f.check, Check::PluginConfig);
     assert_eq!(f.line, line_of(&text, "\"crop\""), "{f}");
-    assert!(f.field.starts_with("listener llm › filter tollgate › jwt.rules[0]"), "{f}");
+    assert!(
+        f.field
+            .starts_with("listener llm › filter tollgate › jwt.rules[0]"),
+        "{f}"
+    );
 }
 
 #[test]
@@ -145,7 +149,10 @@ fn a_key_variable_missing_from_the_vm_is_an_error() {
     );
     let f = only(&text);
     assert_eq!(f.check, Check::PluginConfig);
-    assert!(f.field.ends_with("failover.providers[0].api_key.env"), "{f}");
+    assert!(
+        f.field.ends_with("failover.providers[0].api_key.env"),
+        "{f}"
+    );
     assert!(f.message.contains("OPENAI_API_KEY"), "{f}");
 }
 
@@ -214,8 +221,7 @@ fn every_cluster_the_config_names_must_exist() {
     let f = only(&text);
     assert_eq!(f.check, Check::ClusterExists);
     assert!(
-        f.field
-            .ends_with("jwt.providers[0].remote_jwks.cluster"),
+        f.field.ends_with("jwt.providers[0].remote_jwks.cluster"),
         "{f}"
     );
     assert_eq!(f.line, line_of(&text, "\"login\""));
@@ -248,7 +254,10 @@ fn tollgate_routing_needs_a_cluster_header_route() {
     let f = only(&text);
     assert_eq!(f.check, Check::ClusterHeaderRoute);
     assert_eq!(f.line, line_of(&text, "\"route_config\""));
-    assert!(f.message.contains("cluster_header: x-tollgate-cluster"), "{f}");
+    assert!(
+        f.message.contains("cluster_header: x-tollgate-cluster"),
+        "{f}"
+    );
 }
 
 #[test]
@@ -262,11 +271,17 @@ fn the_aggregate_cluster_lists_the_route_providers_in_order() {
     assert_eq!(f.check, Check::AggregateOrder);
     assert_eq!(f.line, line_of(&text, "clusters: [anthropic"));
     assert!(
-        f.message.contains("member 0 (anthropic) serves provider \"anthropic\", but provider 0"),
+        f.message
+            .contains("member 0 (anthropic) serves provider \"anthropic\", but provider 0"),
         "{f}"
     );
     let all = findings(&text);
-    assert_eq!(all.len(), 2, "members 0 and 1 are swapped:\n{}", render(&all));
+    assert_eq!(
+        all.len(),
+        2,
+        "members 0 and 1 are swapped:\n{}",
+        render(&all)
+    );
 
     let text = variant(
         "walked.yaml",
@@ -328,11 +343,19 @@ fn the_aggregate_cluster_runs_the_upstream_stage_with_the_listener_catalog() {
     );
     let f = only(&text);
     assert_eq!(f.check, Check::UpstreamStage);
-    assert!(f.field.starts_with("cluster llm › upstream filter tollgate-upstream"), "{f}");
+    assert!(
+        f.field
+            .starts_with("cluster llm › upstream filter tollgate-upstream"),
+        "{f}"
+    );
     assert!(f.message.contains("(kind)"), "{f}");
 
     // Another VM id.
-    let text = variant("walked.yaml", "\n                vm_id: tollgate\n", "\n                vm_id: other\n");
+    let text = variant(
+        "walked.yaml",
+        "\n                vm_id: tollgate\n",
+        "\n                vm_id: other\n",
+    );
     let f = only(&text);
     assert_eq!(f.check, Check::UpstreamStage);
     assert!(f.field.ends_with("vm_config.vm_id"), "{f}");
@@ -356,11 +379,17 @@ fn the_aggregate_cluster_runs_the_upstream_stage_with_the_listener_catalog() {
 fn a_walked_route_without_the_upstream_stage_is_an_error() {
     let text = fixture("walked.yaml");
     let start = text.find("        - name: tollgate-upstream").unwrap();
-    let end = text.find("        - name: envoy.filters.http.upstream_codec").unwrap();
+    let end = text
+        .find("        - name: envoy.filters.http.upstream_codec")
+        .unwrap();
     let text = format!("{}{}", &text[..start], &text[end..]);
     let f = only(&text);
     assert_eq!(f.check, Check::UpstreamStage);
-    assert!(f.message.contains("needs tollgate in its upstream filter chain"), "{f}");
+    assert!(
+        f.message
+            .contains("needs tollgate in its upstream filter chain"),
+        "{f}"
+    );
 }
 
 #[test]
@@ -384,7 +413,11 @@ fn retries_must_reach_the_last_provider() {
     assert_eq!(f.check, Check::RetryPolicy);
     assert!(f.field.ends_with("retry_priority"), "{f}");
 
-    let text = variant("walked.yaml", "retry_on: \"5xx,reset,connect-failure\"", "retry_on: \"5xx\"");
+    let text = variant(
+        "walked.yaml",
+        "retry_on: \"5xx,reset,connect-failure\"",
+        "retry_on: \"5xx\"",
+    );
     let all = findings(&text);
     assert_eq!(all.len(), 2, "{}", render(&all));
     assert!(all.iter().all(|f| f.severity == Severity::Warning));
@@ -438,8 +471,14 @@ fn the_listener_buffer_holds_the_largest_body_tollgate_accepts() {
     );
     let f = only(&text);
     assert_eq!(f.check, Check::BufferLimit);
-    assert_eq!(f.line, line_of(&text, "per_connection_buffer_limit_bytes: 32768"));
-    assert!(f.message.contains("limits.max_request_bytes (16777216)"), "{f}");
+    assert_eq!(
+        f.line,
+        line_of(&text, "per_connection_buffer_limit_bytes: 32768")
+    );
+    assert!(
+        f.message.contains("limits.max_request_bytes (16777216)"),
+        "{f}"
+    );
     assert!(f.message.contains("413"), "{f}");
 
     // Envoy's default (1 MiB) is enough for a configuration that accepts at most 1 MiB.

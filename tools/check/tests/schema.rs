@@ -30,8 +30,13 @@ fn the_shipped_schema_is_up_to_date() {
 #[test]
 fn the_field_reference_in_the_docs_is_up_to_date() {
     let page = read(&repo_root().join("docs/configuration.md"));
-    let start = page.find(REFERENCE_BEGIN).expect("generated section in configuration.md");
-    let end = page.find(REFERENCE_END).expect("end of the generated section") + REFERENCE_END.len();
+    let start = page
+        .find(REFERENCE_BEGIN)
+        .expect("generated section in configuration.md");
+    let end = page
+        .find(REFERENCE_END)
+        .expect("end of the generated section")
+        + REFERENCE_END.len();
     assert!(
         page[start..end] == reference_markdown(&config_schema()),
         "the field reference in docs/configuration.md is stale: run `make schema`"
@@ -41,7 +46,11 @@ fn the_field_reference_in_the_docs_is_up_to_date() {
 #[test]
 fn every_field_has_documentation() {
     let all = fields(&config_schema());
-    assert!(all.len() > 100, "expected the whole configuration, got {} fields", all.len());
+    assert!(
+        all.len() > 100,
+        "expected the whole configuration, got {} fields",
+        all.len()
+    );
     let undocumented: Vec<&str> = all
         .iter()
         .filter(|f| f.description.trim().is_empty())
@@ -61,7 +70,10 @@ fn every_field_has_documentation() {
         "usage.prices.<key>.input_per_million",
         "stage",
     ] {
-        assert!(all.iter().any(|f| f.path == path), "{path} missing from the reference");
+        assert!(
+            all.iter().any(|f| f.path == path),
+            "{path} missing from the reference"
+        );
     }
 }
 
@@ -82,9 +94,12 @@ fn unknown_properties(root: &Value, node: &Value, json: &Value, path: &str, out:
                 };
                 match (json, alt["type"].as_str()) {
                     (Value::Null, _) => alt["type"] == "null",
-                    (Value::Object(o), Some("object")) => alt["required"]
-                        .as_array()
-                        .is_none_or(|req| req.iter().all(|k| k.as_str().is_some_and(|k| o.contains_key(k)))),
+                    (Value::Object(o), Some("object")) => {
+                        alt["required"].as_array().is_none_or(|req| {
+                            req.iter()
+                                .all(|k| k.as_str().is_some_and(|k| o.contains_key(k)))
+                        })
+                    }
                     (Value::Object(_), _) => alt.get("properties").is_some(),
                     _ => alt["type"] != "null",
                 }
@@ -151,7 +166,11 @@ fn every_shipped_plugin_config_is_valid_against_the_schema() {
             let json: Value = serde_json::from_str(&json).unwrap();
             let mut out = Vec::new();
             unknown_properties(&schema, &schema, &json, "", &mut out);
-            assert!(out.is_empty(), "{config} ({}): not in the schema: {out:?}", filter.label);
+            assert!(
+                out.is_empty(),
+                "{config} ({}): not in the schema: {out:?}",
+                filter.label
+            );
             checked += 1;
         }
     }

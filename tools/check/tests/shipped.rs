@@ -109,7 +109,8 @@ fn bootstraps(dir: &Path) -> Vec<PathBuf> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir(dir).unwrap().flatten() {
         let path = entry.path();
-        if path.extension().is_some_and(|e| e == "yaml") && read(&path).contains("static_resources") {
+        if path.extension().is_some_and(|e| e == "yaml") && read(&path).contains("static_resources")
+        {
             found.push(path);
         }
     }
@@ -124,7 +125,11 @@ fn every_test_and_bench_template_has_no_error() {
     for dir in ["envoy/e2e/configs", "benches"] {
         for path in bootstraps(&repo_root().join(dir)) {
             let (text, plugin_lines) = render_template(&read(&path));
-            let name = path.strip_prefix(repo_root()).unwrap().display().to_string();
+            let name = path
+                .strip_prefix(repo_root())
+                .unwrap()
+                .display()
+                .to_string();
             let report = check_text(&name, &text);
             checked += report.filters;
             let errors: Vec<Finding> = report
@@ -141,6 +146,12 @@ fn every_test_and_bench_template_has_no_error() {
             failures.push_str(&render(&errors));
         }
     }
-    assert!(checked >= 10, "expected many tollgate filters, checked {checked}");
-    assert!(failures.is_empty(), "shipped templates with errors:\n{failures}");
+    assert!(
+        checked >= 10,
+        "expected many tollgate filters, checked {checked}"
+    );
+    assert!(
+        failures.is_empty(),
+        "shipped templates with errors:\n{failures}"
+    );
 }
