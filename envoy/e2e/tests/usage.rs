@@ -1070,11 +1070,11 @@ fn ollama_ndjson_stream_is_counted_under_ollama() {
     let stats = mock.stats();
     assert_eq!(last["prompt_eval_count"], stats.prompt_tokens);
     assert_eq!(last["eval_count"], stats.completion_tokens);
-    // `llama3.2`: the dot becomes `_` in the label.
+    // `llama3.2` keeps its dot in the label (Istio-style tag encoding, no sanitizing of dots).
     let labels = |t| {
         [
             ("provider", "ollama"),
-            ("model", "llama3_2"),
+            ("model", "llama3.2"),
             ("token_type", t),
         ]
     };
@@ -1121,7 +1121,7 @@ fn gemini_sse_stream_is_counted_under_gemini() {
     let labels = |t| {
         [
             ("provider", "gemini"),
-            ("model", "gemini-2_0-flash"),
+            ("model", "gemini-2.0-flash"),
             ("token_type", t),
         ]
     };
@@ -1139,6 +1139,6 @@ fn gemini_sse_stream_is_counted_under_gemini() {
     );
     let entry = access_entry(&envoy, "usage-gemini");
     assert_eq!(entry["provider"], "gemini", "{entry}");
-    assert_eq!(entry["model"], "gemini-2_0-flash", "{entry}");
+    assert_eq!(entry["model"], "gemini-2.0-flash", "{entry}");
     assert_eq!(entry["usage_complete"], "true", "{entry}");
 }
