@@ -701,8 +701,11 @@ fn differing_fields(a: &Json, b: &Json) -> Vec<String> {
         .collect()
 }
 
-/// The aggregate cluster's retry circuit breaker admits a retry for every attempt that can be in
-/// flight at the providers, so Envoy never refuses a failover (`upstream_rq_retry_overflow`).
+/// The aggregate cluster's retry circuit breaker admits a retry for every request a provider
+/// cluster admits at once (its `max_requests`, 1,024 by default): a scheduled retry holds a slot
+/// until the retried attempt answers, at most one per request in flight, so Envoy never refuses a
+/// failover (`upstream_rq_retry_overflow`) at the load the members are sized for
+/// (docs/failover-walked.md).
 fn check_retry_breaker(b: &Bootstrap, cluster: &Cluster, out: &mut Out) {
     let members = cluster.aggregate_members().map(Node::items).unwrap_or(&[]);
     let capacity: i64 = members
@@ -714,7 +717,8 @@ fn check_retry_breaker(b: &Bootstrap, cluster: &Cluster, out: &mut Out) {
                 .and_then(|t| t.get("max_requests").as_int())
                 .unwrap_or(ENVOY_DEFAULT_MAX_REQUESTS)
         })
-        .sum();
+        .max()
+        .unwrap_or(ENVOY_DEFAULT_MAX_REQUESTS);
     let threshold = default_threshold(cluster.node);
     let field = format!(
         "cluster {} › circuit_breakers.thresholds[DEFAULT].max_retries",
@@ -746,7 +750,8 @@ fn check_retry_breaker(b: &Bootstrap, cluster: &Cluster, out: &mut Out) {
             format!(
                 "is {value}{}: under load Envoy refuses failovers past it (upstream_rq_retry_overflow) \
                  and the client gets \"every provider failed\" while a fallback is healthy. Set it to \
-                 at least {capacity}, the max_requests of the member clusters together",
+                 at least {capacity}, the largest max_requests of the member clusters (the requests in \
+                 flight they admit; docs/failover-walked.md)",
                 if retries.is_some_and(|n| !n.is_null()) {
                     ""
                 } else {

@@ -429,7 +429,16 @@ fn the_retry_circuit_breaker_admits_every_failover() {
     let f = only(&text);
     assert_eq!(f.check, Check::RetryBreaker);
     assert_eq!(f.line, line_of(&text, "max_retries: 16"));
-    assert!(f.message.contains("at least 3072"), "{f}");
+    assert!(f.message.contains("at least 1024"), "{f}");
+
+    // A member that admits more requests at once needs more retry slots.
+    let text = variant(
+        "walked.yaml",
+        "  - name: gemini\n    type: STATIC\n",
+        "  - name: gemini\n    type: STATIC\n    circuit_breakers: { thresholds: [{ priority: DEFAULT, max_requests: 4096 }] }\n",
+    );
+    let f = only(&text);
+    assert!(f.message.contains("is 3072") && f.message.contains("at least 4096"), "{f}");
 
     // Without a threshold Envoy's default (3) applies.
     let text = variant(
