@@ -438,7 +438,10 @@ fn the_retry_circuit_breaker_admits_every_failover() {
         "  - name: gemini\n    type: STATIC\n    circuit_breakers: { thresholds: [{ priority: DEFAULT, max_requests: 4096 }] }\n",
     );
     let f = only(&text);
-    assert!(f.message.contains("is 3072") && f.message.contains("at least 4096"), "{f}");
+    assert!(
+        f.message.contains("is 3072") && f.message.contains("at least 4096"),
+        "{f}"
+    );
 
     // Without a threshold Envoy's default (3) applies.
     let text = variant(
