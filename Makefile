@@ -11,7 +11,7 @@ WASM          := target/tollgate.wasm
 CARGO_TARGET  := $(or $(CARGO_TARGET_DIR),target)
 CARGO_TEST    ?= cargo test
 
-.PHONY: setup setup-rust setup-envoy setup-tools build test unit host-test e2e-test validate demo bench soak lint fmt clean mock token oci fuzz panic-audit
+.PHONY: setup setup-rust setup-envoy setup-tools build test unit host-test e2e-test validate demo bench soak lint fmt clean mock token oci fuzz panic-audit check schema
 
 ## setup: wasm target, Envoy $(ENVOY_VERSION) in a project venv, load tools from Debian.
 setup: setup-rust setup-envoy setup-tools
@@ -57,6 +57,18 @@ test: setup build panic-audit
 	$(CARGO_TEST) --workspace --exclude tollgate-e2e
 	cargo build -p tollgate-benches --benches --bins
 	$(CARGO_TEST) -p tollgate-e2e -- --test-threads=2
+
+## check: tollgate-check on an Envoy bootstrap (CONFIG=path, YAML or JSON): every tollgate filter's
+## JSON validated by the filter's own code and cross-checked against the bootstrap.
+## CHECK_FLAGS=--deny-warnings fails on warnings too.
+check:
+	@test -n "$(CONFIG)" || { echo "usage: make check CONFIG=path/to/envoy.yaml"; exit 2; }
+	@cargo run -q -p tollgate-check -- $(CHECK_FLAGS) $(CONFIG)
+
+## schema: regenerates docs/tollgate.schema.json and the field reference in docs/configuration.md
+## from the filter's config types (a test fails when they are stale).
+schema:
+	@cargo run -q -p tollgate-check -- --write-docs
 
 ## panic-audit: clippy over the filter's production code (native and wasm32, tests excluded)
 ## refusing every way it could panic: unwrap/expect, panic!/unreachable!/todo!/unimplemented!,

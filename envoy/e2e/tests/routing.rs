@@ -228,7 +228,7 @@ fn circuit_state_is_a_gauge_per_provider() {
     let stats = s.envoy.admin("/stats");
     let line = stats
         .lines()
-        .find(|l| l.contains("tollgate_circuit_state.provider.anthropic"))
+        .find(|l| l.contains("provider=.=anthropic;.;tollgate_circuit_state"))
         .unwrap_or_else(|| panic!("no circuit gauge in:\n{stats}"));
     assert!(
         line.trim_end().ends_with(": 2"),
@@ -374,11 +374,9 @@ fn a_stream_failed_over_to_openai_still_reports_its_usage_without_showing_it() {
     assert_eq!(sent["stream_options"]["include_usage"], true);
     let stats = s.envoy.admin("/stats");
     assert!(
-        stats.lines().any(
-            |l| l.contains("tollgate_llm_requests_total.provider.openai.")
-                && l.contains(".usage.reported")
-                && l.trim_end().ends_with(": 1")
-        ),
+        stats.lines().any(|l| l.contains("provider=.=openai;.;")
+            && l.contains("usage=.=reported;.;tollgate_llm_requests_total")
+            && l.trim_end().ends_with(": 1")),
         "{stats}"
     );
 }

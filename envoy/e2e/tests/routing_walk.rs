@@ -298,7 +298,7 @@ fn open_circuit_is_skipped_without_traffic_then_rate_limit_hint_honoured() {
     assert_eq!(s.gemini.requests().len(), 2);
     let stats = s.envoy.admin("/stats");
     assert!(
-        stats.contains("tollgate_circuit_state.provider.openai: 2"),
+        stats.contains("provider=.=openai;.;tollgate_circuit_state: 2"),
         "{stats}"
     );
 }
