@@ -261,7 +261,6 @@ impl HostState {
     }
 }
 
-
 /// How many times the filter called each host import, by import name (`proxy_get_property`,
 /// `fd_write`, …). Every linked import counts itself (see [`crate::imports`]); tests take the
 /// counts around a request to pin what one request costs in host calls.

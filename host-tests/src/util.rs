@@ -7,7 +7,7 @@
 
 use wasmtime::{Caller, Extern};
 
-use crate::state::{HostState, Headers};
+use crate::state::{Headers, HostState};
 
 /// The caller handle every host function receives: the guest instance plus our [`HostState`].
 pub type C<'a> = Caller<'a, HostState>;

@@ -8,7 +8,9 @@ use std::path::PathBuf;
 use wasmtime::{Engine, Instance, Linker, Module, Store};
 
 use crate::imports;
-use crate::state::{Action, HostCalls, HostState, Headers, LocalReply, MapKind, SharedHost, StreamState};
+use crate::state::{
+    Action, Headers, HostCalls, HostState, LocalReply, MapKind, SharedHost, StreamState,
+};
 use crate::util::find_header;
 
 /// Where the built module is: `$TOLLGATE_WASM`, else `target/tollgate.wasm` at the workspace root.

@@ -300,15 +300,24 @@ fn eight_clients_a_thousand_requests_each_thirty_percent_primary_faults_none_los
          retries (`upstream_rq_retry_overflow`)"
     );
     assert_eq!(tally.ok.load(Ordering::Relaxed), total);
-    assert_eq!(overflow, 0, "Envoy refused retries: upstream_rq_retry_overflow {overflow}");
+    assert_eq!(
+        overflow, 0,
+        "Envoy refused retries: upstream_rq_retry_overflow {overflow}"
+    );
     // The load did exercise the walk: about 30 % of the requests failed over, one retry each.
     assert!(
         primary.responses_error > total / 5,
         "the primary failed only {} of {total}",
         primary.responses_error
     );
-    assert_eq!(retries, primary.responses_error, "one retry per primary failure");
-    assert_eq!(fallback, primary.responses_error, "each failure served by the fallback");
+    assert_eq!(
+        retries, primary.responses_error,
+        "one retry per primary failure"
+    );
+    assert_eq!(
+        fallback, primary.responses_error,
+        "each failure served by the fallback"
+    );
     assert!(
         elapsed < Duration::from_secs(90),
         "took {elapsed:?}: keep e2e tests short"

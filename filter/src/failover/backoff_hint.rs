@@ -11,11 +11,9 @@
 use crate::shared_store::SharedStore;
 
 use super::cas::cas_update;
-use super::settings::ProviderSettings;
 use super::http_date::parse_http_date_ms;
-use super::timefmt::{
-    parse_go_duration_ms, parse_millis_ms, parse_rfc3339_ms, parse_seconds_ms,
-};
+use super::settings::ProviderSettings;
+use super::timefmt::{parse_go_duration_ms, parse_millis_ms, parse_rfc3339_ms, parse_seconds_ms};
 
 /// Longest back-off window accepted from a provider (one hour); longer hints are clamped.
 pub const MAX_BACKOFF_HINT_MS: u64 = 3_600_000;
@@ -188,7 +186,10 @@ mod tests {
         );
         // The obsolete forms RFC 9110 §5.6.7 requires recipients to accept.
         assert_eq!(
-            parse_backoff_hint(&h(&[("retry-after", "Monday, 01-Jan-24 00:00:20 GMT")]), NOW),
+            parse_backoff_hint(
+                &h(&[("retry-after", "Monday, 01-Jan-24 00:00:20 GMT")]),
+                NOW
+            ),
             Some(NOW + 20_000)
         );
         assert_eq!(

@@ -241,8 +241,14 @@ mod tests {
 
     #[test]
     fn asctime_form() {
-        assert_eq!(parse_asctime_ms("Sun Nov  6 08:49:37 1994"), Some(EXAMPLE_MS));
-        assert_eq!(parse_asctime_ms("Sun Nov 06 08:49:37 1994"), Some(EXAMPLE_MS));
+        assert_eq!(
+            parse_asctime_ms("Sun Nov  6 08:49:37 1994"),
+            Some(EXAMPLE_MS)
+        );
+        assert_eq!(
+            parse_asctime_ms("Sun Nov 06 08:49:37 1994"),
+            Some(EXAMPLE_MS)
+        );
         assert_eq!(
             parse_asctime_ms("Sat Nov 26 08:49:37 1994"),
             Some(EXAMPLE_MS + 20 * 86_400_000)
@@ -268,7 +274,15 @@ mod tests {
             parse_http_date_ms("  Sun Nov  6 08:49:37 1994 ", NOW),
             Some(EXAMPLE_MS)
         );
-        for bad in ["", " ", "now", "1994-11-06T08:49:37Z", "784111777", "\u{0}", "Sun"] {
+        for bad in [
+            "",
+            " ",
+            "now",
+            "1994-11-06T08:49:37Z",
+            "784111777",
+            "\u{0}",
+            "Sun",
+        ] {
             assert_eq!(parse_http_date_ms(bad, NOW), None, "{bad:?}");
         }
     }

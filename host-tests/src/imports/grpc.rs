@@ -47,10 +47,15 @@ pub(super) fn link(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
             Ok(status::OK)
         }
     )?;
-    link!(linker, ENV, "proxy_get_status", |c, code: i32, mp: i32, ms: i32| {
-        write_u32(&mut c, code, 0)?;
-        return_bytes(&mut c, b"", mp, ms)?;
-        Ok(status::OK)
-    })?;
+    link!(
+        linker,
+        ENV,
+        "proxy_get_status",
+        |c, code: i32, mp: i32, ms: i32| {
+            write_u32(&mut c, code, 0)?;
+            return_bytes(&mut c, b"", mp, ms)?;
+            Ok(status::OK)
+        }
+    )?;
     Ok(())
 }

@@ -7,8 +7,10 @@ use wasmtime::Linker;
 
 use super::ENV;
 use crate::link;
-use crate::state::{status, HostState, Headers, MapKind};
-use crate::util::{deserialize_map, find_header, read_bytes, read_string, return_bytes, serialize_map};
+use crate::state::{status, Headers, HostState, MapKind};
+use crate::util::{
+    deserialize_map, find_header, read_bytes, read_string, return_bytes, serialize_map,
+};
 
 /// The map of `kind` as the filter currently sees it.
 fn get_map(st: &mut HostState, kind: MapKind) -> Headers {

@@ -36,31 +36,41 @@ pub(super) fn link(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
             Ok(status::OK)
         }
     )?;
-    link!(linker, ENV, "proxy_increment_metric", |c, id: i32, offset: i64| {
-        let shared = c.data().shared.clone();
-        let mut st = shared.lock();
-        match st.metrics.get_mut(id as u32 as usize) {
-            Some(m) => {
-                m.value += offset;
-                Ok(status::OK)
-            }
-            None => Ok(status::NOT_FOUND),
-        }
-    })?;
-    link!(linker, ENV, "proxy_record_metric", |c, id: i32, value: i64| {
-        let shared = c.data().shared.clone();
-        let mut st = shared.lock();
-        match st.metrics.get_mut(id as u32 as usize) {
-            Some(m) => {
-                m.value = value;
-                if m.kind == 2 {
-                    m.samples.push(value as u64);
+    link!(
+        linker,
+        ENV,
+        "proxy_increment_metric",
+        |c, id: i32, offset: i64| {
+            let shared = c.data().shared.clone();
+            let mut st = shared.lock();
+            match st.metrics.get_mut(id as u32 as usize) {
+                Some(m) => {
+                    m.value += offset;
+                    Ok(status::OK)
                 }
-                Ok(status::OK)
+                None => Ok(status::NOT_FOUND),
             }
-            None => Ok(status::NOT_FOUND),
         }
-    })?;
+    )?;
+    link!(
+        linker,
+        ENV,
+        "proxy_record_metric",
+        |c, id: i32, value: i64| {
+            let shared = c.data().shared.clone();
+            let mut st = shared.lock();
+            match st.metrics.get_mut(id as u32 as usize) {
+                Some(m) => {
+                    m.value = value;
+                    if m.kind == 2 {
+                        m.samples.push(value as u64);
+                    }
+                    Ok(status::OK)
+                }
+                None => Ok(status::NOT_FOUND),
+            }
+        }
+    )?;
     link!(linker, ENV, "proxy_get_metric", |c, id: i32, ret: i32| {
         let value = {
             let shared = c.data().shared.clone();

@@ -26,15 +26,7 @@ pub(super) fn link(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
         linker,
         ENV,
         "proxy_send_local_response",
-        |c,
-         code: i32,
-         _dp: i32,
-         _dl: i32,
-         bp: i32,
-         bl: i32,
-         hp: i32,
-         hl: i32,
-         _grpc: i32| {
+        |c, code: i32, _dp: i32, _dl: i32, bp: i32, bl: i32, hp: i32, hl: i32, _grpc: i32| {
             let body = read_bytes(&mut c, bp, bl)?;
             let hbytes = read_bytes(&mut c, hp, hl)?;
             let headers = deserialize_map(&hbytes).unwrap_or_default();
@@ -50,8 +42,6 @@ pub(super) fn link(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
         c.data_mut().current_context = ctx as u32;
         Ok(status::OK)
     })?;
-    link!(linker, ENV, "proxy_done", |c| {
-        Ok(status::OK)
-    })?;
+    link!(linker, ENV, "proxy_done", |c| { Ok(status::OK) })?;
     Ok(())
 }

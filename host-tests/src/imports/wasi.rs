@@ -13,13 +13,18 @@ use crate::util::{memory, read_bytes, write_u32, write_u64};
 const WASI: &str = "wasi_snapshot_preview1";
 
 pub(super) fn link(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
-    link!(linker, WASI, "environ_sizes_get", |c, count_ptr: i32, size_ptr: i32| {
-        let env = c.data().env.clone();
-        let size: usize = env.iter().map(|(k, v)| k.len() + v.len() + 2).sum();
-        write_u32(&mut c, count_ptr, env.len() as u32)?;
-        write_u32(&mut c, size_ptr, size as u32)?;
-        Ok(0i32)
-    })?;
+    link!(
+        linker,
+        WASI,
+        "environ_sizes_get",
+        |c, count_ptr: i32, size_ptr: i32| {
+            let env = c.data().env.clone();
+            let size: usize = env.iter().map(|(k, v)| k.len() + v.len() + 2).sum();
+            write_u32(&mut c, count_ptr, env.len() as u32)?;
+            write_u32(&mut c, size_ptr, size as u32)?;
+            Ok(0i32)
+        }
+    )?;
     link!(linker, WASI, "environ_get", |c, ptrs: i32, buf: i32| {
         let env = c.data().env.clone();
         let mem = memory(&mut c)?;
@@ -71,11 +76,16 @@ pub(super) fn link(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
         mem.write(&mut c, ptr as u32 as usize, &bytes)?;
         Ok(0i32)
     })?;
-    link!(linker, WASI, "clock_time_get", |c, _id: i32, _prec: i64, ret: i32| {
-        let now = c.data().now_nanos;
-        write_u64(&mut c, ret, now)?;
-        Ok(0i32)
-    })?;
+    link!(
+        linker,
+        WASI,
+        "clock_time_get",
+        |c, _id: i32, _prec: i64, ret: i32| {
+            let now = c.data().now_nanos;
+            write_u64(&mut c, ret, now)?;
+            Ok(0i32)
+        }
+    )?;
     link!(linker, WASI, "proc_exit", |c, code: i32| {
         Err::<(), _>(wasmtime::Error::msg(format!("proc_exit({code})")))
     })?;
