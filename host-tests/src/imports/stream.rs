@@ -42,10 +42,6 @@ pub(super) fn link(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
         c.data_mut().current_context = ctx as u32;
         Ok(status::OK)
     })?;
-<<<<<<< HEAD
     link!(linker, ENV, "proxy_done", |c| Ok(status::OK))?;
-=======
-    link!(linker, ENV, "proxy_done", |c| { Ok(status::OK) })?;
->>>>>>> h-pipeline
     Ok(())
 }
