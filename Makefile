@@ -11,7 +11,7 @@ WASM          := target/tollgate.wasm
 CARGO_TARGET  := $(or $(CARGO_TARGET_DIR),target)
 CARGO_TEST    ?= cargo test
 
-.PHONY: setup setup-rust setup-envoy setup-tools setup-wasm-opt build test unit host-test e2e-test validate demo bench soak lint fmt clean mock token oci fuzz panic-audit
+.PHONY: setup setup-rust setup-envoy setup-tools build test unit host-test e2e-test validate demo bench soak lint fmt clean mock token oci fuzz panic-audit check schema setup-wasm-opt
 
 ## setup: wasm target, Envoy $(ENVOY_VERSION) in a project venv, load tools from Debian.
 setup: setup-rust setup-envoy setup-tools setup-wasm-opt
@@ -62,10 +62,25 @@ setup-wasm-opt:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends binaryen >/dev/null; }
 
-## test: the panic audit, native unit tests, host tests on the real .wasm, real-Envoy tests.
+## test: the panic audit, native unit tests, host tests on the real .wasm, real-Envoy tests,
+## and a compile check of every bench and `envoy-compare` (`make bench` must work from a clean
+## checkout; in the test profile this reuses the test build, so it costs seconds).
 test: setup build panic-audit
 	$(CARGO_TEST) --workspace --exclude tollgate-e2e
+	cargo build -p tollgate-benches --benches --bins
 	$(CARGO_TEST) -p tollgate-e2e -- --test-threads=2
+
+## check: tollgate-check on an Envoy bootstrap (CONFIG=path, YAML or JSON): every tollgate filter's
+## JSON validated by the filter's own code and cross-checked against the bootstrap.
+## CHECK_FLAGS=--deny-warnings fails on warnings too.
+check:
+	@test -n "$(CONFIG)" || { echo "usage: make check CONFIG=path/to/envoy.yaml"; exit 2; }
+	@cargo run -q -p tollgate-check -- $(CHECK_FLAGS) $(CONFIG)
+
+## schema: regenerates docs/tollgate.schema.json and the field reference in docs/configuration.md
+## from the filter's config types (a test fails when they are stale).
+schema:
+	@cargo run -q -p tollgate-check -- --write-docs
 
 ## panic-audit: clippy over the filter's production code (native and wasm32, tests excluded)
 ## refusing every way it could panic: unwrap/expect, panic!/unreachable!/todo!/unimplemented!,
@@ -111,6 +126,7 @@ demo: setup build mock
 bench: setup build mock
 	cargo bench -p tollgate-benches --bench filter $(if $(BENCH_QUICK),-- --quick,)
 	cargo bench -p tollgate-benches --bench translate $(if $(BENCH_QUICK),-- --quick,)
+	cargo bench -p tollgate-benches --bench pipeline $(if $(BENCH_QUICK),-- --quick,)
 	cargo run --release -p tollgate-benches --bin envoy-compare
 
 ## soak: Envoy + tollgate under mixed traffic and faults for SOAK_SECONDS, then a verdict
@@ -121,7 +137,7 @@ soak: setup build
 	cargo build --release -p tollgate-e2e --bin soak
 	SOAK_SECONDS=$(SOAK_SECONDS) TOLLGATE_WASM=$(ROOT)/$(WASM) $(CARGO_TARGET)/release/soak
 
-## oci: target/oci, the module as an OCI image layout (Istio's Wasm "compat" variant); see envoy/DEPLOYING.md.
+## oci: target/oci, the module as an OCI image layout (Istio's Wasm "compat" variant); see docs/deploying.md.
 oci: build
 	envoy/oci/build.sh
 

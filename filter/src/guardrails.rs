@@ -20,17 +20,12 @@ pub const DEFAULT_MAX_MESSAGES: u64 = 1000;
 /// Default `max_message_chars`.
 pub const DEFAULT_MAX_MESSAGE_CHARS: u64 = 1_048_576;
 
-/// A configuration error: JSON path and reason.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GuardrailConfigError {
-    /// JSON path of the offending field, e.g. `guardrails.routes[1].max_messages`.
-    pub path: String,
-    /// What is wrong with it.
-    pub reason: String,
-}
+/// A guardrails configuration error: the one configuration error type (JSON path and reason).
+pub type GuardrailConfigError = crate::config::ConfigError;
 
 /// Raw `guardrails` section.
 #[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct RawGuardrails {
     /// Limits for every path no route matches (and inherited by routes).
@@ -41,6 +36,7 @@ pub struct RawGuardrails {
 
 /// Raw limits; unset fields take the built-in default (or, in a route, the `defaults` value).
 #[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct RawGuardrailLimits {
     /// Largest request body, bytes (default `limits.max_request_bytes`).
@@ -57,6 +53,7 @@ pub struct RawGuardrailLimits {
 
 /// Raw route: a path matcher plus the limits it overrides.
 #[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct RawGuardrailRoute {
     /// Matches paths (query excluded) starting with this.
@@ -714,7 +711,7 @@ mod tests {
         assert_eq!(body["error"]["request_id"], "rid");
         assert_eq!(
             v.metric(),
-            "tollgate_guardrail_rejections_total.reason.request_too_large"
+            "reason=.=request_too_large;.;tollgate_guardrail_rejections_total"
         );
         assert_eq!(Reason::UnsupportedContentType.status(), 415);
     }

@@ -24,6 +24,7 @@ pub mod budget;
 pub mod config;
 pub mod correlation;
 pub mod error_reply;
+pub mod exchange;
 pub mod failover;
 pub mod guardrails;
 pub mod identity;
@@ -34,12 +35,18 @@ pub mod random;
 pub mod ratelimit_rpc;
 pub mod routing;
 pub mod shared_store;
+pub mod sse;
 pub mod status;
 pub mod translate;
 pub mod usage;
 
 #[cfg(target_arch = "wasm32")]
 mod host;
+
+// A panic must abort the VM, never unwind through the host: `wasm32-wasip1` aborts by default
+// and the workspace's release profile must not change that (see the root `Cargo.toml`).
+#[cfg(all(target_arch = "wasm32", not(panic = "abort")))]
+compile_error!("tollgate.wasm must be built with panic = \"abort\"");
 
 /// The crate version, reported in the VM start banner and the status endpoint.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -79,6 +79,7 @@ fn default_min_refetch_seconds() -> u64 {
 
 /// The `jwt` configuration section as written by operators.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawJwtSettings {
     /// Token issuers and how to verify their tokens. At least one.
@@ -107,6 +108,7 @@ pub struct RawJwtSettings {
 
 /// One provider as written by operators.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawProvider {
     /// Name referenced by rules; `[A-Za-z0-9_.-]`, unique.
@@ -152,6 +154,7 @@ pub struct RawProvider {
 
 /// A remote JWKS source as written by operators.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawRemoteJwks {
     /// Envoy cluster the fetch is sent to.
@@ -181,6 +184,7 @@ pub struct RawRemoteJwks {
 
 /// A token location as written by operators: exactly one of `header`, `query`, `cookie`.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawTokenLocation {
     /// Header name.
@@ -200,6 +204,7 @@ pub struct RawTokenLocation {
 
 /// A claim-to-header mapping as written by operators.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawClaimHeader {
     /// Claim name; dots reach nested claims (`realm.team`).
@@ -210,6 +215,7 @@ pub struct RawClaimHeader {
 
 /// A path matcher as written by operators: exactly one of `path_prefix`, `path_exact`.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawPathMatch {
     /// Matches paths starting with this string.
@@ -222,6 +228,7 @@ pub struct RawPathMatch {
 
 /// A rule's requirement as written by operators.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
 pub enum RawRequires {
     /// A valid token of this provider is required.
@@ -234,6 +241,7 @@ pub enum RawRequires {
 
 /// A rule as written by operators.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawRule {
     /// Matches paths starting with this string.
@@ -378,29 +386,16 @@ pub struct ClaimHeader {
 }
 
 /// Deserializes a JSON value into `RawJwtSettings` and compiles it; serde errors carry the
-/// JSON path too (e.g. `jwt.providers[0].foo: unknown field ...`).
+/// JSON path too (e.g. `jwt.providers[0].foo: unknown field ...`). The plugin configuration
+/// reads the section once with the rest of the document and calls [`compile`] instead.
 pub fn from_json_value(value: Value, path_prefix: &str) -> Result<JwtSettings, JwtConfigError> {
-    let raw: RawJwtSettings = serde_path_to_error::deserialize(value).map_err(|e| {
-        let inner = e.path().to_string();
-        let path = if inner == "." {
-            path_prefix.to_string()
-        } else {
-            join(path_prefix, &inner)
-        };
-        JwtConfigError::new(path, e.into_inner().to_string())
-    })?;
+    let raw: RawJwtSettings = crate::config::deserialize_value(value, path_prefix)?;
     compile(raw, path_prefix)
 }
 
 /// Joins a JSON path prefix and a field (`a` + `b` → `a.b`; `a` + `[0]` → `a[0]`).
 fn join(prefix: &str, field: &str) -> String {
-    if prefix.is_empty() {
-        field.to_string()
-    } else if field.starts_with('[') {
-        format!("{prefix}{field}")
-    } else {
-        format!("{prefix}.{field}")
-    }
+    crate::config::join_path(prefix, field)
 }
 
 fn err<T>(path: String, reason: impl Into<String>) -> Result<T, JwtConfigError> {
@@ -846,8 +841,10 @@ mod tests {
         })
     }
 
+    /// `path: reason` of the error compiling `v` as the `jwt` section.
     fn compile_err(v: Value) -> String {
-        from_json_value(v, "jwt").unwrap_err().to_string()
+        let e = from_json_value(v, "jwt").unwrap_err();
+        format!("{}: {}", e.path, e.reason)
     }
 
     #[test]
