@@ -74,6 +74,8 @@ pub struct RawConfig {
     pub environment: crate::profile::Environment,
     /// The status endpoint (off when absent; see [`crate::status`]).
     pub status: Option<crate::status::RawStatus>,
+    /// Virtual API keys (off when absent; see [`crate::keys`]).
+    pub keys: Option<crate::keys::RawKeys>,
 }
 
 /// Where a tollgate instance sits in Envoy.
@@ -360,6 +362,8 @@ pub struct FilterConfig {
     pub status: Option<crate::status::StatusConfig>,
     /// [`crate::status::config_hash`] of the plugin configuration bytes.
     pub config_hash: String,
+    /// Virtual API keys, when configured.
+    pub keys: Option<std::sync::Arc<crate::keys::KeySettings>>,
 }
 
 impl FilterConfig {
@@ -656,6 +660,10 @@ impl FilterConfig {
             }
             None => None,
         };
+        let keys = match raw.keys {
+            Some(k) => Some(std::sync::Arc::new(crate::keys::compile(k, "keys")?)),
+            None => None,
+        };
         let engine = crate::masking::MaskEngine::with_known_secrets(&raw.masking.detectors, known)
             .map_err(|reason| ConfigError::new("masking.detectors", reason))?;
         let masking = MaskingConfig {
@@ -688,6 +696,7 @@ impl FilterConfig {
             environment: raw.environment,
             status,
             config_hash: crate::status::config_hash(b""),
+            keys,
         })
     }
 }
@@ -731,6 +740,7 @@ impl Default for FilterConfig {
             environment: crate::profile::Environment::Development,
             status: None,
             config_hash: String::new(),
+            keys: None,
         })
     }
 }
@@ -823,9 +833,40 @@ fn compile_budgets(raw: RawBudgets) -> Result<BudgetConfig, ConfigError> {
         }
         None => None,
     };
+    let windows = compile_windows(&raw.windows, "budgets.windows")?;
+    let mut thresholds = raw.warn_thresholds.clone();
+    for (i, t) in thresholds.iter().enumerate() {
+        if !(t.is_finite() && *t > 0.0 && *t <= 1.0) {
+            return Err(ConfigError::new(
+                format!("budgets.warn_thresholds[{i}]"),
+                "must be in (0, 1]",
+            ));
+        }
+    }
+    if thresholds.len() > 16 {
+        return Err(ConfigError::new(
+            "budgets.warn_thresholds",
+            "at most 16 thresholds",
+        ));
+    }
+    thresholds.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    Ok(BudgetConfig {
+        budgets: Budgets {
+            windows,
+            warn_thresholds: thresholds,
+            key_prefix: "tollgate:budget:".into(),
+        },
+        default_max_tokens: raw.default_max_tokens,
+        global,
+    })
+}
+
+/// Validates budget windows (the user budgets' and each virtual key's): every error names the
+/// window by its JSON path under `path`, e.g. `budgets.windows[1].period`.
+pub fn compile_windows(raw: &[RawWindow], path: &str) -> Result<Vec<WindowLimit>, ConfigError> {
     let mut windows = Vec::new();
-    for (i, w) in raw.windows.iter().enumerate() {
-        let path = format!("budgets.windows[{i}]");
+    for (i, w) in raw.iter().enumerate() {
+        let path = format!("{path}[{i}]");
         let period = match &w.period {
             serde_json::Value::String(s) => match s.as_str() {
                 "second" => 1,
@@ -870,31 +911,7 @@ fn compile_budgets(raw: RawBudgets) -> Result<BudgetConfig, ConfigError> {
             max_requests: w.max_requests,
         });
     }
-    let mut thresholds = raw.warn_thresholds.clone();
-    for (i, t) in thresholds.iter().enumerate() {
-        if !(t.is_finite() && *t > 0.0 && *t <= 1.0) {
-            return Err(ConfigError::new(
-                format!("budgets.warn_thresholds[{i}]"),
-                "must be in (0, 1]",
-            ));
-        }
-    }
-    if thresholds.len() > 16 {
-        return Err(ConfigError::new(
-            "budgets.warn_thresholds",
-            "at most 16 thresholds",
-        ));
-    }
-    thresholds.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
-    Ok(BudgetConfig {
-        budgets: Budgets {
-            windows,
-            warn_thresholds: thresholds,
-            key_prefix: "tollgate:budget:".into(),
-        },
-        default_max_tokens: raw.default_max_tokens,
-        global,
-    })
+    Ok(windows)
 }
 
 /// Checks an HTTP header name (RFC 9110 token, not a pseudo-header) and lowercases it.
@@ -1004,6 +1021,25 @@ mod tests {
         )
         .unwrap();
         assert_eq!(ok.budgets.unwrap().budgets.windows.len(), 2);
+    }
+
+    #[test]
+    fn keys_section_is_validated_with_paths() {
+        let c = FilterConfig::parse(b"{}").unwrap();
+        assert!(c.keys.is_none(), "keys are off unless configured");
+        let e = FilterConfig::parse(
+            br#"{"keys":{"inline":[{"id":"a","sha256":"tg-x","owner":"o","team":"t"}]}}"#,
+        )
+        .unwrap_err();
+        assert_eq!(e.path, "keys.inline[0].sha256");
+        let e = FilterConfig::parse(br#"{"keys":{"inline":[],"bogus":1}}"#).unwrap_err();
+        assert_eq!(e.path, "keys.bogus");
+        let hash = "ab".repeat(32);
+        let doc = format!(
+            r#"{{"keys":{{"inline":[{{"id":"a","sha256":"{hash}","owner":"o","team":"t"}}]}}}}"#
+        );
+        let c = FilterConfig::parse(doc.as_bytes()).unwrap();
+        assert_eq!(c.keys.unwrap().headers.len(), 3);
     }
 
     #[test]
