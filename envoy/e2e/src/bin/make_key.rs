@@ -109,11 +109,15 @@ fn run(args: Args) -> Result<(), String> {
     }
     println!("# A new tollgate key, shown once (tollgate keeps only its SHA-256):");
     println!("TG_KEY={key}");
-    println!("# Its entry for \"keys\": {{\"inline\": [...]}} or a remote key set's \"keys\" array:");
+    println!(
+        "# Its entry for \"keys\": {{\"inline\": [...]}} or a remote key set's \"keys\" array:"
+    );
     println!("{entry}");
     if let Some(path) = args.append {
         let count = append(&path, &entry)?;
-        println!("# Added to {path} ({count} keys): a running demo accepts the key at its next refresh.");
+        println!(
+            "# Added to {path} ({count} keys): a running demo accepts the key at its next refresh."
+        );
     }
     Ok(())
 }
