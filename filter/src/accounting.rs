@@ -46,6 +46,7 @@ pub const TAG_NAMES: &[&str] = &[
     "kind",
     "place",
     "outcome",
+    "team",
 ];
 
 /// Makes a tag value safe inside a dot-separated stat name: `[A-Za-z0-9_-]`, at most 64 chars.
