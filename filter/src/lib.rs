@@ -36,6 +36,7 @@ pub mod ratelimit_rpc;
 pub mod refresh;
 pub mod routing;
 pub mod shared_store;
+pub mod sse;
 pub mod status;
 pub mod translate;
 pub mod usage;

@@ -113,10 +113,10 @@ pub fn compile(raw: RawKeys, path: &str) -> Result<KeySettings, ConfigError> {
             }
             KeySource::Inline(Arc::new(set))
         }
-        (None, Some(remote)) => KeySource::Remote(
-            crate::jwt::settings::compile_remote_jwks(remote, &f("remote"))
-                .map_err(|e| ConfigError::new(e.path, e.reason))?,
-        ),
+        (None, Some(remote)) => KeySource::Remote(crate::jwt::settings::compile_remote_jwks(
+            remote,
+            &f("remote"),
+        )?),
         _ => {
             return Err(ConfigError::new(
                 path,
