@@ -622,7 +622,10 @@ fn virtual_key_spec(basic: &str, upstream: u16, chat: &str) -> WrkSpec {
             .plugin_config(&config)
             .set("UPSTREAM_PORT", upstream),
         body: chat.to_string(),
-        headers: vec![("x-api-key".into(), keys.get(500).cloned().unwrap_or_default())],
+        headers: vec![(
+            "x-api-key".into(),
+            keys.get(500).cloned().unwrap_or_default(),
+        )],
         base: Some(2),
         check: Check::Ok,
     }

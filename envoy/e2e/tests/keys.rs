@@ -328,12 +328,21 @@ fn refusals_precedence_budgets_status_and_observability() {
         .collect();
     let keyed: Vec<&Value> = entries
         .iter()
-        .filter(|e| e["key_id"] == "search-app" && e["status"] == 200)
+        .filter(|e| {
+            e["key_id"] == "search-app" && e["status"] == 200 && e["path"] == "/v1/chat/completions"
+        })
         .collect();
     assert_eq!(keyed.len(), 3, "{lines:#?}");
     assert!(keyed
         .iter()
         .all(|e| e["team"] == "search" && e["user"] == "search-app@example.com"));
+    // Refusals of a valid key carry its id too (403 model, 429 budget); unknown keys none.
+    let refused: Vec<u64> = entries
+        .iter()
+        .filter(|e| e["key_id"] == "search-app" && e["status"] != 200)
+        .filter_map(|e| e["status"].as_u64())
+        .collect();
+    assert_eq!(refused, vec![403, 429], "{lines:#?}");
     let prom = envoy.prometheus();
     assert!(
         prom.lines().any(|l| l.starts_with("tollgate_llm_requests_total{")
