@@ -25,7 +25,6 @@ pub mod secret;
 pub mod set;
 pub mod settings;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 pub use fetcher::{KeySetAvailability, KeySetFetcher, SkippedEntry};
@@ -147,18 +146,21 @@ fn presented<H: HeaderLookup + ?Sized>(
     out
 }
 
-fn deny(status: u32, reason: &'static str, message: &str, shown: String) -> KeyOutcome {
-    let kind = if status == 401 {
-        ErrorKind::Authentication
-    } else {
-        ErrorKind::Upstream
-    };
-    let mut reply = ErrorReply::new(status, kind, reason, message);
-    if status == 401 {
-        reply = reply.with_header("www-authenticate", CHALLENGE);
-    } else {
-        reply = reply.with_header("retry-after", "1");
-    }
+/// The 503 for a remote key set that has not arrived (the SDKs retry it: `Retry-After: 1`).
+pub fn unavailable_reply() -> ErrorReply {
+    ErrorReply::new(
+        503,
+        ErrorKind::Upstream,
+        "key_set_unavailable",
+        "API keys cannot be checked yet: the key set is unavailable",
+    )
+    .with_header("retry-after", "1")
+}
+
+/// A 401 refusal of a presented key.
+fn deny(reason: &'static str, message: &str, shown: String) -> KeyOutcome {
+    let reply = ErrorReply::new(401, ErrorKind::Authentication, reason, message)
+        .with_header("www-authenticate", CHALLENGE);
     KeyOutcome::Deny(KeyDenial {
         reply,
         reason,
@@ -182,14 +184,13 @@ pub fn authenticate<H: HeaderLookup + ?Sized>(
     let shown = secret::redact(key);
     if found.iter().any(|(_, other)| other != key) {
         return deny(
-            401,
             "multiple_api_keys",
             "the request carries more than one different API key",
             shown,
         );
     }
     if !secret::is_well_formed(key) {
-        return deny(401, "invalid_api_key", "Incorrect API key provided.", shown);
+        return deny("invalid_api_key", "Incorrect API key provided.", shown);
     }
     let set = match keys {
         Availability::Ready(set) => set,
@@ -199,28 +200,28 @@ pub fn authenticate<H: HeaderLookup + ?Sized>(
             }
         }
         Availability::Unavailable => {
-            return deny(
-                503,
-                "key_set_unavailable",
-                "API keys cannot be checked yet: the key set is unavailable",
+            return KeyOutcome::Deny(KeyDenial {
+                reply: unavailable_reply(),
+                reason: "key_set_unavailable",
                 shown,
-            )
+                unknown_remote: false,
+            })
         }
     };
     let digest = KeyDigest::of(key);
     let Some(entry) = set.lookup(&digest) else {
         let remote = matches!(settings.source, KeySource::Remote(_));
-        let mut outcome = deny(401, "invalid_api_key", "Incorrect API key provided.", shown);
+        let mut outcome = deny("invalid_api_key", "Incorrect API key provided.", shown);
         if let KeyOutcome::Deny(d) = &mut outcome {
             d.unknown_remote = remote;
         }
         return outcome;
     };
     if entry.revoked {
-        return deny(401, "key_revoked", "This API key has been revoked.", shown);
+        return deny("key_revoked", "This API key has been revoked.", shown);
     }
     if entry.is_expired(now_unix) {
-        return deny(401, "key_expired", "This API key has expired.", shown);
+        return deny("key_expired", "This API key has expired.", shown);
     }
     let mut edits: Vec<RequestEdit> = Vec::new();
     for (name, _) in &found {
@@ -261,61 +262,6 @@ pub fn missing_reply(settings: &KeySettings) -> ErrorReply {
         format!("an API key is required ({})", where_.join(", ")),
     )
     .with_header("www-authenticate", CHALLENGE)
-}
-
-/// The calling key, as the status endpoint shows it (never the key or its hash).
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct KeyStatus<'a> {
-    /// Key id.
-    pub id: &'a str,
-    /// Owner.
-    pub owner: &'a str,
-    /// Team.
-    pub team: &'a str,
-    /// Allowed model patterns (`None`: every model).
-    pub models: Option<Vec<String>>,
-    /// Expiry, Unix seconds.
-    pub expires_at: Option<u64>,
-    /// Labels.
-    pub labels: &'a BTreeMap<String, String>,
-    /// The key's own budget windows (`None` without key budgets).
-    pub budget: Option<Vec<crate::status::WindowStatus>>,
-}
-
-impl<'a> KeyStatus<'a> {
-    /// The status of `entry`, with its windows' states (`(period, state)` from
-    /// [`crate::budget::Budgets::snapshot`]) at `now_unix`.
-    pub fn new(
-        entry: &'a KeyEntry,
-        states: &[(u64, crate::budget::WindowState)],
-        now_unix: u64,
-    ) -> Self {
-        let budget = entry.budgets.as_ref().map(|b| {
-            b.windows
-                .iter()
-                .map(|w| {
-                    let state = states
-                        .iter()
-                        .find(|(p, _)| *p == w.period_seconds)
-                        .map(|(_, s)| *s)
-                        .unwrap_or_default();
-                    crate::status::WindowStatus::new(w, &state, now_unix)
-                })
-                .collect()
-        });
-        Self {
-            id: &entry.id,
-            owner: &entry.owner,
-            team: &entry.team,
-            models: entry
-                .models
-                .as_ref()
-                .map(|m| m.iter().map(ToString::to_string).collect()),
-            expires_at: entry.expires_at,
-            labels: &entry.labels,
-            budget,
-        }
-    }
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 use super::*;
 use crate::budget::{MemoryStore, WindowState};
 use crate::keys::secret::encode;
+use crate::status::KeyStatus;
 
 const NOW: u64 = 1_800_000_000;
 

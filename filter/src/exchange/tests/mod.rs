@@ -5,6 +5,7 @@
 //! `StopIterationAndBuffer` does), releases buffered data when the pipeline resumes, and keeps
 //! what reached the upstream and the client.
 
+mod api_keys;
 mod auth;
 mod failover;
 mod ids;
