@@ -425,16 +425,14 @@ mod tests {
     #[test]
     fn required_virtual_keys_authenticate_in_production() {
         let hash = "ab".repeat(32);
-        let keys = format!(
-            r#"{{"inline":[{{"id":"a","sha256":"{hash}","owner":"o","team":"t"}}]}}"#
-        );
+        let keys =
+            format!(r#"{{"inline":[{{"id":"a","sha256":"{hash}","owner":"o","team":"t"}}]}}"#);
         let json = format!(
             r#"{{"environment":"production","keys":{keys},"status":{{"path":"/tollgate/status"}}}}"#
         );
         assert_eq!(paths(&json), Vec::<String>::new());
-        let optional = format!(
-            r#"{{"environment":"production","keys":{{"inline":[],"required":false}}}}"#
-        );
+        let optional =
+            format!(r#"{{"environment":"production","keys":{{"inline":[],"required":false}}}}"#);
         assert_eq!(paths(&optional), vec!["keys.required"]);
     }
 
