@@ -431,9 +431,8 @@ mod tests {
             r#"{{"environment":"production","keys":{keys},"status":{{"path":"/tollgate/status"}}}}"#
         );
         assert_eq!(paths(&json), Vec::<String>::new());
-        let optional =
-            format!(r#"{{"environment":"production","keys":{{"inline":[],"required":false}}}}"#);
-        assert_eq!(paths(&optional), vec!["keys.required"]);
+        let optional = r#"{"environment":"production","keys":{"inline":[],"required":false}}"#;
+        assert_eq!(paths(optional), vec!["keys.required"]);
     }
 
     #[test]
