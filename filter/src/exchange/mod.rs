@@ -23,6 +23,7 @@ pub mod admission;
 pub mod api_keys;
 pub mod attempts;
 pub mod auth;
+pub mod drive;
 pub mod failover;
 pub mod fake;
 pub mod host;

@@ -26,6 +26,7 @@ pub const BUDGET_PREFIX: &str = "tollgate:key:";
 
 /// One key as the operator writes it (inline, or in a fetched key set).
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawKeyEntry {
     /// Stable name of the key: logs, access logs, budgets and the status endpoint use it.

@@ -29,6 +29,7 @@ fn default_max_teams() -> usize {
 
 /// Raw `keys` section.
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawKeys {
     /// Headers a key is read from (default `authorization` as `Bearer tg-…`, `x-api-key`,
