@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use tollgate::keys::secret::{encode, KeyDigest};
 use tollgate_e2e::mock::client::{request, Response};
 use tollgate_e2e::mock::{MockHandle, MockOptions, MockProvider};
-use tollgate_e2e::{free_port, repo_root, template, validate, Envoy, Vars};
+use tollgate_e2e::{repo_root, template, validate, Envoy, Vars};
 
 const CHAT: &str = r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}"#;
 
@@ -363,8 +363,10 @@ fn refusals_precedence_budgets_status_and_observability() {
 fn key_rotation_through_the_remote_key_set() {
     let upstream = mock();
     let (first, second) = (new_key(), new_key());
-    // The key server is down at start: requests wait (boundedly) for the first set, then 503.
-    let keyset_port = free_port();
+    // The key server is not answering at start (a listener that never accepts holds the port):
+    // requests wait (boundedly) for the first set, then 503.
+    let placeholder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let keyset_port = placeholder.local_addr().unwrap().port();
     let envoy = start(
         &upstream,
         keyset_port,
@@ -375,6 +377,7 @@ fn key_rotation_through_the_remote_key_set() {
     assert_eq!((r.status, code(&r)), (503, "key_set_unavailable".into()));
     assert!(started.elapsed() < Duration::from_secs(5));
     // The key server comes up: the retried fetch brings the set.
+    drop(placeholder);
     let keys = MockProvider::start(MockOptions {
         port: keyset_port,
         ..MockOptions::default()
