@@ -11,7 +11,7 @@ WASM          := target/tollgate.wasm
 CARGO_TARGET  := $(or $(CARGO_TARGET_DIR),target)
 CARGO_TEST    ?= cargo test
 
-.PHONY: setup setup-rust setup-envoy setup-tools build test unit host-test e2e-test validate demo bench soak lint fmt clean mock token oci fuzz panic-audit check schema setup-wasm-opt
+.PHONY: setup setup-rust setup-envoy setup-tools build test unit host-test e2e-test validate demo bench soak lint fmt clean mock token key oci fuzz panic-audit check schema setup-wasm-opt
 
 ## setup: wasm target, Envoy $(ENVOY_VERSION) in a project venv, load tools from Debian.
 setup: setup-rust setup-envoy setup-tools setup-wasm-opt
@@ -29,6 +29,8 @@ setup-envoy:
 	"$$bin" --version | grep -m1 version
 	@# grpcio: the in-test rate limit service (envoy/e2e/rls_server.py) speaks gRPC.
 	@$(VENV)/bin/python -c 'import grpc' 2>/dev/null || $(VENV)/bin/pip install --quiet --disable-pip-version-check grpcio
+	@# openai, anthropic: envoy/e2e/tests/keys.rs drives the official SDKs with virtual API keys.
+	@$(VENV)/bin/python -c 'import openai, anthropic' 2>/dev/null || $(VENV)/bin/pip install --quiet --disable-pip-version-check openai anthropic
 
 setup-tools:
 	@missing=""; \
@@ -110,12 +112,17 @@ fmt:
 	cargo fmt --all
 
 mock:
-	cargo build --release -p tollgate-mock-provider -p tollgate-e2e --bin mock-provider --bin mint_token
+	cargo build --release -p tollgate-mock-provider -p tollgate-e2e --bin mock-provider --bin mint_token --bin make_key
 
 ## token: prints a JWT signed with the demo ES256 key (envoy/demo/keys), valid for a day.
 token:
 	@cargo run -q --release -p tollgate-e2e --bin mint_token -- --key envoy/demo/keys/demo-es256.pem \
 	  --kid tollgate-demo-1 --sub demo-user --iss https://demo.tollgate.local --aud tollgate-demo --ttl 86400
+
+## key: prints a new virtual API key and its config entry (the SHA-256 only), and adds the entry
+## to target/demo/keys.json, the key set the demo serves (a running demo accepts it within 10 s).
+key:
+	@cargo run -q --release -p tollgate-e2e --bin make_key -- --append target/demo/keys.json
 
 ## demo: Envoy + tollgate on 127.0.0.1:10000 (admin 9901) in front of the mock provider.
 demo: setup build mock

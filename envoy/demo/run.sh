@@ -6,8 +6,14 @@ cd "$(dirname "$0")/../.."
 ENVOY_BIN="${ENVOY_BIN:-$(ls .venv/lib/python3*/site-packages/envoy/_bin/envoy | head -1)}"
 MOCK_BIN=target/release/mock-provider
 MINT_BIN=target/release/mint_token
+KEY_BIN=target/release/make_key
 TOKEN=$("$MINT_BIN" --key envoy/demo/keys/demo-es256.pem --kid tollgate-demo-1 \
   --sub demo-user --iss https://demo.tollgate.local --aud tollgate-demo --ttl 86400)
+# The demo's key set (served by the mock at /tollgate/keys.json, fetched by tollgate every 10 s)
+# starts with one fresh key; `make key` adds more. Only hashes are written to the file.
+KEYSET=target/demo/keys.json
+rm -f "$KEYSET"
+TG_KEY=$("$KEY_BIN" --id demo-app --owner demo-app --team demo --append "$KEYSET" | sed -n 's/^TG_KEY=//p')
 
 pids=()
 cleanup() {
@@ -18,7 +24,7 @@ cleanup() {
 }
 trap cleanup INT TERM EXIT
 
-"$MOCK_BIN" --port 8081 --jwks envoy/demo/keys/jwks.json &
+"$MOCK_BIN" --port 8081 --jwks envoy/demo/keys/jwks.json --keyset "$KEYSET" &
 pids+=($!)
 "$ENVOY_BIN" -c envoy/demo/envoy.yaml --disable-hot-restart --concurrency 2 --log-level warn &
 pids+=($!)
@@ -32,14 +38,20 @@ curl -sf localhost:9901/ready >/dev/null || { echo "envoy did not become ready";
 cat <<TXT
 
 tollgate demo is up: Envoy on http://127.0.0.1:10000 (admin http://127.0.0.1:9901).
-/v1/ requires a JWT (ES256, keys fetched from the mock's JWKS). A demo token (also: make token):
+/v1/ requires a JWT (ES256, keys fetched from the mock's JWKS) or a tollgate API key. A demo token
+(also: make token) and a demo key (new each start; make key issues more, see docs/keys.md):
 
   TOKEN=$TOKEN
+  TG_KEY=$TG_KEY
 
 Try:
 
   # a completion; note x-request-id and the x-ratelimit-* headers
   curl -si localhost:10000/v1/chat/completions -H "authorization: Bearer \$TOKEN" -d '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}'
+  # the same with the key, as the OpenAI SDK sends it (the Anthropic SDK's x-api-key works too)
+  curl -si localhost:10000/v1/chat/completions -H "authorization: Bearer \$TG_KEY" -d '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}'
+  # the calling key, its team and budgets
+  curl -s localhost:10000/tollgate/status -H "x-api-key: \$TG_KEY"
   # no token: 401 with WWW-Authenticate, OpenAI error shape, correlation id
   curl -si localhost:10000/v1/chat/completions -d '{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}'
   # a stream (usage counted even without stream_options; the client sees the stream it asked for)

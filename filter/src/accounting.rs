@@ -51,6 +51,7 @@ pub const TAG_NAMES: &[&str] = &[
     "kind",
     "place",
     "outcome",
+    "team",
 ];
 
 /// Makes a tag value safe inside a stat name while keeping it readable: printable ASCII (dots,
@@ -150,6 +151,8 @@ pub struct RequestRecord<'a> {
     pub model: &'a str,
     /// The caller, when it is to be a label.
     pub user_label: Option<&'a str>,
+    /// The team of the request's virtual API key (already bounded by `keys.max_teams`).
+    pub team_label: Option<&'a str>,
     /// Response status (0 when none).
     pub status: u32,
     /// Usage outcome.
@@ -167,6 +170,9 @@ pub fn samples(r: &RequestRecord<'_>) -> Vec<Sample> {
     let mut base: Vec<(&str, &str)> = vec![("provider", r.provider), ("model", r.model)];
     if let Some(user) = r.user_label {
         base.push(("user", user));
+    }
+    if let Some(team) = r.team_label {
+        base.push(("team", team));
     }
     fn with<'t>(
         base: &[(&'t str, &'t str)],
@@ -388,6 +394,7 @@ mod tests {
             provider: "openai",
             model: "gpt-4o-mini",
             user_label: None,
+            team_label: None,
             status: 200,
             outcome: &o,
             cost_usd: Some(0.0123),
@@ -435,6 +442,7 @@ mod tests {
             provider: "anthropic",
             model: "claude",
             user_label: Some("alice"),
+            team_label: Some("search"),
             status: 200,
             outcome: &o,
             cost_usd: None,
@@ -445,7 +453,11 @@ mod tests {
         assert!(s.iter().any(|x| x.name
             == "provider=.=anthropic;.;reason=.=truncated;.;tollgate_upstream_errors_total"));
         assert!(s.iter().any(|x| x.name
-            == "provider=.=anthropic;.;model=.=claude;.;user=.=alice;.;status_class=.=2xx;.;usage=.=estimated;.;tollgate_llm_requests_total"));
+            == "provider=.=anthropic;.;model=.=claude;.;user=.=alice;.;team=.=search;.;status_class=.=2xx;.;usage=.=estimated;.;tollgate_llm_requests_total"));
+        assert!(s
+            .iter()
+            .filter(|x| x.name.ends_with("tollgate_tokens_total"))
+            .all(|x| x.name.contains("team=.=search;.;")));
         let f = access_log_fields(&r, Some("alice"));
         assert!(f.contains(&("tollgate_usage_complete", "false".to_string())));
         assert!(f.contains(&("tollgate_user", "alice".to_string())));
@@ -465,6 +477,7 @@ mod tests {
             provider: "openai",
             model: "m",
             user_label: None,
+            team_label: None,
             status: 500,
             outcome: &o,
             cost_usd: None,

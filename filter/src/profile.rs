@@ -96,10 +96,22 @@ fn check_authentication(raw: &RawConfig, issues: &mut Vec<ProfileIssue>) {
         }
         return;
     }
+    if raw.jwt.is_none() {
+        if let Some(keys) = raw.keys.as_ref() {
+            // Virtual API keys authenticate every request when they are required.
+            if !keys.required {
+                issues.push(ConfigError::new(
+                    "keys.required",
+                    "must be true in production (or configure jwt): requests without a key would pass",
+                ));
+            }
+            return;
+        }
+    }
     let Some(jwt) = raw.jwt.as_ref() else {
         issues.push(ConfigError::new(
             "jwt",
-            "production requires authentication: configure jwt or envoy_jwt",
+            "production requires authentication: configure jwt, envoy_jwt or keys",
         ));
         if status_path.is_some() {
             issues.push(ConfigError::new(
@@ -408,6 +420,19 @@ mod tests {
         assert!(issues[0].path.contains("api_key"), "{issues:?}");
         let doc = r#"{"environment":"production","stage":"upstream","failover":{"providers":[{"name":"a","kind":"openai","cluster":"a","api_key":{"env":"K"}}]}}"#;
         assert!(check(&raw(doc)).is_empty());
+    }
+
+    #[test]
+    fn required_virtual_keys_authenticate_in_production() {
+        let hash = "ab".repeat(32);
+        let keys =
+            format!(r#"{{"inline":[{{"id":"a","sha256":"{hash}","owner":"o","team":"t"}}]}}"#);
+        let json = format!(
+            r#"{{"environment":"production","keys":{keys},"status":{{"path":"/tollgate/status"}}}}"#
+        );
+        assert_eq!(paths(&json), Vec::<String>::new());
+        let optional = r#"{"environment":"production","keys":{"inline":[],"required":false}}"#;
+        assert_eq!(paths(optional), vec!["keys.required"]);
     }
 
     #[test]

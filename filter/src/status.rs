@@ -120,6 +120,61 @@ impl WindowStatus {
     }
 }
 
+/// The calling key, as the status endpoint shows it (never the key or its hash).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct KeyStatus<'a> {
+    /// Key id.
+    pub id: &'a str,
+    /// Owner.
+    pub owner: &'a str,
+    /// Team.
+    pub team: &'a str,
+    /// Allowed model patterns (`None`: every model).
+    pub models: Option<Vec<String>>,
+    /// Expiry, Unix seconds.
+    pub expires_at: Option<u64>,
+    /// Labels.
+    pub labels: &'a std::collections::BTreeMap<String, String>,
+    /// The key's own budget windows (`None` without key budgets).
+    pub budget: Option<Vec<WindowStatus>>,
+}
+
+impl<'a> KeyStatus<'a> {
+    /// The status of `entry`, with its windows' states (`(period, state)` from
+    /// [`crate::budget::Budgets::snapshot`]) at `now_unix`.
+    pub fn new(
+        entry: &'a crate::keys::KeyEntry,
+        states: &[(u64, crate::budget::WindowState)],
+        now_unix: u64,
+    ) -> Self {
+        let budget = entry.budgets.as_ref().map(|b| {
+            b.windows
+                .iter()
+                .map(|w| {
+                    let state = states
+                        .iter()
+                        .find(|(p, _)| *p == w.period_seconds)
+                        .map(|(_, s)| *s)
+                        .unwrap_or_default();
+                    WindowStatus::new(w, &state, now_unix)
+                })
+                .collect()
+        });
+        Self {
+            id: &entry.id,
+            owner: &entry.owner,
+            team: &entry.team,
+            models: entry
+                .models
+                .as_ref()
+                .map(|m| m.iter().map(ToString::to_string).collect()),
+            expires_at: entry.expires_at,
+            labels: &entry.labels,
+            budget,
+        }
+    }
+}
+
 /// Everything the status document says.
 #[derive(Debug, Clone)]
 pub struct StatusInputs<'a> {
@@ -137,6 +192,8 @@ pub struct StatusInputs<'a> {
     pub providers: Vec<ProviderStatus>,
     /// The caller's windows (`None` without budgets or without a caller).
     pub budget: Option<Vec<WindowStatus>>,
+    /// The calling virtual API key and its own budget (`None` without a key).
+    pub key: Option<KeyStatus<'a>>,
 }
 
 #[derive(Serialize)]
@@ -148,6 +205,7 @@ struct Document<'a> {
     caller: Option<&'a str>,
     providers: Vec<ProviderJson<'a>>,
     budget: Option<BudgetJson<'a>>,
+    key: Option<&'a KeyStatus<'a>>,
 }
 
 #[derive(Serialize)]
@@ -185,6 +243,7 @@ pub fn render(inputs: &StatusInputs<'_>) -> Vec<u8> {
             .budget
             .as_deref()
             .map(|windows| BudgetJson { windows }),
+        key: inputs.key.as_ref(),
     };
     serde_json::to_vec(&doc).unwrap_or_else(|_| b"{}".to_vec())
 }
@@ -282,6 +341,7 @@ mod tests {
                 },
                 10,
             )]),
+            key: None,
         };
         let v: serde_json::Value = serde_json::from_slice(&render(&inputs)).unwrap();
         assert_eq!(v["version"], "1.2.3");

@@ -593,6 +593,7 @@ fn overhead_and_jwt(section: usize, settings: &Settings, mock: &MockHandle, dir:
             Some(2),
         ));
     }
+    specs.push(virtual_key_spec(&basic, upstream, &chat));
     let mut scenarios = start_wrk_scenarios(specs, mock, dir);
     run_wrk_rounds(&mut scenarios, settings);
     println!(
@@ -602,6 +603,43 @@ fn overhead_and_jwt(section: usize, settings: &Settings, mock: &MockHandle, dir:
     println!(
         "\nΔ CPU is this row's Envoy CPU per request minus row \"vs #\"'s: tollgate's JWT rows are compared with tollgate's defaults (#2), so Δ is the JWT work alone, like the native rows against plain Envoy (#1)."
     );
+}
+
+/// The virtual-key row (docs/keys.md): 1,000 inline keys, the request's key in `x-api-key`; per
+/// request one SHA-256, one map lookup and a constant-time compare. Compared with the defaults
+/// (#2) like the JWT rows, so its Δ CPU sits next to the cached-JWT rows'.
+fn virtual_key_spec(basic: &str, upstream: u16, chat: &str) -> WrkSpec {
+    use tollgate::keys::secret::{encode, KeyDigest};
+    let keys: Vec<String> = (0..1000u32)
+        .map(|i| {
+            let mut bytes = [0u8; 32];
+            bytes.copy_from_slice(&KeyDigest::of(&format!("bench-key-{i}")).0);
+            encode(&bytes)
+        })
+        .collect();
+    let entries: Vec<serde_json::Value> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| {
+            serde_json::json!({"id": format!("app-{i}"), "sha256": KeyDigest::of(k).to_hex(),
+                "owner": format!("owner-{i}"), "team": format!("team-{}", i % 10)})
+        })
+        .collect();
+    let config = serde_json::json!({ "keys": { "inline": entries } }).to_string();
+    WrkSpec {
+        name: "tollgate virtual API key (1,000 inline keys, `x-api-key`)".into(),
+        config: basic.to_string(),
+        vars: Vars::new()
+            .plugin_config(&config)
+            .set("UPSTREAM_PORT", upstream),
+        body: chat.to_string(),
+        headers: vec![(
+            "x-api-key".into(),
+            keys.get(500).cloned().unwrap_or_default(),
+        )],
+        base: Some(2),
+        check: Check::Ok,
+    }
 }
 
 fn template_file(relative_to_root: &str) -> String {

@@ -10,6 +10,8 @@
 //! | DELETE | `/__mock/faults` | clear instance faults |
 //! | PUT/POST | `/__mock/jwks[?path=/p]` | set the JWKS body (and also serve it at `/p`) |
 //! | GET | `/__mock/jwks` | current JWKS body |
+//! | PUT/POST | `/__mock/keyset` | set the tollgate key set served at `/tollgate/keys.json` |
+//! | GET | `/__mock/keyset` | current key set body |
 //! | GET | `/__mock/stats` | counters and reported token sums |
 
 use crate::faults::Faults;
@@ -71,6 +73,15 @@ pub(crate) fn handle(shared: &Arc<Shared>, req: &Request) -> (u16, String) {
             (200, OK.into())
         }
         ("GET", "/__mock/jwks") => (200, shared.state().jwks.clone()),
+        ("PUT" | "POST", "/__mock/keyset") => {
+            let body = String::from_utf8_lossy(&req.body).into_owned();
+            if serde_json::from_str::<Value>(&body).is_err() {
+                return error(400, "key set body must be JSON");
+            }
+            shared.state().keyset = body;
+            (200, OK.into())
+        }
+        ("GET", "/__mock/keyset") => (200, shared.state().keyset.clone()),
         ("GET", "/__mock/stats") => (200, shared.state().stats.to_json().to_string()),
         _ => error(
             404,

@@ -24,6 +24,6 @@ mod util;
 
 pub use faults::{Faults, ResetMode};
 pub use server::{
-    MockHandle, MockOptions, MockProvider, RecordedRequest, Stats, DEFAULT_JWKS_PATH,
+    MockHandle, MockOptions, MockProvider, RecordedRequest, Stats, DEFAULT_JWKS_PATH, KEYSET_PATH,
 };
 pub use tokens::Usage;

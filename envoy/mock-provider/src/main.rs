@@ -1,13 +1,13 @@
 //! `mock-provider` binary: serves the mock LLM provider until killed.
 //!
 //! `mock-provider --port 8080 [--host 127.0.0.1] [--api-key KEY] [--fail-rate 0.3]
-//! [--seed N] [--usage-in-every-chunk] [--jwks FILE]`
+//! [--seed N] [--usage-in-every-chunk] [--jwks FILE] [--keyset FILE]`
 
 use std::process::ExitCode;
 use tollgate_mock_provider::{MockOptions, MockProvider};
 
 const USAGE: &str = "usage: mock-provider [--port PORT] [--host HOST] [--api-key KEY] \
-[--fail-rate 0..1] [--seed N] [--usage-in-every-chunk] [--jwks FILE]";
+[--fail-rate 0..1] [--seed N] [--usage-in-every-chunk] [--jwks FILE] [--keyset FILE]";
 
 fn parse_args(args: &[String]) -> Result<MockOptions, String> {
     let mut opts = MockOptions {
@@ -44,6 +44,7 @@ fn parse_args(args: &[String]) -> Result<MockOptions, String> {
                 opts.jwks =
                     std::fs::read_to_string(&path).map_err(|e| format!("--jwks {path}: {e}"))?;
             }
+            "--keyset" => opts.keyset_file = Some(value()?.into()),
             "--help" | "-h" => return Err(USAGE.into()),
             other => return Err(format!("unknown argument {other}\n{USAGE}")),
         }

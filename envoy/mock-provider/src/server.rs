@@ -19,6 +19,8 @@ use std::time::{Duration, Instant};
 
 /// Default path the JWKS is served at.
 pub const DEFAULT_JWKS_PATH: &str = "/.well-known/jwks.json";
+/// Where the tollgate virtual key set is served (see `MockOptions::keyset_file`).
+pub const KEYSET_PATH: &str = "/tollgate/keys.json";
 
 /// How a mock instance behaves. `Default` gives an open (no key) server on 127.0.0.1 with a random port.
 #[derive(Clone, Debug)]
@@ -40,6 +42,10 @@ pub struct MockOptions {
     pub faults: Faults,
     /// Initial JWKS body.
     pub jwks: String,
+    /// A tollgate key set document served at [`KEYSET_PATH`], read from this file on every
+    /// fetch (so keys added to it, e.g. by `make key`, are served at once); a missing file serves
+    /// `{"keys":[]}`. Without a file, the body set through `PUT /__mock/keyset` is served.
+    pub keyset_file: Option<std::path::PathBuf>,
     /// Prompt tokens reported as cached (clamped to the prompt).
     pub cached_tokens: u64,
     /// Prompt tokens reported as written to cache (Anthropic `cache_creation_input_tokens`).
@@ -61,6 +67,7 @@ impl Default for MockOptions {
             seed: 1,
             faults: Faults::default(),
             jwks: "{\"keys\":[]}".into(),
+            keyset_file: None,
             cached_tokens: 0,
             cache_creation_tokens: 0,
             reasoning_tokens: 0,
@@ -159,6 +166,8 @@ pub struct Stats {
     pub completion_tokens: u64,
     /// JWKS fetches served.
     pub jwks_requests: u64,
+    /// Key set fetches served.
+    pub keyset_requests: u64,
 }
 
 impl Stats {
@@ -175,6 +184,7 @@ impl Stats {
             "completion_tokens": self.completion_tokens,
             "total_tokens": self.prompt_tokens + self.completion_tokens,
             "jwks_requests": self.jwks_requests,
+            "keyset_requests": self.keyset_requests,
         })
     }
 }
@@ -185,6 +195,7 @@ pub(crate) struct State {
     pub prng: Prng,
     pub jwks: String,
     pub jwks_paths: Vec<String>,
+    pub keyset: String,
     pub stats: Stats,
 }
 
@@ -270,6 +281,7 @@ impl MockProvider {
                 prng: Prng::new(options.seed),
                 jwks: options.jwks.clone(),
                 jwks_paths: vec![DEFAULT_JWKS_PATH.to_string()],
+                keyset: "{\"keys\":[]}".into(),
                 stats: Stats::default(),
             }),
             opts: options,
@@ -348,6 +360,11 @@ impl MockHandle {
     /// Replaces the JWKS body.
     pub fn set_jwks(&self, jwks: String) {
         self.shared.state().jwks = jwks;
+    }
+
+    /// Replaces the key set body served at [`KEYSET_PATH`] (when no `keyset_file` is set).
+    pub fn set_keyset(&self, keyset: String) {
+        self.shared.state().keyset = keyset;
     }
 
     /// Serves the JWKS at `path` as well.
@@ -510,6 +527,16 @@ fn handle(shared: &Arc<Shared>, conn: &mut HttpConn, req: &Request, keep_alive: 
         };
         if let Some(jwks) = jwks {
             return send(conn, 200, &json_headers(&[]), &jwks, keep_alive);
+        }
+        if path == KEYSET_PATH {
+            let body = match &shared.opts.keyset_file {
+                Some(file) => {
+                    std::fs::read_to_string(file).unwrap_or_else(|_| "{\"keys\":[]}".into())
+                }
+                None => shared.state().keyset.clone(),
+            };
+            shared.state().stats.keyset_requests += 1;
+            return send(conn, 200, &json_headers(&[]), &body, keep_alive);
         }
     }
 

@@ -10,7 +10,7 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 use tollgate_mock_provider::client::{self, Connection};
-use tollgate_mock_provider::{MockOptions, DEFAULT_JWKS_PATH};
+use tollgate_mock_provider::{MockOptions, DEFAULT_JWKS_PATH, KEYSET_PATH};
 
 #[test]
 fn control_api_records_requests_and_stats() {
@@ -106,6 +106,45 @@ fn jwks_is_served_and_settable() {
     );
     assert_eq!(mock.stats().jwks_requests, 4);
     assert!(mock.requests().is_empty());
+}
+
+#[test]
+fn key_set_is_served_from_the_control_api_or_a_file_read_per_fetch() {
+    let mock = start();
+    let port = mock.port();
+    let get = || client::request(port, "GET", KEYSET_PATH, &[], "").unwrap();
+    assert_eq!(get().json().unwrap(), json!({"keys": []}));
+    let doc = r#"{"keys":[{"id":"a"}]}"#;
+    let put = client::request(port, "PUT", "/__mock/keyset", &[], doc).unwrap();
+    assert_eq!(put.status, 200);
+    assert_eq!(get().text(), doc);
+    mock.set_keyset("{\"keys\":[]}".into());
+    assert_eq!(get().text(), "{\"keys\":[]}");
+    assert_eq!(
+        client::request(port, "PUT", "/__mock/keyset", &[], "nope")
+            .unwrap()
+            .status,
+        400
+    );
+    assert_eq!(mock.stats().keyset_requests, 3);
+    // From a file: every fetch reads it again, a missing file serves an empty set.
+    let file = std::env::temp_dir().join(format!("mock-keyset-{}.json", std::process::id()));
+    let _ = std::fs::remove_file(&file);
+    let mock = start_with(MockOptions {
+        keyset_file: Some(file.clone()),
+        ..MockOptions::default()
+    });
+    let get = || {
+        client::request(mock.port(), "GET", KEYSET_PATH, &[], "")
+            .unwrap()
+            .text()
+    };
+    assert_eq!(get(), "{\"keys\":[]}");
+    std::fs::write(&file, doc).unwrap();
+    assert_eq!(get(), doc);
+    std::fs::write(&file, "{\"keys\":[{\"id\":\"b\"}]}").unwrap();
+    assert_eq!(get(), "{\"keys\":[{\"id\":\"b\"}]}");
+    let _ = std::fs::remove_file(&file);
 }
 
 #[test]

@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use super::error::ConfigError;
 use super::raw::{
-    RawBudgets, RawConfig, RawCorrelation, RawEnvoyJwt, RawIdentity, RawMasking, RawUsage, Stage,
+    RawBudgets, RawConfig, RawCorrelation, RawEnvoyJwt, RawIdentity, RawMasking, RawUsage,
+    RawWindow, Stage,
 };
 use super::{
     BudgetConfig, CorrelationConfig, EnvoyJwtConfig, FilterConfig, GlobalBudget, MaskingConfig,
@@ -67,6 +68,10 @@ impl FilterConfig {
             }
             None => None,
         };
+        let keys = match raw.keys {
+            Some(k) => Some(Arc::new(crate::keys::compile(k, "keys")?)),
+            None => None,
+        };
         Ok(Self {
             correlation,
             max_request_bytes: raw.limits.max_request_bytes,
@@ -85,6 +90,7 @@ impl FilterConfig {
             environment: raw.environment,
             status,
             config_hash: crate::status::config_hash(b""),
+            keys,
         })
     }
 }
@@ -310,9 +316,40 @@ fn compile_budgets(raw: RawBudgets) -> Result<BudgetConfig, ConfigError> {
         }
         None => None,
     };
+    let windows = compile_windows(&raw.windows, "budgets.windows")?;
+    let mut thresholds = raw.warn_thresholds.clone();
+    for (i, t) in thresholds.iter().enumerate() {
+        if !(t.is_finite() && *t > 0.0 && *t <= 1.0) {
+            return Err(ConfigError::new(
+                format!("budgets.warn_thresholds[{i}]"),
+                "must be in (0, 1]",
+            ));
+        }
+    }
+    if thresholds.len() > 16 {
+        return Err(ConfigError::new(
+            "budgets.warn_thresholds",
+            "at most 16 thresholds",
+        ));
+    }
+    thresholds.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    Ok(BudgetConfig {
+        budgets: Budgets {
+            windows,
+            warn_thresholds: thresholds,
+            key_prefix: "tollgate:budget:".into(),
+        },
+        default_max_tokens: raw.default_max_tokens,
+        global,
+    })
+}
+
+/// Validates budget windows (the user budgets' and each virtual key's): every error names the
+/// window by its JSON path under `path`, e.g. `budgets.windows[1].period`.
+pub fn compile_windows(raw: &[RawWindow], path: &str) -> Result<Vec<WindowLimit>, ConfigError> {
     let mut windows = Vec::new();
-    for (i, w) in raw.windows.iter().enumerate() {
-        let path = format!("budgets.windows[{i}]");
+    for (i, w) in raw.iter().enumerate() {
+        let path = format!("{path}[{i}]");
         let period = match &w.period {
             serde_json::Value::String(s) => match s.as_str() {
                 "second" => 1,
@@ -357,31 +394,7 @@ fn compile_budgets(raw: RawBudgets) -> Result<BudgetConfig, ConfigError> {
             max_requests: w.max_requests,
         });
     }
-    let mut thresholds = raw.warn_thresholds.clone();
-    for (i, t) in thresholds.iter().enumerate() {
-        if !(t.is_finite() && *t > 0.0 && *t <= 1.0) {
-            return Err(ConfigError::new(
-                format!("budgets.warn_thresholds[{i}]"),
-                "must be in (0, 1]",
-            ));
-        }
-    }
-    if thresholds.len() > 16 {
-        return Err(ConfigError::new(
-            "budgets.warn_thresholds",
-            "at most 16 thresholds",
-        ));
-    }
-    thresholds.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
-    Ok(BudgetConfig {
-        budgets: Budgets {
-            windows,
-            warn_thresholds: thresholds,
-            key_prefix: "tollgate:budget:".into(),
-        },
-        default_max_tokens: raw.default_max_tokens,
-        global,
-    })
+    Ok(windows)
 }
 
 /// Checks an HTTP header name (RFC 9110 token, not a pseudo-header) and lowercases it.

@@ -15,7 +15,7 @@ pub mod compile;
 pub mod error;
 pub mod raw;
 
-pub use compile::validate_header_name;
+pub use compile::{compile_windows, validate_header_name};
 pub use error::{deserialize_json, deserialize_value, join_path, ConfigError};
 pub use raw::*;
 
@@ -60,6 +60,8 @@ pub struct FilterConfig {
     pub status: Option<crate::status::StatusConfig>,
     /// [`crate::status::config_hash`] of the plugin configuration bytes.
     pub config_hash: String,
+    /// Virtual API keys, when configured.
+    pub keys: Option<std::sync::Arc<crate::keys::KeySettings>>,
 }
 
 impl FilterConfig {
@@ -239,6 +241,7 @@ impl Default for FilterConfig {
             environment: Environment::Development,
             status: None,
             config_hash: String::new(),
+            keys: None,
         })
     }
 }

@@ -46,6 +46,8 @@ pub struct RawConfig {
     pub environment: Environment,
     /// The status endpoint (off when absent; see [`crate::status`]).
     pub status: Option<crate::status::RawStatus>,
+    /// Virtual API keys (off when absent; see [`crate::keys`]).
+    pub keys: Option<crate::keys::RawKeys>,
 }
 
 /// Where tollgate runs: `development` (default) or `production` (the production profile,

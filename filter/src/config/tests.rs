@@ -175,3 +175,22 @@ fn the_production_profile_reads_the_typed_sections() {
         "jwt.providers"
     );
 }
+
+#[test]
+fn keys_section_is_validated_with_paths() {
+    let c = FilterConfig::parse(b"{}").unwrap();
+    assert!(c.keys.is_none(), "keys are off unless configured");
+    let e = FilterConfig::parse(
+        br#"{"keys":{"inline":[{"id":"a","sha256":"tg-x","owner":"o","team":"t"}]}}"#,
+    )
+    .unwrap_err();
+    assert_eq!(e.path, "keys.inline[0].sha256");
+    let e = FilterConfig::parse(br#"{"keys":{"inline":[],"bogus":1}}"#).unwrap_err();
+    assert_eq!(e.path, "keys.bogus");
+    let hash = "ab".repeat(32);
+    let doc = format!(
+        r#"{{"keys":{{"inline":[{{"id":"a","sha256":"{hash}","owner":"o","team":"t"}}]}}}}"#
+    );
+    let c = FilterConfig::parse(doc.as_bytes()).unwrap();
+    assert_eq!(c.keys.unwrap().headers.len(), 3);
+}

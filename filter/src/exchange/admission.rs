@@ -97,6 +97,9 @@ impl Exchange {
             }
         }
         let info = RequestInfo::from_request(kind, &self.path, &body);
+        if let Some(flow) = self.check_key_model(host, &info) {
+            return flow;
+        }
         if let Some(flow) = self.guard_body(host, &info) {
             return flow;
         }
@@ -142,6 +145,9 @@ impl Exchange {
 
     /// Budget admission: reserve the estimate or refuse with 429.
     pub(super) fn admit<H: Host>(&mut self, host: &mut H) -> Flow {
+        if let Some(flow) = self.admit_key(host) {
+            return flow;
+        }
         let vm = std::rc::Rc::clone(&self.vm);
         let Some(budget) = vm.config.budgets.as_ref() else {
             return Flow::Continue;

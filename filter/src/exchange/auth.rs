@@ -25,6 +25,10 @@ pub enum AuthStep {
 impl Exchange {
     /// Runs authentication on the request headers (again, after a key fetch).
     pub(super) fn authenticate<H: Host>(&mut self, host: &mut H) -> AuthStep {
+        // A presented virtual API key decides alone (see `crate::keys`).
+        if let Some(step) = self.authenticate_key(host) {
+            return step;
+        }
         let vm = std::rc::Rc::clone(&self.vm);
         if let Some(envoy_jwt) = vm.config.envoy_jwt.as_ref() {
             return self.identity_from_envoy_jwt(host, envoy_jwt);
@@ -260,6 +264,7 @@ impl Exchange {
                 rt.complete(host, token_id, body_size, now);
             }
         }
+        self.complete_key_fetch(host, token_id, body_size);
         let step = match self.authenticate(host) {
             // Still pending after our own fetch answered: the bounded wait is over.
             AuthStep::Waiting if matches!(self.phase, Phase::WaitingForKeys { token: t, .. } if t == token_id) => {

@@ -20,6 +20,7 @@
 //! [`fake::FakeHost`] runs all of it natively (tests, benches, fuzzing).
 
 pub mod admission;
+pub mod api_keys;
 pub mod attempts;
 pub mod auth;
 pub mod drive;
@@ -160,6 +161,8 @@ pub struct Exchange {
     info: Option<RequestInfo>,
     /// The caller.
     user: Option<String>,
+    /// The virtual API key the request presented, when valid.
+    key: Option<api_keys::KeyUse>,
     /// The budget reservation to settle.
     admission: Option<Admission>,
     /// tollgate added `include_usage`: the extra usage chunk is stripped for the client.
@@ -201,6 +204,7 @@ impl Exchange {
             upstream_path: None,
             info: None,
             user: None,
+            key: None,
             admission: None,
             injected_usage: false,
             headers_end_stream: false,

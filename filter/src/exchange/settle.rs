@@ -25,6 +25,7 @@ impl Exchange {
         if let (Some(user), None) = (self.user.as_deref(), self.api) {
             let _ = host.set_property("tollgate_user", user.as_bytes());
         }
+        self.key_log_fields(host);
         if self.phase == Phase::Replied {
             // A refused request still releases any reservation it made.
             self.settle(host, 0);
@@ -64,10 +65,12 @@ impl Exchange {
         } else {
             None
         };
+        let team_label = self.team_label();
         let record = RequestRecord {
             provider,
             model: &model_label,
             user_label: user_label.as_deref(),
+            team_label: team_label.as_deref(),
             status: self.response.status,
             outcome: &outcome,
             cost_usd: cost,
@@ -113,6 +116,7 @@ impl Exchange {
 
     /// Releases the reservation and charges `actual` tokens; logs crossed thresholds.
     fn settle<H: Host>(&mut self, host: &mut H, actual: u64) {
+        self.settle_key(host, actual);
         let vm = std::rc::Rc::clone(&self.vm);
         let (Some(budget), Some(admission), Some(user)) = (
             vm.config.budgets.as_ref(),

@@ -17,7 +17,8 @@ impl Exchange {
         if !status_config.matches(&self.path) {
             return None;
         }
-        let auth_configured = config.jwt.is_some() || config.envoy_jwt.is_some();
+        let auth_configured =
+            config.jwt.is_some() || config.envoy_jwt.is_some() || config.keys.is_some();
         if auth_configured && self.user.is_none() {
             let realm = config.jwt.as_ref().map_or("tollgate", |j| j.realm.as_str());
             let reply = ErrorReply::new(
@@ -67,6 +68,7 @@ impl Exchange {
             caller: caller.as_deref(),
             providers,
             budget,
+            key: self.key_status(&*host, now_s),
         });
         let headers = [
             ("content-type", "application/json"),

@@ -7,6 +7,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
 
+use super::api_keys::KeySetRuntime;
 use super::host::{now_ms, Body, GrpcCall, Host};
 use super::keys::JwtRuntime;
 use super::metrics::{CoreMetrics, MetricRegistry};
@@ -52,6 +53,8 @@ pub struct Vm {
     pub shared: RefCell<VmShared>,
     /// JWT keys and the verified-token cache, when JWT is configured.
     pub jwt: Option<RefCell<JwtRuntime>>,
+    /// The virtual API key set, when keys are configured.
+    pub api_keys: Option<RefCell<KeySetRuntime>>,
 }
 
 impl Default for Vm {
@@ -67,7 +70,12 @@ impl Vm {
             .jwt
             .as_ref()
             .map(|s| RefCell::new(JwtRuntime::new(std::sync::Arc::clone(s), now_ms)));
+        let api_keys = config
+            .keys
+            .as_ref()
+            .map(|k| RefCell::new(KeySetRuntime::new(std::sync::Arc::clone(k), now_ms)));
         Self {
+            api_keys,
             shared: RefCell::new(VmShared {
                 models: ModelLabels::new(config.usage.max_models),
                 ..VmShared::default()
@@ -98,7 +106,11 @@ impl Vm {
             .budgets
             .as_ref()
             .is_some_and(|b| b.global.is_some());
-        remote || global
+        let remote_keys = self
+            .api_keys
+            .as_ref()
+            .is_some_and(|k| k.try_borrow().is_ok_and(|r| r.has_remote()));
+        remote || remote_keys || global
     }
 
     /// The pipeline of one request of the listener stage.
@@ -119,6 +131,12 @@ impl Vm {
                 rt.tick(host, now);
             }
         }
+        if let Some(keys) = self.api_keys.as_ref() {
+            if let Ok(mut rt) = keys.try_borrow_mut() {
+                let now = now_ms(host);
+                rt.tick(host, now);
+            }
+        }
         self.send_global_charges(host);
     }
 
@@ -126,6 +144,12 @@ impl Vm {
     pub fn on_callout_response<H: Host>(&self, host: &mut H, token: u32, body_size: usize) {
         if let Some(jwt) = self.jwt.as_ref() {
             if let Ok(mut rt) = jwt.try_borrow_mut() {
+                let now = now_ms(host);
+                rt.complete(host, token, body_size, now);
+            }
+        }
+        if let Some(keys) = self.api_keys.as_ref() {
+            if let Ok(mut rt) = keys.try_borrow_mut() {
                 let now = now_ms(host);
                 rt.complete(host, token, body_size, now);
             }

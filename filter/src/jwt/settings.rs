@@ -339,24 +339,8 @@ pub enum JwksSource {
     Remote(RemoteJwksConfig),
 }
 
-/// A validated remote JWKS source.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RemoteJwksConfig {
-    /// Envoy cluster.
-    pub cluster: String,
-    /// `:authority` of the fetch.
-    pub authority: String,
-    /// `:path` of the fetch.
-    pub path: String,
-    /// Refresh period, seconds.
-    pub refresh_seconds: u64,
-    /// Fetch timeout, milliseconds.
-    pub timeout_ms: u64,
-    /// Minimum seconds between unknown-`kid` refetches.
-    pub min_refetch_seconds: u64,
-    /// How long requests may wait for the first fetch, milliseconds.
-    pub initial_wait_ms: u64,
-}
+/// A validated remote JWKS source (the shared remote-document settings).
+pub type RemoteJwksConfig = crate::refresh::RemoteSource;
 
 /// A validated token location.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -712,7 +696,10 @@ fn compile_local_jwks(local: Value, path: &str) -> Result<KeySet, JwtConfigError
     Ok(load.keys)
 }
 
-fn compile_remote_jwks(r: RawRemoteJwks, path: &str) -> Result<RemoteJwksConfig, JwtConfigError> {
+pub(crate) fn compile_remote_jwks(
+    r: RawRemoteJwks,
+    path: &str,
+) -> Result<RemoteJwksConfig, JwtConfigError> {
     let f = |field: &str| join(path, field);
     if r.cluster.is_empty() {
         return err(f("cluster"), "must not be empty");

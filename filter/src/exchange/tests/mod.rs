@@ -2,6 +2,7 @@
 //!
 //! [`Req`] ([`super::drive::Driver`]) plays Envoy around one exchange.
 
+mod api_keys;
 mod auth;
 mod failover;
 mod ids;
