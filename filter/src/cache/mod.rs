@@ -1,0 +1,27 @@
+//! The exact-match response cache: answers to repeated deterministic requests served from
+//! proxy-wasm shared data without calling a provider.
+//!
+//! Pure, like every decision module: the pipeline calls it with what it read from the host and
+//! a [`crate::shared_store::SharedStore`].
+//! - [`settings`]: the `cache` section (rules per route or model, scope, TTL, bounds).
+//! - [`key`]: whether a request is cached, and its key (canonical JSON + scope, SHA-256).
+//! - [`store`]: the set-associative layout in shared data (LRU, TTL, count and byte bounds; its
+//!   module doc describes the design and its races).
+//! - [`entry`]: one stored answer and its encoding.
+//!
+//! It must not touch the proxy or decide anything about routing, budgets or accounting: it
+//! reports what happened and the pipeline acts on it. `docs/cache.md` is the operator's view.
+
+pub mod canonical;
+pub mod entry;
+pub mod key;
+pub mod settings;
+pub mod store;
+
+pub use entry::{Entry, EntryFormat};
+pub use key::{decide, BypassReason, CacheKey, Caller, Decision, Lookup, ReplyShape, RequestView};
+pub use settings::{CacheSettings, Geometry, RawCache, ScopeKind};
+pub use store::{CacheStore, InsertOutcome, LookupOutcome, MissReason, NotStored, Totals};
+
+/// The response header naming what the cache did: `hit`, `miss` or `bypass`.
+pub const STATUS_HEADER: &str = "x-tollgate-cache";
