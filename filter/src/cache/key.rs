@@ -158,7 +158,7 @@ fn is_set(value: Option<&Value>) -> bool {
 
 /// Where an API keeps its sampling parameters: top level, Gemini's `generationConfig`, or
 /// Ollama's `options`.
-fn sampling<'b>(api: ApiKind, body: &'b Map<String, Value>) -> Option<&'b Map<String, Value>> {
+fn sampling(api: ApiKind, body: &Map<String, Value>) -> Option<&Map<String, Value>> {
     match api {
         ApiKind::Gemini => body
             .get("generationConfig")

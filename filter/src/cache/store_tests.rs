@@ -226,13 +226,16 @@ fn another_layout_never_reads_this_ones_entries() {
     assert!(!hit(&b, &key(1), 1));
 }
 
+/// Another worker's step, run in the middle of a write.
+type Hook<'h> = Box<dyn FnOnce(&MemoryStore) + 'h>;
+
 /// A store that runs `hook` (another worker's step) once, just before the first `set` of a key
 /// containing `trigger` after [`Interleaved::arm`].
 struct Interleaved<'h> {
     inner: MemoryStore,
     trigger: String,
     armed: std::cell::Cell<bool>,
-    hook: RefCell<Option<Box<dyn FnOnce(&MemoryStore) + 'h>>>,
+    hook: RefCell<Option<Hook<'h>>>,
 }
 
 impl<'h> Interleaved<'h> {
