@@ -11,6 +11,8 @@
 //! - [`record`]: captures a miss's answer as the client receives it; [`assemble`] turns an
 //!   OpenAI chat stream into the `chat.completion` it amounts to.
 //! - [`replay`]: gives an entry back, as JSON or replayed as a well-formed stream.
+//! - [`flow`]: the two calls the pipeline makes ([`flow::look_up`] after admission,
+//!   [`flow::store_answer`] at the end of a miss) and their metrics.
 //!
 //! It must not touch the proxy or decide anything about routing, budgets or accounting: it
 //! reports what happened and the pipeline acts on it. `docs/cache.md` is the operator's view.
@@ -18,6 +20,7 @@
 pub mod assemble;
 pub mod canonical;
 pub mod entry;
+pub mod flow;
 pub mod key;
 pub mod record;
 pub mod replay;
@@ -28,6 +31,7 @@ pub mod store;
 mod stream_tests;
 
 pub use entry::{Entry, EntryFormat};
+pub use flow::{budget_charge, look_up, store_answer, CacheStatus, Hit, Step, Stored};
 pub use key::{decide, BypassReason, CacheKey, Caller, Decision, Lookup, ReplyShape, RequestView};
 pub use record::{Recorder, ResponseEnd, ResponseHead, Skip};
 pub use replay::{render, Rendered};
