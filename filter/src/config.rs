@@ -74,6 +74,8 @@ pub struct RawConfig {
     pub environment: crate::profile::Environment,
     /// The status endpoint (off when absent; see [`crate::status`]).
     pub status: Option<crate::status::RawStatus>,
+    /// The response cache (off when absent; see [`crate::cache`]).
+    pub cache: Option<crate::cache::RawCache>,
 }
 
 /// Where a tollgate instance sits in Envoy.
@@ -360,6 +362,8 @@ pub struct FilterConfig {
     pub status: Option<crate::status::StatusConfig>,
     /// [`crate::status::config_hash`] of the plugin configuration bytes.
     pub config_hash: String,
+    /// The response cache, when configured.
+    pub cache: Option<std::sync::Arc<crate::cache::CacheSettings>>,
 }
 
 impl FilterConfig {
@@ -688,6 +692,12 @@ impl FilterConfig {
             environment: raw.environment,
             status,
             config_hash: crate::status::config_hash(b""),
+            cache: match raw.cache.as_ref() {
+                Some(c) => Some(std::sync::Arc::new(crate::cache::settings::compile(
+                    c, "cache",
+                )?)),
+                None => None,
+            },
         })
     }
 }
@@ -731,6 +741,7 @@ impl Default for FilterConfig {
             environment: crate::profile::Environment::Development,
             status: None,
             config_hash: String::new(),
+            cache: None,
         })
     }
 }

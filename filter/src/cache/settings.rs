@@ -420,6 +420,19 @@ mod tests {
     }
 
     #[test]
+    fn the_plugin_config_carries_the_section_and_names_its_fields() {
+        use crate::config::FilterConfig;
+        let c = FilterConfig::parse(br#"{"cache":{"rules":[{"model":"gpt-4o*"}]}}"#).unwrap();
+        assert_eq!(c.cache.unwrap().geometry.sets, 64);
+        assert!(FilterConfig::parse(b"{}").unwrap().cache.is_none());
+        let e = FilterConfig::parse(br#"{"cache":{"rules":[{"model":"m"}],"max_entries":8}}"#)
+            .unwrap_err();
+        assert_eq!(e.path, "cache.max_entries");
+        let e = FilterConfig::parse(br#"{"cache":{"rules":[{"modle":"m"}]}}"#).unwrap_err();
+        assert_eq!(e.path, "cache.rules[0].modle");
+    }
+
+    #[test]
     fn the_entry_bound_message_says_how_to_fix_it() {
         let e = err(r#"{"rules":[{"model":"m"}],"max_bytes":1048576}"#);
         assert!(e.reason.contains("16384"), "{}", e.reason);
