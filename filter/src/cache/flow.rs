@@ -263,6 +263,7 @@ mod tests {
             path: CHAT,
             api: classify_path(CHAT),
             model: "gpt-4o",
+            mapped_model: "gpt-4o",
             body: body.as_bytes(),
             cache_control: None,
             opt_in: None,

@@ -54,8 +54,10 @@ pub struct RequestView<'a> {
     pub path: &'a str,
     /// The API the path speaks (`None`: not an LLM call).
     pub api: Option<ApiKind>,
-    /// The model after mapping (empty when the request names none).
+    /// The model the client named (rules match it; empty when the request names none).
     pub model: &'a str,
+    /// The model after mapping ([`mapped_model`]): part of the key.
+    pub mapped_model: &'a str,
     /// The request body as it goes to the provider (after prompt masking).
     pub body: &'a [u8],
     /// The client's `cache-control` header.
@@ -131,6 +133,23 @@ pub enum Decision {
     Bypass(BypassReason),
     /// Look the key up; on a miss, store the answer.
     Lookup(Lookup),
+}
+
+/// The model a client model is answered by, as the key names it: with failover routing, the
+/// first provider of the model's route and that provider's model for it (`anthropic/claude-…`),
+/// so a changed mapping never serves answers of the old model; otherwise the client's model.
+pub fn mapped_model(
+    failover: Option<&crate::failover::FailoverSettings>,
+    client_model: &str,
+) -> String {
+    let first = failover.and_then(|f| {
+        let index = *f.route_for(client_model)?.first()?;
+        f.providers.get(index)
+    });
+    match first {
+        Some(p) => format!("{}/{}", p.name, p.models.provider_model(client_model)),
+        None => client_model.to_string(),
+    }
 }
 
 /// True when a `cache-control` value carries `no-cache` or `no-store`.
@@ -265,7 +284,7 @@ pub fn decide(settings: &CacheSettings, req: &RequestView<'_>) -> Decision {
         return Decision::Bypass(BypassReason::NoScope);
     };
     Decision::Lookup(Lookup {
-        key: derive_key(rule.scope, scope_id, api, req.model, &body),
+        key: derive_key(rule.scope, scope_id, api, req.mapped_model, &body),
         ttl_ms: rule.ttl_ms,
         reply,
         api,
@@ -293,6 +312,7 @@ mod tests {
             path,
             api: crate::usage::classify_path(path),
             model: "gpt-4o",
+            mapped_model: "gpt-4o",
             body: body.as_bytes(),
             cache_control: None,
             opt_in: None,
@@ -349,7 +369,7 @@ mod tests {
             assert_ne!(k, key_of(decide(&s, &view(CHAT, v))), "{v}");
         }
         let mut other_model = view(CHAT, base);
-        other_model.model = "gpt-4o-mini";
+        other_model.mapped_model = "gpt-4o-mini";
         assert_ne!(k, key_of(decide(&s, &other_model)));
         let other_api = view(
             "/v1/responses",
@@ -531,6 +551,24 @@ mod tests {
             decide(&s, &view(CHAT, "[1]")),
             Decision::Bypass(BypassReason::UnreadableBody)
         );
+    }
+
+    #[test]
+    fn the_mapped_model_names_the_routes_first_provider_and_its_model() {
+        let failover = crate::failover::parse(
+            br#"{"providers":[
+                {"name":"anthropic","kind":"anthropic","cluster":"a","models":{"gpt-4o*":"claude-sonnet-4"}},
+                {"name":"openai","kind":"openai","cluster":"o"}],
+              "routes":[{"model":"gpt-4o*","providers":["anthropic","openai"]}]}"#,
+            "failover",
+        )
+        .unwrap();
+        assert_eq!(
+            mapped_model(Some(&failover), "gpt-4o-mini"),
+            "anthropic/claude-sonnet-4"
+        );
+        assert_eq!(mapped_model(Some(&failover), "llama3"), "llama3");
+        assert_eq!(mapped_model(None, "gpt-4o-mini"), "gpt-4o-mini");
     }
 
     #[test]

@@ -82,7 +82,7 @@ pub struct RawCacheRule {
     /// Exactly this path (query excluded).
     #[serde(default)]
     pub path_exact: Option<String>,
-    /// The model after mapping: a name, or a prefix written `name*`.
+    /// The model the client names: a name, or a prefix written `name*`.
     #[serde(default)]
     pub model: Option<String>,
     /// Scope for this rule (default: the section's `scope`).
