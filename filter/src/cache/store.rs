@@ -51,6 +51,9 @@ use super::settings::Geometry;
 use crate::shared_store::SharedStore;
 
 const INDEX_MAGIC: &[u8; 4] = b"TGI1";
+/// The value of a slot holding nothing. Not empty: the proxy-wasm SDK reads an empty value as
+/// no value, and a slot that reads as absent could not be written by CAS.
+const BLANK: &[u8] = b"-";
 const WAY_BYTES: usize = 1 + 4 + 16 + 4 + 8 + 8;
 /// CAS attempts on an index or the totals before giving up.
 const CAS_ATTEMPTS: usize = 16;
@@ -318,7 +321,7 @@ impl<'s> CacheStore<'s> {
             for way in 0..self.geometry.ways as usize {
                 let slot = self.slot_key(set, way);
                 if self.store.get(&slot).is_none() {
-                    let _ = self.store.set(&slot, b"", None);
+                    let _ = self.store.set(&slot, BLANK, None);
                 }
             }
         }
@@ -445,8 +448,8 @@ impl<'s> CacheStore<'s> {
         let slot = self.slot_key(set, way);
         for _ in 0..CAS_ATTEMPTS {
             let Some((_, cas)) = self.store.get(&slot) else {
-                // Not initialised: create it empty, then write it by CAS like any other.
-                let _ = self.store.set(&slot, b"", None);
+                // Not initialised: create it blank, then write it by CAS like any other.
+                let _ = self.store.set(&slot, BLANK, None);
                 continue;
             };
             let (index, _) = self.read_index(set);
@@ -471,14 +474,14 @@ impl<'s> CacheStore<'s> {
             let Some((value, cas)) = self.store.get(&slot) else {
                 return;
             };
-            if value.is_empty() {
+            if value == BLANK {
                 return;
             }
             let (index, _) = self.read_index(set);
             if index.ways.get(way).is_none_or(|w| w.live) {
                 return;
             }
-            if self.store.set(&slot, b"", Some(cas)) {
+            if self.store.set(&slot, BLANK, Some(cas)) {
                 return;
             }
         }
@@ -513,13 +516,16 @@ impl<'s> CacheStore<'s> {
         t
     }
 
-    /// Bytes actually held in slot values, summed over every slot (tests: the real memory).
+    /// Bytes of entries actually held in slot values, summed over every slot (tests: the real
+    /// memory; a blank slot's one byte is not counted).
     pub fn slot_bytes(&self) -> u64 {
         let mut total = 0u64;
         for set in 0..self.geometry.sets {
             for way in 0..self.geometry.ways as usize {
                 if let Some((value, _)) = self.store.get(&self.slot_key(set, way)) {
-                    total += value.len() as u64;
+                    if value != BLANK {
+                        total += value.len() as u64;
+                    }
                 }
             }
         }

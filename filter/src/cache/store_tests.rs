@@ -87,6 +87,40 @@ fn an_entry_is_found_under_its_key_only() {
     assert_consistent(&store, g);
 }
 
+/// Shared data as the proxy-wasm SDK shows it: an empty value reads as no value.
+#[derive(Default)]
+struct SdkLikeStore(MemoryStore);
+
+impl SharedStore for SdkLikeStore {
+    fn get(&self, key: &str) -> Option<(Vec<u8>, u32)> {
+        self.0.get(key).filter(|(v, _)| !v.is_empty())
+    }
+
+    fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> bool {
+        self.0.set(key, value, cas)
+    }
+}
+
+#[test]
+fn regression_slots_are_written_where_an_empty_value_reads_as_absent() {
+    // Blank slots were once empty values: under the SDK they read as absent, so every slot
+    // write was refused as contended and nothing was ever stored.
+    let mem = SdkLikeStore::default();
+    let g = geometry(1, 2, 1 << 20);
+    let store = CacheStore::new(&mem, g, 1 << 20);
+    store.initialise();
+    for n in 0..4 {
+        assert_eq!(
+            store
+                .insert(&key(n), &entry(10), u64::from(n), 60_000)
+                .result,
+            Ok(())
+        );
+        assert!(hit(&store, &key(n), 10), "key {n}");
+    }
+    assert_consistent(&store, g);
+}
+
 #[test]
 fn entries_expire_and_their_space_is_reclaimed() {
     let mem = MemoryStore::default();
