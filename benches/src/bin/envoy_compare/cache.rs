@@ -11,6 +11,16 @@ use super::{
     Envoy, MockHandle, Settings, Vars, CHAT_PATH, MODEL,
 };
 
+/// A scenario to start.
+struct Spec {
+    name: &'static str,
+    /// With the `cache` section.
+    cache: bool,
+    stream: bool,
+    fresh_seed: Option<u64>,
+    expect: Option<&'static str>,
+}
+
 /// One scenario of the section.
 struct CacheScenario {
     name: &'static str,
@@ -130,24 +140,31 @@ pub(super) fn cache(section: usize, settings: &Settings, mock: &MockHandle) {
                 .plugin_config(&plugin(cache)),
         )
     };
-    let specs: [(&'static str, bool, bool, Option<u64>, Option<&'static str>); 5] = [
-        ("tollgate without cache, JSON", false, false, None, None),
-        (
+    let spec = |name, cache, stream, fresh_seed, expect| Spec {
+        name,
+        cache,
+        stream,
+        fresh_seed,
+        expect,
+    };
+    let specs = [
+        spec("tollgate without cache, JSON", false, false, None, None),
+        spec(
             "tollgate + cache, miss (new seed each request), JSON",
             true,
             false,
             Some(1_000),
             Some("miss"),
         ),
-        (
+        spec(
             "tollgate + cache, hit, JSON",
             true,
             false,
             None,
             Some("hit"),
         ),
-        ("tollgate without cache, stream", false, true, None, None),
-        (
+        spec("tollgate without cache, stream", false, true, None, None),
+        spec(
             "tollgate + cache, hit replayed as a stream",
             true,
             true,
@@ -156,7 +173,14 @@ pub(super) fn cache(section: usize, settings: &Settings, mock: &MockHandle) {
         ),
     ];
     let mut scenarios = Vec::new();
-    for (name, cache, stream, fresh_seed, expect) in specs {
+    for Spec {
+        name,
+        cache,
+        stream,
+        fresh_seed,
+        expect,
+    } in specs
+    {
         let Some(envoy) = start(name, cache) else {
             println!("\n#### {section}. Response cache\n\nskipped: an Envoy did not start");
             return;
