@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Map, Value};
 
-use crate::usage::SseParser;
+use crate::sse::{OversizedEvent, SseParser};
 
 /// Why a stream cannot be stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,7 +93,8 @@ impl ChatAssembler {
     /// An assembler that gives up past `limit` bytes of assembled content.
     pub fn new(limit: usize) -> Self {
         Self {
-            parser: SseParser::new(limit.max(1)),
+            // An event over the entry limit is an answer over it: stop parsing at once.
+            parser: SseParser::new(limit.max(1), OversizedEvent::Fail),
             limit,
             held: 0,
             top: Map::new(),
@@ -129,8 +130,7 @@ impl ChatAssembler {
         for data in events {
             self.event(&data);
         }
-        if self.parser.dropped_events() > 0 {
-            // The parser's cap is the entry limit: an event over it is an answer over it.
+        if self.parser.failure().is_some() {
             self.fail(AssemblyError::TooLarge);
         }
     }

@@ -305,21 +305,7 @@ pub fn compile(raw: &RawCache, at: &str) -> Result<CacheSettings, ConfigError> {
 
 /// Parses and validates a `cache` section from JSON (tests and tools).
 pub fn parse(json: &[u8], at: &str) -> Result<CacheSettings, ConfigError> {
-    let mut de = serde_json::Deserializer::from_slice(json);
-    let raw: RawCache = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let inner = e.path().to_string();
-        let path = if inner == "." {
-            at.to_string()
-        } else {
-            format!("{at}.{inner}")
-        };
-        let reason = e.into_inner().to_string();
-        let reason = match reason.find(" at line ") {
-            Some(cut) => reason.get(..cut).unwrap_or(&reason).to_string(),
-            None => reason,
-        };
-        ConfigError::new(path, reason)
-    })?;
+    let raw: RawCache = crate::config::deserialize_json(json, at)?;
     compile(&raw, at)
 }
 

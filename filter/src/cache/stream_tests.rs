@@ -9,7 +9,8 @@ use super::entry::{Entry, EntryFormat};
 use super::key::{CacheKey, Lookup, ReplyShape};
 use super::record::{Recorder, ResponseEnd, ResponseHead, Skip};
 use super::replay::{render, replay_stream};
-use crate::usage::{ApiKind, SseParser, Usage};
+use crate::sse::{OversizedEvent, SseParser};
+use crate::usage::{ApiKind, Usage};
 
 const OPENAI_STREAM: &str = include_str!("../usage/fixtures/openai_chat_stream.sse");
 const VLLM_STREAM: &str = include_str!("../usage/fixtures/vllm_chat_stream.sse");
@@ -161,7 +162,7 @@ fn assert_well_formed(body: &[u8]) -> Value {
     let text = std::str::from_utf8(body).unwrap();
     assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
     for cut in 0..=body.len() {
-        let mut p = SseParser::new(1 << 20);
+        let mut p = SseParser::new(1 << 20, OversizedEvent::Skip);
         let mut events = p.feed_collect(&body[..cut]);
         events.extend(p.feed_collect(&body[cut..]));
         assert_eq!(p.dropped_events(), 0);
