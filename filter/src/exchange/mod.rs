@@ -30,6 +30,7 @@ pub mod keys;
 pub mod metrics;
 pub mod replies;
 pub mod response;
+pub mod response_cache;
 pub mod route;
 pub mod settle;
 pub mod status_page;
@@ -181,6 +182,8 @@ pub struct Exchange {
     response: ResponseState,
     /// Time spent in this exchange's methods so far (ns): the filter's own time.
     own_ns: u64,
+    /// The response cache's part of the exchange.
+    cache: response_cache::CacheState,
 }
 
 impl Exchange {
@@ -211,6 +214,7 @@ impl Exchange {
             held: None,
             response: ResponseState::default(),
             own_ns: 0,
+            cache: response_cache::CacheState::default(),
         }
     }
 
