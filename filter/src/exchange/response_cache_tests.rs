@@ -46,18 +46,36 @@ struct Outcome {
     body: Vec<u8>,
 }
 
-/// Runs one request as `key`; when it goes to the provider, the provider answers `status` with
-/// `content_type` and `answer` cut at `cut`.
+/// What the provider answers when a request reaches it, and where its body is cut in two.
+struct Answer<'a> {
+    status: u16,
+    content_type: &'a str,
+    body: &'a [u8],
+    cut: usize,
+}
+
+/// Never used: the request is expected to be answered from the cache.
+const UNUSED: Answer<'static> = Answer {
+    status: 200,
+    content_type: "",
+    body: b"",
+    cut: 0,
+};
+
+/// Runs one request as `key`; when it goes to the provider, the provider gives `answer`.
 fn exchange(
     rig: &mut Rig,
     key: &str,
     request: &str,
     extra: &[(&str, &str)],
-    status: u16,
-    content_type: &str,
-    answer: &[u8],
-    cut: usize,
+    answer: Answer<'_>,
 ) -> Outcome {
+    let Answer {
+        status,
+        content_type,
+        body: answer,
+        cut,
+    } = answer;
     let h = &mut rig.host;
     let auth = format!("Bearer {key}");
     let mut headers = vec![
@@ -114,10 +132,12 @@ fn json_answer(rig: &mut Rig, key: &str, cut: usize) -> Outcome {
         key,
         &chat_body(false),
         &[],
-        200,
-        "application/json",
-        ANSWER.as_bytes(),
-        cut,
+        Answer {
+            status: 200,
+            content_type: "application/json",
+            body: ANSWER.as_bytes(),
+            cut,
+        },
     )
 }
 
@@ -197,7 +217,10 @@ fn a_hit_charges_the_budget_fraction() {
     assert_eq!(after_miss, 1117 + 46);
     json_answer(&mut r, "alice", 0);
     let snapshot = budgets.snapshot(&r.host.store, &user, now);
-    assert_eq!(snapshot[0].1.used_tokens, after_miss + (1117 + 46 + 1) / 2);
+    assert_eq!(
+        snapshot[0].1.used_tokens,
+        after_miss + (1117u64 + 46).div_ceil(2)
+    );
     assert_eq!(
         snapshot[0].1.reserved_tokens, 0,
         "the hit's reservation is released"
@@ -225,15 +248,17 @@ fn a_stored_stream_replays_to_stream_clients_and_assembles_for_json_clients() {
             "alice",
             &stream_req,
             &[],
-            200,
-            "text/event-stream",
-            STREAM.as_bytes(),
-            cut,
+            Answer {
+                status: 200,
+                content_type: "text/event-stream",
+                body: STREAM.as_bytes(),
+                cut,
+            },
         );
         assert_eq!(first.cache_header.as_deref(), Some("miss"));
         // include_usage was injected and its chunk stripped for this client.
         assert!(!String::from_utf8_lossy(&first.body).contains("\"choices\":[],"));
-        let again = exchange(&mut r, "alice", &stream_req, &[], 200, "", b"", 0);
+        let again = exchange(&mut r, "alice", &stream_req, &[], UNUSED);
         let reply = again.reply.unwrap_or_else(|| panic!("a hit at cut {cut}"));
         assert_eq!(reply.header("content-type"), Some("text/event-stream"));
         let chunks = events(&reply.body);
@@ -247,12 +272,12 @@ fn a_stored_stream_replays_to_stream_clients_and_assembles_for_json_clients() {
             "not asked for"
         );
         let with_usage = r#"{"model":"gpt-4o","temperature":0,"stream":true,"stream_options":{"include_usage":true},"messages":[{"role":"user","content":"hi"}]}"#;
-        let usage_reply = exchange(&mut r, "alice", with_usage, &[], 200, "", b"", 0)
+        let usage_reply = exchange(&mut r, "alice", with_usage, &[], UNUSED)
             .reply
             .unwrap();
         let chunks = events(&usage_reply.body);
         assert_eq!(chunks.last().unwrap()["usage"]["total_tokens"], 2306);
-        let json = exchange(&mut r, "alice", &chat_body(false), &[], 200, "", b"", 0)
+        let json = exchange(&mut r, "alice", &chat_body(false), &[], UNUSED)
             .reply
             .unwrap();
         let completion: serde_json::Value = serde_json::from_slice(&json.body).unwrap();
@@ -276,10 +301,12 @@ fn another_caller_misses_and_no_cache_bypasses() {
         "alice",
         &chat_body(false),
         &[("cache-control", "no-cache")],
-        200,
-        "application/json",
-        ANSWER.as_bytes(),
-        0,
+        Answer {
+            status: 200,
+            content_type: "application/json",
+            body: ANSWER.as_bytes(),
+            cut: 0,
+        },
     );
     assert_eq!(refused.cache_header.as_deref(), Some("bypass"));
     assert_eq!(
@@ -298,10 +325,12 @@ fn errors_and_cut_streams_are_never_stored() {
         "alice",
         &chat_body(false),
         &[],
-        500,
-        "application/json",
-        error,
-        3,
+        Answer {
+            status: 500,
+            content_type: "application/json",
+            body: error,
+            cut: 3,
+        },
     );
     assert_eq!(failed.cache_header.as_deref(), Some("miss"));
     assert_eq!(
@@ -320,10 +349,12 @@ fn errors_and_cut_streams_are_never_stored() {
         "alice",
         &chat_body(true),
         &[],
-        200,
-        "text/event-stream",
-        cut_stream.as_bytes(),
-        40,
+        Answer {
+            status: 200,
+            content_type: "text/event-stream",
+            body: cut_stream.as_bytes(),
+            cut: 40,
+        },
     );
     assert_eq!(first.cache_header.as_deref(), Some("miss"));
     assert_eq!(r.host.metric("tollgate_cache_entries"), 0);
@@ -337,10 +368,12 @@ fn errors_and_cut_streams_are_never_stored() {
         "alice",
         &chat_body(true),
         &[],
-        200,
-        "text/event-stream",
-        STREAM.as_bytes(),
-        0,
+        Answer {
+            status: 200,
+            content_type: "text/event-stream",
+            body: STREAM.as_bytes(),
+            cut: 0,
+        },
     );
     assert_eq!(again.cache_header.as_deref(), Some("miss"));
 }
