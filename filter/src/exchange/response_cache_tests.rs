@@ -9,7 +9,7 @@ use std::rc::Rc;
 use crate::exchange::fake::{FakeHost, SentReply};
 use crate::exchange::host::{Body, Host, Map};
 use crate::exchange::{Flow, Vm};
-use crate::usage::SseParser;
+use crate::sse::{OversizedEvent, SseParser};
 
 const CHAT: &str = "/v1/chat/completions";
 const ANSWER: &str = include_str!("../usage/fixtures/openai_chat.json");
@@ -229,7 +229,7 @@ fn a_hit_charges_the_budget_fraction() {
 
 /// Parses a replayed stream: its events' JSON (the final `[DONE]` checked and left out).
 fn events(body: &[u8]) -> Vec<serde_json::Value> {
-    let mut p = SseParser::new(1 << 20);
+    let mut p = SseParser::new(1 << 20, OversizedEvent::Skip);
     let mut out = p.feed_collect(body);
     let done = out.pop().unwrap();
     assert_eq!(done.data, b"[DONE]");
