@@ -114,10 +114,8 @@ fn a_second_identical_request_is_served_from_the_cache_without_a_provider_call()
     assert_eq!(cache_header(&first), Some("miss"));
     assert_eq!(mock.stats().requests, 1);
     // Key order and whitespace do not matter.
-    let reordered = format!(
-        "{{ \"messages\": [{{\"content\": \"What is a toll road?\", \"role\": \"user\"}}], \"temperature\": 0.0, \"model\": \"gpt-4o-mini\" }}"
-    );
-    let second = chat(&envoy, "alice-key", &reordered, &[]);
+    let reordered = r#"{ "messages": [{"content": "What is a toll road?", "role": "user"}], "temperature": 0.0, "model": "gpt-4o-mini" }"#;
+    let second = chat(&envoy, "alice-key", reordered, &[]);
     assert_eq!(second.status, 200, "{}", second.text());
     assert_eq!(cache_header(&second), Some("hit"));
     assert_eq!(mock.stats().requests, 1, "a hit calls no provider");
