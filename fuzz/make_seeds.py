@@ -167,5 +167,56 @@ for c in configs:
 seed("config", b"")
 seed("config", b"{}")
 
+# ---- ratelimit_response: RateLimitResponse messages (mode 0) and verdict descriptions (mode 1)
+def pb_varint(v):
+    out = b""
+    while v >= 0x80:
+        out += bytes([(v & 0x7f) | 0x80])
+        v >>= 7
+    return out + bytes([v])
+def pb_field(field, wire, payload):
+    key = pb_varint(field << 3 | wire)
+    return key + (payload if wire != 2 else pb_varint(len(payload)) + payload)
+def rls_status(code, remaining=None, seconds=None, nanos=None):
+    body = pb_field(1, 0, pb_varint(code))
+    if remaining is not None:
+        body += pb_field(3, 0, pb_varint(remaining))
+    if seconds is not None or nanos is not None:
+        d = b""
+        if seconds:
+            d += pb_field(1, 0, pb_varint(seconds))
+        if nanos:
+            d += pb_field(2, 0, pb_varint(nanos))
+        body += pb_field(4, 2, d)
+    return pb_field(2, 2, body)
+for overall, statuses in [
+    (1, [rls_status(1, 99, 60)]),
+    (2, [rls_status(2, 0, 59, 500_000_000), rls_status(1, 10)]),
+    (1, []),
+    (0, [rls_status(3)]),
+]:
+    msg = pb_field(1, 0, pb_varint(overall)) + b"".join(statuses)
+    seed("ratelimit_response", b"\x00" + msg)
+    seed("ratelimit_response", b"\x00" + msg + pb_field(7, 5, b"\x01\x02\x03\x04"))
+seed("ratelimit_response", b"\x00" + b"\x0b\x08\x01\x0c")  # a group
+for i in range(4):
+    seed("ratelimit_response", bytes([1, 2 + i, 0, 1, 4, 0, 0, 0, 9, 1, 2, 3, 4, 5, 6, 7, 8, i]))
+
+# ---- backoff_hint: header selector, `now` (2026-12-03, little-endian ms), header value
+now = struct.pack("<Q", 1_796_256_000_000)
+for sel, value in [
+    (0, "30"), (0, "1.5"), (0, "0"),
+    (0, "Thu, 03 Dec 2026 00:00:20 GMT"),
+    (0, "Thursday, 03-Dec-26 00:00:20 GMT"),
+    (0, "Thu Dec  3 00:00:20 2026"),
+    (0, "Sun, 06 Nov 1994 08:49:37 GMT"),
+    (0, "Sunday, 06-Nov-94 08:49:37 GMT"),
+    (0, "Sun Nov  6 08:49:37 1994"),
+    (1, "250"), (1, "12.5"),
+    (2, "6m0s"), (3, "1h2m3.5s"), (3, "20ms"),
+    (4, "2026-12-03T00:00:05Z"), (5, "2026-12-03T00:00:03.250+00:00"),
+]:
+    seed("backoff_hint", bytes([sel]) + now + value.encode())
+
 for target, n in sorted(written.items()):
     print(f"{target}: {n} seeds")

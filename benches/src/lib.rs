@@ -421,6 +421,35 @@ pub fn prompt_text(len: usize, secrets: &[String], seed: u64) -> String {
 mod tests {
     use super::*;
 
+    /// Regression test for issue 13's "`make bench` fails on a fresh machine": a `panic` setting
+    /// in the root `[profile.release]` (inherited by the bench profile) made `cargo bench` build
+    /// the filter's rlib twice to one unhashed path (`cdylib` + `rlib`), abort for the
+    /// `envoy-compare` binary and unwind for the bench harnesses, and the benches stopped linking
+    /// ("the crate `aead` requires panic strategy `abort`…"). The wasm build aborts anyway (its
+    /// target's default, enforced in `filter/src/lib.rs`).
+    #[test]
+    fn the_release_profile_leaves_the_panic_strategy_to_the_target() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../Cargo.toml");
+        let manifest = std::fs::read_to_string(path).expect("read the root Cargo.toml");
+        let mut section = String::new();
+        for line in manifest.lines().map(str::trim) {
+            if line.starts_with('[') {
+                section = line.to_string();
+            } else if section == "[profile.release]" || section == "[profile.bench]" {
+                assert!(
+                    !line.starts_with("panic"),
+                    "{section} sets `{line}`: `cargo bench` then builds the filter twice with \
+                     different panic strategies to the same file and the benches fail to link; \
+                     leave the panic strategy to the target (wasm32-wasip1 aborts)"
+                );
+            }
+        }
+        assert!(
+            manifest.contains("[profile.release]"),
+            "the wasm release profile is there"
+        );
+    }
+
     #[test]
     fn parses_wrk_output() {
         let out = "Running 5s test @ http://127.0.0.1:1/\n  1 threads and 8 connections\n  Latency Distribution\n     50%  512.00us\n     75%  1.00ms\n     90%  1.50ms\n     99%    2.25ms\n  12345 requests in 5.00s, 1.00MB read\nRequests/sec:   2469.00\n";

@@ -9,7 +9,7 @@ cd "$(dirname "$0")"
 
 WARM_MS=${1:-300}
 TIMED_MS=${2:-1500}
-BINS=(harness jwt_simple ring rustcrypto p256_014 bigint_rsa bigint07_rsa hand_rsa hand_p256)
+BINS=(harness jwt_simple ring rustcrypto p256_014 bigint_rsa bigint07_rsa hand_rsa hand_p256 tollgate_verifiers)
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/tmp/tgt-crypto}
 export CC_wasm32_wasip1=${CC_wasm32_wasip1:-clang}
 export AR_wasm32_wasip1=${AR_wasm32_wasip1:-llvm-ar}
@@ -51,7 +51,7 @@ END {
     base = size["harness"]
     printf "| %-12s | %-26s | %-14s | %-14s | %-14s | %-14s | %-9s | %-10s |\n", "binary", "candidate", "RS256 native", "RS256 V8", "ES256 native", "ES256 V8", "wasm KB", "+crypto KB"
     printf "|%s|%s|%s|%s|%s|%s|%s|%s|\n", "--------------", "----------------------------", "----------------", "----------------", "----------------", "----------------", "-----------", "------------"
-    n = split("jwt_simple ring rustcrypto p256_014 bigint_rsa bigint07_rsa hand_rsa hand_p256", order, " ")
+    n = split("jwt_simple ring rustcrypto p256_014 bigint_rsa bigint07_rsa hand_rsa hand_p256 tollgate_verifiers", order, " ")
     for (i = 1; i <= n; i++) {
         k = order[i]
         if (!(k in bin)) continue

@@ -2,9 +2,13 @@
 //! for Envoy's tag extractors) and access-log fields. Pure: the host layer defines and records
 //! the metrics and sets the properties.
 //!
-//! Stat names look like `tollgate_tokens_total.provider.openai.model.gpt-4o-mini.token_type.input`;
-//! the `stats_config` in `envoy/observability/stats-tags.yaml` turns each `.<tag>.<value>` pair
-//! into a Prometheus label, giving `tollgate_tokens_total{provider="openai",model="gpt-4o-mini",token_type="input"}`.
+//! Stat names carry their tags in Istio's encoding, tags first:
+//! `provider=.=openai;.;model=.=gemini-2.0-flash;.;token_type=.=input;.;tollgate_tokens_total`.
+//! One extractor per tag name, `(<tag>=\.=(.*?);\.;)` — exactly what Istio generates for
+//! `extraStatTags` — removes each `<tag>=.=<value>;.;` from the name and makes the value a label,
+//! so `/stats/prometheus` shows
+//! `tollgate_tokens_total{provider="openai",model="gemini-2.0-flash",token_type="input"}`: the
+//! value keeps its dots (`envoy/observability/stats-tags.yaml` has the extractors).
 
 use std::collections::BTreeSet;
 
@@ -32,7 +36,8 @@ pub struct Sample {
     pub value: u64,
 }
 
-/// Tag names used in stat names; `stats-tags.yaml` has one extractor per name.
+/// Tag names used in stat names; `stats-tags.yaml` has one extractor per name (Envoy gives each
+/// extractor one tag name), and Istio's `extraStatTags` lists the same names.
 pub const TAG_NAMES: &[&str] = &[
     "provider",
     "model",
@@ -48,13 +53,16 @@ pub const TAG_NAMES: &[&str] = &[
     "outcome",
 ];
 
-/// Makes a tag value safe inside a dot-separated stat name: `[A-Za-z0-9_-]`, at most 64 chars.
+/// Makes a tag value safe inside a stat name while keeping it readable: printable ASCII (dots,
+/// colons and slashes included, so `gpt-4.1`, `llama3:8b` and `openai/gpt-4o` stay as they are)
+/// except `;`, which ends a tag in the encoding; anything else becomes `_`. At most 64
+/// characters; empty becomes `unknown`.
 pub fn sanitize_tag_value(value: &str) -> String {
     let mut out: String = value
         .chars()
         .take(64)
         .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+            if c.is_ascii_graphic() && c != ';' {
                 c
             } else {
                 '_'
@@ -67,15 +75,17 @@ pub fn sanitize_tag_value(value: &str) -> String {
     out
 }
 
-/// Builds `base.tag1.value1.tag2.value2…`.
+/// Builds `tag1=.=value1;.;tag2=.=value2;.;base` (Istio's tag encoding, tags first so that the
+/// name left after extraction is exactly `base`).
 pub fn tagged_name(base: &str, tags: &[(&str, &str)]) -> String {
-    let mut name = base.to_string();
+    let mut name = String::with_capacity(base.len() + tags.len() * 24);
     for (k, v) in tags {
-        name.push('.');
         name.push_str(k);
-        name.push('.');
+        name.push_str("=.=");
         name.push_str(&sanitize_tag_value(v));
+        name.push_str(";.;");
     }
+    name.push_str(base);
     name
 }
 
@@ -346,9 +356,29 @@ mod tests {
 
     #[test]
     fn tag_values_are_sanitized() {
-        assert_eq!(sanitize_tag_value("gpt-4.1/mini"), "gpt-4_1_mini");
+        assert_eq!(sanitize_tag_value("gpt-4.1/mini"), "gpt-4.1/mini");
+        assert_eq!(sanitize_tag_value("gemini-2.0-flash"), "gemini-2.0-flash");
+        assert_eq!(sanitize_tag_value("llama3:8b"), "llama3:8b");
+        assert_eq!(sanitize_tag_value("a;.;b c\u{e9}"), "a_._b_c_");
         assert_eq!(sanitize_tag_value(""), "unknown");
         assert_eq!(sanitize_tag_value(&"x".repeat(100)).len(), 64);
+    }
+
+    #[test]
+    fn tags_use_istios_encoding_with_the_name_last() {
+        assert_eq!(
+            tagged_name("tollgate_requests_total", &[]),
+            "tollgate_requests_total"
+        );
+        assert_eq!(
+            tagged_name("m", &[("provider", "openai"), ("model", "gpt-4.1")]),
+            "provider=.=openai;.;model=.=gpt-4.1;.;m"
+        );
+        // A value cannot end its tag early.
+        assert_eq!(
+            tagged_name("m", &[("model", "x;.;provider=.=y")]),
+            "model=.=x_._provider=.=y;.;m"
+        );
     }
 
     #[test]
@@ -367,30 +397,35 @@ mod tests {
         let s = samples(&r);
         let find = |n: &str| s.iter().find(|x| x.name == n).map(|x| x.value);
         assert_eq!(
-            find("tollgate_tokens_total.provider.openai.model.gpt-4o-mini.token_type.input"),
+            find("provider=.=openai;.;model=.=gpt-4o-mini;.;token_type=.=input;.;tollgate_tokens_total"),
             Some(10)
         );
         assert_eq!(
-            find("tollgate_tokens_total.provider.openai.model.gpt-4o-mini.token_type.output"),
+            find("provider=.=openai;.;model=.=gpt-4o-mini;.;token_type=.=output;.;tollgate_tokens_total"),
             Some(21)
         );
         assert_eq!(
-            find("tollgate_cost_microdollars_total.provider.openai.model.gpt-4o-mini"),
+            find("provider=.=openai;.;model=.=gpt-4o-mini;.;tollgate_cost_microdollars_total"),
             Some(12300)
         );
         assert_eq!(
-            find("gen_ai_server_time_to_first_token_ms.provider.openai.model.gpt-4o-mini"),
+            find("provider=.=openai;.;model=.=gpt-4o-mini;.;gen_ai_server_time_to_first_token_ms"),
             Some(40)
         );
         assert_eq!(
-            find("gen_ai_server_time_per_output_token_us.provider.openai.model.gpt-4o-mini"),
+            find(
+                "provider=.=openai;.;model=.=gpt-4o-mini;.;gen_ai_server_time_per_output_token_us"
+            ),
             Some(10_000)
         );
         assert_eq!(
-            find("tollgate_llm_requests_total.provider.openai.model.gpt-4o-mini.status_class.2xx.usage.reported"),
+            find("provider=.=openai;.;model=.=gpt-4o-mini;.;status_class=.=2xx;.;usage=.=reported;.;tollgate_llm_requests_total"),
             Some(1)
         );
-        assert!(find("tollgate_upstream_errors_total.provider.openai.reason.truncated").is_none());
+        assert!(
+            find("provider=.=openai;.;reason=.=truncated;.;tollgate_upstream_errors_total")
+                .is_none()
+        );
     }
 
     #[test]
@@ -407,12 +442,10 @@ mod tests {
             duration_ms: 5,
         };
         let s = samples(&r);
-        assert!(s.iter().any(
-            |x| x.name == "tollgate_upstream_errors_total.provider.anthropic.reason.truncated"
-        ));
-        assert!(s.iter().any(|x| x
-            .name
-            .ends_with(".user.alice.status_class.2xx.usage.estimated")));
+        assert!(s.iter().any(|x| x.name
+            == "provider=.=anthropic;.;reason=.=truncated;.;tollgate_upstream_errors_total"));
+        assert!(s.iter().any(|x| x.name
+            == "provider=.=anthropic;.;model=.=claude;.;user=.=alice;.;status_class=.=2xx;.;usage=.=estimated;.;tollgate_llm_requests_total"));
         let f = access_log_fields(&r, Some("alice"));
         assert!(f.contains(&("tollgate_usage_complete", "false".to_string())));
         assert!(f.contains(&("tollgate_user", "alice".to_string())));
@@ -439,12 +472,10 @@ mod tests {
             duration_ms: 3,
         };
         let s = samples(&r);
-        assert!(s
-            .iter()
-            .any(|x| x.name.ends_with("status_class.5xx.usage.none")));
-        assert!(!s
-            .iter()
-            .any(|x| x.name.starts_with("tollgate_tokens_total")));
+        assert!(s.iter().any(|x| x
+            .name
+            .ends_with("status_class=.=5xx;.;usage=.=none;.;tollgate_llm_requests_total")));
+        assert!(!s.iter().any(|x| x.name.ends_with("tollgate_tokens_total")));
     }
 
     #[test]

@@ -25,6 +25,7 @@ pub type GuardrailConfigError = crate::config::ConfigError;
 
 /// Raw `guardrails` section.
 #[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct RawGuardrails {
     /// Limits for every path no route matches (and inherited by routes).
@@ -35,6 +36,7 @@ pub struct RawGuardrails {
 
 /// Raw limits; unset fields take the built-in default (or, in a route, the `defaults` value).
 #[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct RawGuardrailLimits {
     /// Largest request body, bytes (default `limits.max_request_bytes`).
@@ -51,6 +53,7 @@ pub struct RawGuardrailLimits {
 
 /// Raw route: a path matcher plus the limits it overrides.
 #[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct RawGuardrailRoute {
     /// Matches paths (query excluded) starting with this.
@@ -708,7 +711,7 @@ mod tests {
         assert_eq!(body["error"]["request_id"], "rid");
         assert_eq!(
             v.metric(),
-            "tollgate_guardrail_rejections_total.reason.request_too_large"
+            "reason=.=request_too_large;.;tollgate_guardrail_rejections_total"
         );
         assert_eq!(Reason::UnsupportedContentType.status(), 415);
     }

@@ -14,6 +14,7 @@ use crate::failover::CircuitState;
 
 /// Raw `status` section.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawStatus {
     /// The path answered locally (query ignored), e.g. `/tollgate/status`.

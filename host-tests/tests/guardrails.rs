@@ -91,7 +91,7 @@ fn assert_refused(vm: &Vm, ctx: u32, action: Action, status: u32, code: &str, ri
 fn rejections(vm: &Vm, reason: &str) -> i64 {
     vm.shared()
         .metric(&format!(
-            "tollgate_guardrail_rejections_total.reason.{reason}"
+            "reason=.={reason};.;tollgate_guardrail_rejections_total"
         ))
         .unwrap_or(0)
 }

@@ -432,7 +432,7 @@ fn every_algorithm_is_accepted() {
     }
     assert_eq!(
         vm.shared()
-            .metric("tollgate_jwt_allowed_total.provider.corp"),
+            .metric("provider=.=corp;.;tollgate_jwt_allowed_total"),
         Some(cases.len() as i64)
     );
     assert!(vm.error_logs().is_empty(), "{:?}", vm.error_logs());
@@ -760,14 +760,14 @@ fn every_rejection_has_its_status_challenge_code_and_request_id() {
         let expected = observed.iter().filter(|c| **c == code).count() as i64;
         assert_eq!(
             vm.shared()
-                .metric(&format!("tollgate_jwt_denied_total.reason.{code}")),
+                .metric(&format!("reason=.={code};.;tollgate_jwt_denied_total")),
             Some(expected),
             "{code}"
         );
     }
     assert_eq!(
         vm.shared()
-            .metric("tollgate_jwt_allowed_total.provider.corp"),
+            .metric("provider=.=corp;.;tollgate_jwt_allowed_total"),
         Some(2)
     );
 }
@@ -799,7 +799,7 @@ fn missing_token_challenge_has_no_error_attribute() {
     );
     assert_eq!(
         vm.shared()
-            .metric("tollgate_jwt_denied_total.reason.missing"),
+            .metric("reason=.=missing;.;tollgate_jwt_denied_total"),
         Some(1)
     );
     // The realm is configurable.
@@ -833,7 +833,7 @@ fn missing_scope_is_403_insufficient_scope() {
     );
     assert_eq!(
         vm.shared()
-            .metric("tollgate_jwt_denied_total.reason.insufficient_scope"),
+            .metric("reason=.=insufficient_scope;.;tollgate_jwt_denied_total"),
         Some(1)
     );
     // With the scope (as an array claim too), the same path passes.
@@ -1029,7 +1029,7 @@ fn unmatched_paths_are_refused_by_default() {
     assert_refused(&vm, ctx, 403, "unmatched_path", None);
     assert_eq!(
         vm.shared()
-            .metric("tollgate_jwt_denied_total.reason.unmatched_path"),
+            .metric("reason=.=unmatched_path;.;tollgate_jwt_denied_total"),
         Some(1)
     );
     let mut open = self::vm(&local(json!({}), json!({"allow_unmatched": true})));
@@ -1050,19 +1050,19 @@ fn jwt_metrics_count_each_outcome() {
     with_token(&mut vm, &tamper_signature(&token, 5));
     let m = vm.shared();
     assert_eq!(
-        m.metric("tollgate_jwt_allowed_total.provider.corp"),
+        m.metric("provider=.=corp;.;tollgate_jwt_allowed_total"),
         Some(3)
     );
     assert_eq!(
-        m.metric("tollgate_jwt_denied_total.reason.missing"),
+        m.metric("reason=.=missing;.;tollgate_jwt_denied_total"),
         Some(1)
     );
     assert_eq!(
-        m.metric("tollgate_jwt_denied_total.reason.malformed"),
+        m.metric("reason=.=malformed;.;tollgate_jwt_denied_total"),
         Some(1)
     );
     assert_eq!(
-        m.metric("tollgate_jwt_denied_total.reason.bad_signature"),
+        m.metric("reason=.=bad_signature;.;tollgate_jwt_denied_total"),
         Some(1)
     );
     assert_eq!(m.metric("tollgate_local_replies_total"), Some(3));
@@ -1282,7 +1282,7 @@ fn request_before_keys_waits_for_its_own_fetch_and_resumes() {
     assert_eq!(vm.request_header(ctx, "authorization"), None);
     assert_eq!(
         vm.shared()
-            .metric("tollgate_jwt_allowed_total.provider.corp"),
+            .metric("provider=.=corp;.;tollgate_jwt_allowed_total"),
         Some(1)
     );
     // The keys serve later requests directly.
@@ -1339,7 +1339,7 @@ fn request_waiting_for_keys_gets_401_when_the_fetch_fails() {
         assert_eq!(vm.stream(ctx).unwrap().resumed_request, 0);
         assert_eq!(
             vm.shared()
-                .metric("tollgate_jwt_denied_total.reason.no_keys_yet"),
+                .metric("reason=.=no_keys_yet;.;tollgate_jwt_denied_total"),
             Some(1)
         );
     }

@@ -145,8 +145,9 @@ fn later_attempts_use_the_carried_path_and_history() {
         "{history}"
     );
     assert_eq!(
-        vm.shared()
-            .metric("tollgate_provider_attempts_total.provider.openai.outcome.rate_limited"),
+        vm.shared().metric(
+            "provider=.=openai;.;outcome=.=rate_limited;.;tollgate_provider_attempts_total"
+        ),
         Some(1),
         "{:?}",
         vm.shared().metric_names()
@@ -165,7 +166,7 @@ fn an_attempt_without_an_answer_is_noted_and_counts_for_the_circuit() {
     }
     let gauge = vm
         .shared()
-        .metric("tollgate_circuit_state.provider.anthropic");
+        .metric("provider=.=anthropic;.;tollgate_circuit_state");
     assert_eq!(gauge, Some(2), "threshold 2: the circuit is open");
 }
 

@@ -79,20 +79,24 @@ fn openai_json_usage_becomes_tagged_metrics_and_log_properties() {
     vm.finish(ctx).unwrap();
     let m = vm.shared();
     assert_eq!(
-        m.metric("tollgate_tokens_total.provider.openai.model.gpt-4o-mini.token_type.input"),
+        m.metric(
+            "provider=.=openai;.;model=.=gpt-4o-mini;.;token_type=.=input;.;tollgate_tokens_total"
+        ),
         Some(12)
     );
     assert_eq!(
-        m.metric("tollgate_tokens_total.provider.openai.model.gpt-4o-mini.token_type.output"),
+        m.metric(
+            "provider=.=openai;.;model=.=gpt-4o-mini;.;token_type=.=output;.;tollgate_tokens_total"
+        ),
         Some(5)
     );
     // 12 × 0.15 + 5 × 0.6 = 4.8 USD = 4_800_000 µ$
     assert_eq!(
-        m.metric("tollgate_cost_microdollars_total.provider.openai.model.gpt-4o-mini"),
+        m.metric("provider=.=openai;.;model=.=gpt-4o-mini;.;tollgate_cost_microdollars_total"),
         Some(4_800_000)
     );
     assert_eq!(
-        m.metric("tollgate_llm_requests_total.provider.openai.model.gpt-4o-mini.status_class.2xx.usage.reported"),
+        m.metric("provider=.=openai;.;model=.=gpt-4o-mini;.;status_class=.=2xx;.;usage=.=reported;.;tollgate_llm_requests_total"),
         Some(1)
     );
     assert_eq!(
@@ -150,13 +154,13 @@ fn openai_stream_without_include_usage_is_rewritten_and_the_extra_chunk_stripped
     vm.finish(ctx).unwrap();
     let m = vm.shared();
     assert_eq!(
-        m.metric("tollgate_tokens_total.provider.openai.model.o3-mini-2025-01-31.token_type.input"),
+        m.metric("provider=.=openai;.;model=.=o3-mini-2025-01-31;.;token_type=.=input;.;tollgate_tokens_total"),
         Some(2006)
     );
-    assert_eq!(m.metric("tollgate_tokens_total.provider.openai.model.o3-mini-2025-01-31.token_type.cached_input"), Some(1920));
+    assert_eq!(m.metric("provider=.=openai;.;model=.=o3-mini-2025-01-31;.;token_type=.=cached_input;.;tollgate_tokens_total"), Some(1920));
     assert_eq!(
         m.metric(
-            "tollgate_tokens_total.provider.openai.model.o3-mini-2025-01-31.token_type.reasoning"
+            "provider=.=openai;.;model=.=o3-mini-2025-01-31;.;token_type=.=reasoning;.;tollgate_tokens_total"
         ),
         Some(256)
     );
@@ -191,8 +195,8 @@ fn anthropic_stream_in_any_chunking_counts_the_same_usage() {
         let input = names
             .iter()
             .find(|n| {
-                n.starts_with("tollgate_tokens_total.provider.anthropic.")
-                    && n.ends_with("token_type.input")
+                n.starts_with("provider=.=anthropic;.;")
+                    && n.ends_with("token_type=.=input;.;tollgate_tokens_total")
             })
             .cloned()
             .unwrap_or_else(|| panic!("no anthropic input metric in {names:?}"));
@@ -225,7 +229,7 @@ fn truncated_stream_is_estimated_and_counted_as_upstream_error() {
     );
     assert_eq!(
         vm.shared()
-            .metric("tollgate_upstream_errors_total.provider.anthropic.reason.truncated"),
+            .metric("provider=.=anthropic;.;reason=.=truncated;.;tollgate_upstream_errors_total"),
         Some(1)
     );
 }
@@ -249,9 +253,9 @@ fn time_to_first_token_is_recorded() {
         property(&vm, ctx, "tollgate_ttft_ms").as_deref(),
         Some("250")
     );
-    let samples = vm
-        .shared()
-        .histogram("gen_ai_server_time_to_first_token_ms.provider.openai.model.o3-mini-2025-01-31");
+    let samples = vm.shared().histogram(
+        "provider=.=openai;.;model=.=o3-mini-2025-01-31;.;gen_ai_server_time_to_first_token_ms",
+    );
     assert_eq!(samples, vec![250]);
 }
 
@@ -294,7 +298,7 @@ fn budget_refuses_with_429_and_rate_limit_headers() {
     );
     assert_eq!(
         vm.shared()
-            .metric("tollgate_budget_warnings_total.threshold.50"),
+            .metric("threshold=.=50;.;tollgate_budget_warnings_total"),
         Some(1)
     );
 
@@ -307,7 +311,7 @@ fn budget_refuses_with_429_and_rate_limit_headers() {
     assert_eq!(reply.json()["error"]["code"], "token_budget_exceeded");
     assert_eq!(
         vm.shared()
-            .metric("tollgate_budget_rejections_total.dimension.tokens"),
+            .metric("dimension=.=tokens;.;tollgate_budget_rejections_total"),
         Some(1)
     );
 

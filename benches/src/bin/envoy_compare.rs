@@ -24,12 +24,17 @@
 //! `/proc/<pid>/stat`.
 //!
 //! By default (`BENCH_SECTIONS=table`) it prints **one table**: plain Envoy, then tollgate with
-//! each feature alone (usage accounting on a JSON and on a streamed answer, masking a 64 KiB
-//! prompt, JWT ES256/RS256 cached and cold, one failover per request) and all together, against
-//! Envoy's native `jwt_authn`; each row with its throughput, p50, p99, Envoy CPU per request and
-//! what it adds over its baseline row. Below it: the wasm VM's memory per worker (Envoy RSS and
-//! the VM's linear memory, with vs without the module, `--concurrency 1`, after the load), the
-//! `.wasm` size and the VM start time (Envoy start to `/ready`, with vs without the module).
+//! everything optional off (correlation ids only), with each feature alone (usage accounting on a
+//! JSON and on a streamed answer, masking a 64 KiB prompt, JWT ES256/RS256 cached and with the
+//! cache off, one failover per request), Envoy's native `jwt_authn` ES256/RS256, `jwt_authn` +
+//! tollgate in `envoy_jwt` mode, and all features (JWT ES256 cached, usage, budget, prompt
+//! masking; then with routing too); each row with its throughput and its ratio to the baseline
+//! row's, p50, p99, Envoy CPU per request and what it adds over the baseline (plain Envoy with
+//! the same request, in the same run). Below it: the added p50 at concurrency 1 (the mock
+//! directly, plain Envoy, tollgate with all features, alternating request by request), the wasm
+//! VM's memory per worker (Envoy RSS and the VM's linear memory, with vs without the module,
+//! `--concurrency 1`, after the load), the `.wasm` size, the VM start time (Envoy start to
+//! `/ready`, with vs without the module), and issue 13's targets against what this run measured.
 //! The sections below are still available by name.
 //!
 //! Environment: `BENCH_QUICK=1` (1 round of 1 s, one start: a fast check that every scenario
@@ -49,7 +54,7 @@ mod cache;
 
 use tollgate_benches::{
     chat_body, cpu_model, fake_secrets, format_delta_us, format_us, parse_wrk, percentile,
-    process_cpu_us, prompt_text, summarize_wrk, wrk_post_script, LoadResult,
+    process_cpu_us, prompt_text, summarize_wrk, wrk_post_script, LoadResult, WrkSummary,
 };
 use tollgate_e2e::mock::client::{Connection, Response};
 use tollgate_e2e::mock::{Faults, MockHandle, MockOptions, MockProvider};
@@ -387,34 +392,39 @@ fn run_wrk_rounds(scenarios: &mut [WrkScenario], settings: &Settings) {
     }
 }
 
-fn print_wrk_table(scenarios: &[WrkScenario]) {
+fn print_wrk_table(scenarios: &[WrkScenario]) -> Vec<WrkSummary> {
     let summaries: Vec<_> = scenarios.iter().map(|s| summarize_wrk(&s.runs)).collect();
     println!(
-        "\n| # | scenario | req/s | p50 | p99 | Envoy CPU µs/req | added CPU µs/req | added p50 | vs # | non-2xx |"
+        "\n| # | scenario | req/s | × base req/s | p50 | p99 | Envoy CPU µs/req | added CPU µs/req | × base CPU | added p50 | vs # | non-2xx |"
     );
-    println!("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for (i, (s, sum)) in scenarios.iter().zip(&summaries).enumerate() {
         let name = match &s.problem {
             Some(p) => format!("{} ⚠ {p}", s.name),
             None => s.name.clone(),
         };
         if s.runs.is_empty() {
-            println!("| {} | {name} | – | – | – | – | – | – | – | – |", i + 1);
+            println!(
+                "| {} | {name} | – | – | – | – | – | – | – | – | – | – |",
+                i + 1
+            );
             continue;
         }
-        let (delta, delta_p50, vs) = match s
+        let (ratio, delta, cpu_ratio, delta_p50, vs) = match s
             .base
             .and_then(|b| summaries.get(b - 1).map(|base| (b, base)))
         {
             Some((b, base)) if base.requests > 0 => (
+                format!("{:.2}×", sum.rps / base.rps),
                 format!("{:+.1}", sum.cpu_us_per_request - base.cpu_us_per_request),
+                format!("{:.2}×", sum.cpu_us_per_request / base.cpu_us_per_request),
                 format_delta_us(sum.p50_us - base.p50_us),
                 b.to_string(),
             ),
-            _ => ("–".into(), "–".into(), "–".into()),
+            _ => ("–".into(), "–".into(), "–".into(), "–".into(), "–".into()),
         };
         println!(
-            "| {} | {name} | {:.0} | {} | {} | {:.1} | {delta} | {delta_p50} | {vs} | {} |",
+            "| {} | {name} | {:.0} | {ratio} | {} | {} | {:.1} | {delta} | {cpu_ratio} | {delta_p50} | {vs} | {} |",
             i + 1,
             sum.rps,
             format_us(sum.p50_us),
@@ -423,6 +433,7 @@ fn print_wrk_table(scenarios: &[WrkScenario]) {
             sum.non_2xx
         );
     }
+    summaries
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -625,6 +636,8 @@ struct LoopScenario {
     port: u16,
     envoy: Option<Envoy>,
     body: String,
+    /// Request headers beyond `content-type` (e.g. a bearer token).
+    headers: Vec<(String, String)>,
     stream: bool,
     conn: Option<Connection>,
     samples: Vec<Sample>,
@@ -642,6 +655,7 @@ impl LoopScenario {
             port,
             envoy,
             body,
+            headers: Vec::new(),
             stream,
             conn: None,
             samples: Vec::new(),
@@ -650,6 +664,12 @@ impl LoopScenario {
             cpu_us: 0,
             last_error: None,
         }
+    }
+
+    /// Adds request headers.
+    fn with_headers(mut self, headers: Vec<(String, String)>) -> Self {
+        self.headers = headers;
+        self
     }
 
     fn pid(&self) -> Option<u32> {
@@ -673,7 +693,8 @@ impl LoopScenario {
     }
 
     fn exchange(&mut self, mut conn: Connection) -> io::Result<(u16, Sample)> {
-        let headers = [("content-type", "application/json")];
+        let mut headers: Vec<(&str, &str)> = vec![("content-type", "application/json")];
+        headers.extend(self.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())));
         let t0 = Instant::now();
         if self.stream {
             let mut s = conn.stream("POST", CHAT_PATH, &headers, self.body.as_bytes())?;
@@ -1176,6 +1197,12 @@ fn jwt_section(jwks: &serde_json::Value, cache_size: Option<usize>) -> serde_jso
         .unwrap_or_default()
 }
 
+/// A per-user token budget far above what a run spends: the reservation and settlement work
+/// happens on every request, and nothing is refused.
+fn budget_section() -> serde_json::Value {
+    serde_json::json!({"windows": [{"period": "minute", "max_tokens": 1_000_000_000_u64}]})
+}
+
 /// Routing with `primary` and `secondary` (both OpenAI-kind): the `failover` section.
 fn failover_section() -> serde_json::Value {
     serde_json::from_str::<serde_json::Value>(&failover_config())
@@ -1292,6 +1319,23 @@ fn one_table(section: usize, settings: &Settings, mock: &MockHandle, dir: &Path)
         v["usage"] = serde_json::json!({"enabled": true});
         v.to_string()
     };
+    // Issue 13's "all features": JWT ES256 (cached), usage accounting, a token budget and prompt
+    // masking; and the same work with Envoy's `jwt_authn` verifying the token (`envoy_jwt`).
+    let all_features = serde_json::json!({
+        "jwt": jwt_section(&jwks, None),
+        "usage": {"enabled": true},
+        "budgets": budget_section(),
+        "masking": {"prompts": "redact"}
+    })
+    .to_string();
+    let envoy_jwt_features = serde_json::json!({
+        "envoy_jwt": {"payload_key": "jwt_payload"},
+        "usage": {"enabled": true},
+        "budgets": budget_section(),
+        "masking": {"prompts": "redact"}
+    })
+    .to_string();
+    let envoy_jwt = template("e2e/configs/envoy_jwt.yaml");
     let specs = vec![
         // 1–3: baselines.
         spec("plain Envoy, JSON answer", &plain, Vars::new(), &json, vec![], None, Check::Ok),
@@ -1300,7 +1344,14 @@ fn one_table(section: usize, settings: &Settings, mock: &MockHandle, dir: &Path)
             &format!("plain Envoy, 64 KiB prompt ({} secrets in it)", secrets.len()),
             &plain, Vars::new(), &big, vec![], None, Check::Ok,
         ),
-        // 4–6: usage accounting and masking alone.
+        // 4: everything optional off.
+        spec(
+            "tollgate, everything off (correlation ids only), JSON answer",
+            &basic,
+            Vars::new().plugin_config(&alone(serde_json::json!({}))),
+            &json, vec![], Some(1), Check::Ok,
+        ),
+        // 5–7: usage accounting and masking alone.
         spec(
             "tollgate usage accounting alone, JSON answer",
             &basic,
@@ -1319,7 +1370,7 @@ fn one_table(section: usize, settings: &Settings, mock: &MockHandle, dir: &Path)
             Vars::new().plugin_config(r#"{"usage":{"enabled":false},"masking":{"prompts":"redact"}}"#),
             &big, vec![], Some(3), Check::UpstreamContains("[REDACTED"),
         ),
-        // 7–10: tollgate's JWT alone.
+        // 8–11: tollgate's JWT alone.
         spec(
             "tollgate JWT ES256 alone, cached (same token every request)",
             &basic,
@@ -1327,7 +1378,7 @@ fn one_table(section: usize, settings: &Settings, mock: &MockHandle, dir: &Path)
             &json, bearer(&es), Some(1), Check::Ok,
         ),
         spec(
-            "tollgate JWT ES256 alone, cold (`cache_size: 0`: verified every request)",
+            "tollgate JWT ES256 alone, cache off (`cache_size: 0`: verified every request)",
             &basic,
             Vars::new().plugin_config(&alone(serde_json::json!({"jwt": jwt_section(&jwks, Some(0))}))),
             &json, bearer(&es), Some(1), Check::Ok,
@@ -1339,12 +1390,12 @@ fn one_table(section: usize, settings: &Settings, mock: &MockHandle, dir: &Path)
             &json, bearer(&rs), Some(1), Check::Ok,
         ),
         spec(
-            "tollgate JWT RS256 alone, cold",
+            "tollgate JWT RS256 alone, cache off (verified every request)",
             &basic,
             Vars::new().plugin_config(&alone(serde_json::json!({"jwt": jwt_section(&jwks, Some(0))}))),
             &json, bearer(&rs), Some(1), Check::Ok,
         ),
-        // 11–12: Envoy's native jwt_authn, no tollgate.
+        // 12–13: Envoy's native jwt_authn, no tollgate.
         spec(
             "native `jwt_authn` ES256 (no tollgate; no cache: verified every request)",
             &native,
@@ -1357,14 +1408,28 @@ fn one_table(section: usize, settings: &Settings, mock: &MockHandle, dir: &Path)
             Vars::new().set("JWKS", &jwks_text).set("JWT_CACHE", "# no jwt_cache_config"),
             &json, bearer(&rs), Some(1), Check::Ok,
         ),
-        // 13: failover alone.
+        // 14: jwt_authn + tollgate in envoy_jwt mode.
+        spec(
+            "`jwt_authn` ES256 (no cache) + tollgate in `envoy_jwt` mode: usage, budget, prompt masking",
+            &envoy_jwt,
+            Vars::new().set("JWKS", &jwks_text).plugin_config(&envoy_jwt_features),
+            &json, bearer(&es), Some(1), Check::Ok,
+        ),
+        // 15: failover alone.
         spec(
             "tollgate failover alone: primary answers 500 (99%), the secondary answers through a callout",
             &routing,
             routing_vars(failing.port(), &alone(serde_json::json!({"failover": failover_section()}))),
             &json, vec![], Some(1), Check::Ok,
         ),
-        // 14: everything.
+        // 16: all features (issue 13).
+        spec(
+            "tollgate, all features: JWT ES256 (cached) + usage + budget + prompt masking",
+            &basic,
+            Vars::new().plugin_config(&all_features),
+            &json, bearer(&es), Some(1), Check::Ok,
+        ),
+        // 17: everything, routing included.
         spec(
             "tollgate, all together: JWT ES256 (cached) + routing (healthy primary) + usage + prompt masking",
             &routing,
@@ -1377,11 +1442,12 @@ fn one_table(section: usize, settings: &Settings, mock: &MockHandle, dir: &Path)
     println!(
         "\n#### {section}. Plain Envoy vs Envoy + tollgate, feature by feature (wrk; POST {CHAT_PATH})"
     );
-    print_wrk_table(&scenarios);
+    let summaries = print_wrk_table(&scenarios);
     println!(
         "\n\"added\" is this row minus row \"vs #\": its baseline without the feature (plain Envoy with the same request). Usage accounting rows include correlation ids, which are always on. A cold JWT row verifies the signature on every request; \"cached\" reuses tollgate's per-worker verified-token cache."
     );
     drop(scenarios);
+    let latency = latency_at_concurrency_one(settings, mock, &all_features, &es);
 
     // VM memory and start time.
     let json_file = dir.join("vm-body.json");
@@ -1430,6 +1496,7 @@ fn one_table(section: usize, settings: &Settings, mock: &MockHandle, dir: &Path)
     );
     let (Some(p1), Some(t1), Some(pn), Some(tn)) = measured else {
         println!("\nVM memory and start time: skipped (an Envoy did not start)");
+        print_targets(&summaries, latency, None, wasm_size());
         return;
     };
     let mib = |kib: f64| kib / 1024.0;
@@ -1465,5 +1532,229 @@ fn one_table(section: usize, settings: &Settings, mock: &MockHandle, dir: &Path)
         settings.starts.max(1),
         t1.0, p1.0, tn.0, pn.0
     );
+    print_targets(&summaries, latency, Some(t1.0 - p1.0), size);
     drop(failing);
+}
+
+fn wasm_size() -> u64 {
+    std::fs::metadata(wasm_path()).map(|m| m.len()).unwrap_or(0)
+}
+
+/// p50 latencies (µs) of one request at a time: the mock directly, through plain Envoy, through
+/// Envoy + tollgate with all features.
+#[derive(Debug, Clone, Copy)]
+struct SerialLatency {
+    direct_us: f64,
+    plain_us: f64,
+    tollgate_us: f64,
+}
+
+/// Sends one request at a time (concurrency 1), alternating between the mock directly, plain
+/// Envoy and Envoy + tollgate with `all_features`; prints their p50 and what each proxy adds.
+fn latency_at_concurrency_one(
+    settings: &Settings,
+    mock: &MockHandle,
+    all_features: &str,
+    token: &str,
+) -> Option<SerialLatency> {
+    let upstream = mock.port();
+    let plain = start_envoy(
+        "plain Envoy (concurrency 1)",
+        &template_file("benches/plain.yaml"),
+        Vars::new().set("UPSTREAM_PORT", upstream),
+    );
+    let tollgate = start_envoy(
+        "tollgate all features (concurrency 1)",
+        &template("e2e/configs/basic.yaml"),
+        Vars::new()
+            .set("UPSTREAM_PORT", upstream)
+            .plugin_config(all_features),
+    );
+    let (Some(plain), Some(tollgate)) = (plain, tollgate) else {
+        println!("\nAdded latency at concurrency 1: skipped (an Envoy did not start)");
+        return None;
+    };
+    let body = chat_body(MODEL, "hello there", false);
+    let mut scenarios = vec![
+        LoopScenario::new(
+            "mock provider directly",
+            upstream,
+            None,
+            body.clone(),
+            false,
+        ),
+        LoopScenario::new("plain Envoy", plain.port, Some(plain), body.clone(), false),
+        LoopScenario::new(
+            "Envoy + tollgate, all features (JWT ES256 cached, usage, budget, prompt masking)",
+            tollgate.port,
+            Some(tollgate),
+            body,
+            false,
+        )
+        .with_headers(vec![(
+            "Authorization".to_string(),
+            format!("Bearer {token}"),
+        )]),
+    ];
+    eprintln!("concurrency 1: {} requests per scenario…", settings.samples);
+    run_loops(&mut scenarios, &[200, 200, 200], settings.samples);
+    let p50 = |s: &LoopScenario| {
+        percentile(
+            &s.samples.iter().map(|x| x.total_us).collect::<Vec<_>>(),
+            0.5,
+        )
+    };
+    let [direct, plain, tollgate] = [0, 1, 2].map(|i| scenarios.get(i).map(p50).unwrap_or(0.0));
+    println!("\n**Added latency at concurrency 1** (one request at a time, alternating, {} each, JSON answer):\n", settings.samples);
+    println!("| scenario | p50 | added p50 over the mock directly | errors |");
+    println!("|---|---:|---:|---:|");
+    for s in &scenarios {
+        println!(
+            "| {} | {} | {} | {} |",
+            s.name,
+            format_us(p50(s)),
+            if s.envoy.is_some() {
+                format_delta_us(p50(s) - direct)
+            } else {
+                "–".into()
+            },
+            s.errors
+        );
+    }
+    Some(SerialLatency {
+        direct_us: direct,
+        plain_us: plain,
+        tollgate_us: tollgate,
+    })
+}
+
+/// Row numbers (1-based) of the one table that the targets read.
+mod row {
+    pub const PLAIN_JSON: usize = 1;
+    pub const EVERYTHING_OFF: usize = 4;
+    pub const USAGE_ONLY: usize = 5;
+    pub const ES256_COLD: usize = 9;
+    pub const RS256_COLD: usize = 11;
+    pub const NATIVE_ES256: usize = 12;
+    pub const NATIVE_RS256: usize = 13;
+    pub const ENVOY_JWT: usize = 14;
+    pub const ALL_FEATURES: usize = 16;
+}
+
+/// Issue 13's targets, each with what this run measured.
+fn print_targets(
+    summaries: &[WrkSummary],
+    latency: Option<SerialLatency>,
+    start_ms: Option<f64>,
+    wasm_bytes: u64,
+) {
+    let cpu = |r: usize| {
+        summaries
+            .get(r - 1)
+            .filter(|s| s.requests > 0)
+            .map(|s| s.cpu_us_per_request)
+    };
+    let rps = |r: usize| {
+        summaries
+            .get(r - 1)
+            .filter(|s| s.requests > 0)
+            .map(|s| s.rps)
+    };
+    let added = |r: usize| Some(cpu(r)? - cpu(row::PLAIN_JSON)?);
+    let verdict = |ok: Option<bool>| match ok {
+        Some(true) => "met",
+        Some(false) => "not met",
+        None => "–",
+    };
+    let us = |v: Option<f64>| v.map_or("–".into(), |v| format!("{v:+.0} µs"));
+    let ratio = |v: Option<f64>| v.map_or("–".into(), |v| format!("{v:.2}×"));
+    println!("\n**Issue 13 targets** (this run; CPU is Envoy CPU per request added over plain Envoy, row 1):\n");
+    println!("| target | measured | goal | |");
+    println!("|---|---:|---:|---|");
+    let line = |what: &str, measured: String, goal: &str, ok: Option<bool>| {
+        println!("| {what} | {measured} | {goal} | {} |", verdict(ok));
+    };
+    let off = added(row::EVERYTHING_OFF);
+    line(
+        "everything off (row 4)",
+        us(off),
+        "≤ +45 µs",
+        off.map(|v| v <= 45.0),
+    );
+    let usage = added(row::USAGE_ONLY);
+    line(
+        "usage accounting only (row 5)",
+        us(usage),
+        "≤ +80 µs",
+        usage.map(|v| v <= 80.0),
+    );
+    let all = added(row::ALL_FEATURES);
+    line(
+        "all features, cached ES256 (row 16)",
+        us(all),
+        "≤ +100 µs",
+        all.map(|v| v <= 100.0),
+    );
+    let tput = rps(row::ALL_FEATURES)
+        .zip(rps(row::PLAIN_JSON))
+        .map(|(a, p)| a / p);
+    line(
+        "all features: throughput vs plain Envoy",
+        ratio(tput),
+        "≥ 0.60×",
+        tput.map(|v| v >= 0.6),
+    );
+    let envoy_jwt = added(row::ENVOY_JWT);
+    line(
+        "`envoy_jwt` mode (row 14) vs all features (row 16)",
+        format!("{} vs {}", us(envoy_jwt), us(all)),
+        "≤ row 16",
+        envoy_jwt.zip(all).map(|(e, a)| e <= a),
+    );
+    for (name, ours, native) in [
+        (
+            "ES256 cache off (row 9) vs native `jwt_authn` (row 12)",
+            row::ES256_COLD,
+            row::NATIVE_ES256,
+        ),
+        (
+            "RS256 cache off (row 11) vs native `jwt_authn` (row 13)",
+            row::RS256_COLD,
+            row::NATIVE_RS256,
+        ),
+    ] {
+        let r = added(ours).zip(added(native)).map(|(o, n)| o / n);
+        line(
+            name,
+            format!(
+                "{} vs {} = {}",
+                us(added(ours)),
+                us(added(native)),
+                ratio(r)
+            ),
+            "≤ 2× (moonshot 1.5×)",
+            r.map(|v| v <= 2.0),
+        );
+    }
+    let serial = latency.map(|l| (l.tollgate_us - l.direct_us, l.plain_us - l.direct_us));
+    line(
+        "added p50 at concurrency 1: tollgate all features vs plain Envoy",
+        serial.map_or("–".into(), |(t, p)| {
+            format!("{} vs {}", format_delta_us(t), format_delta_us(p))
+        }),
+        "≤ plain + 0.1 ms",
+        serial.map(|(t, p)| t <= p + 100.0),
+    );
+    line(
+        "`.wasm` size",
+        format!("{:.2} MB", wasm_bytes as f64 / 1e6),
+        "≤ 1 MB",
+        Some(wasm_bytes <= 1_000_000),
+    );
+    line(
+        "Envoy start with the module vs without",
+        start_ms.map_or("–".into(), |v| format!("{v:+.0} ms")),
+        "≤ +1.5 s",
+        start_ms.map(|v| v <= 1500.0),
+    );
 }

@@ -128,7 +128,7 @@ fn a_second_identical_request_is_served_from_the_cache_without_a_provider_call()
     assert_eq!(stat(&envoy, "tollgate_cache_entries"), 1);
     let stats = envoy.admin("/stats?filter=tollgate_llm_requests_total");
     assert!(
-        stats.contains("tollgate_llm_requests_total.provider.cache."),
+        stats.contains("provider=.=cache;.;"),
         "the hit is accounted under provider cache:\n{stats}"
     );
 }
@@ -293,7 +293,7 @@ fn the_memory_bound_holds_under_load() {
     let ((max_entries, max_bytes), samples) = sampler.join().unwrap();
     let entries = stat(&envoy, "tollgate_cache_entries");
     let bytes = stat(&envoy, "tollgate_cache_bytes");
-    let evicted = stat(&envoy, "tollgate_cache_evictions_total.reason.lru");
+    let evicted = stat(&envoy, "reason=.=lru;.;tollgate_cache_evictions_total");
     eprintln!(
         "after 240 distinct requests: {entries} entries, {bytes} bytes, {evicted} evictions; \
          max seen over {samples} samples: {max_entries} entries, {max_bytes} bytes"

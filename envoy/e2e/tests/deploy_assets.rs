@@ -201,9 +201,6 @@ fn istio_objects() -> Vec<(String, Value)> {
     let mut out = Vec::new();
     for f in files {
         let name = f.file_name().unwrap().to_string_lossy().into_owned();
-        if name == "stats-bootstrap.yaml" {
-            continue; // an Envoy bootstrap fragment, not a Kubernetes object
-        }
         for doc in yaml_docs(&f) {
             out.push((name.clone(), doc));
         }
@@ -249,6 +246,29 @@ fn embedded_plugin_config(ext: &Value) -> String {
         "type.googleapis.com/google.protobuf.StringValue"
     );
     str_of(&configuration["value"], "configuration.value").to_string()
+}
+
+/// The tag names of envoy/observability/stats-tags.yaml, in order.
+fn stats_tag_names() -> Vec<String> {
+    let stats = yaml_doc(&envoy_dir().join("observability/stats-tags.yaml"));
+    array_of(&stats["stats_config"]["stats_tags"], "stats_tags")
+        .iter()
+        .map(|t| str_of(&t["tag_name"], "tag_name").to_string())
+        .collect()
+}
+
+/// `extraStatTags` of a pod template's `proxy.istio.io/config` annotation (a ProxyConfig in YAML).
+fn extra_stat_tags(pod: &Value) -> Vec<String> {
+    let config = str_of(
+        &pod["metadata"]["annotations"]["proxy.istio.io/config"],
+        "proxy.istio.io/config annotation",
+    );
+    let docs = YamlLoader::load_from_str(config).expect("proxy.istio.io/config is YAML");
+    let proxy = to_json(&docs[0]);
+    array_of(&proxy["extraStatTags"], "extraStatTags")
+        .iter()
+        .map(|t| str_of(t, "tag").to_string())
+        .collect()
 }
 
 fn kustomization() -> Value {
@@ -659,16 +679,9 @@ fn kustomization_references_resolve() {
 
     for d in objects_of_kind("Deployment") {
         let pod = &d["spec"]["template"];
-        // The stats bootstrap override names a generated ConfigMap with custom_bootstrap.json.
-        if let Some(cm) =
-            pod["metadata"]["annotations"]["sidecar.istio.io/bootstrapOverride"].as_str()
-        {
-            assert!(
-                config_maps
-                    .get(cm)
-                    .is_some_and(|keys| keys.contains("custom_bootstrap.json")),
-                "bootstrapOverride {cm} is not a generated ConfigMap with custom_bootstrap.json"
-            );
+        // The pod that runs tollgate asks Istio for tollgate's tag extractors.
+        if d["metadata"]["name"] == "mock-provider" {
+            assert_eq!(extra_stat_tags(pod), stats_tag_names(), "extraStatTags");
         }
         for v in pod["spec"]["volumes"].as_array().into_iter().flatten() {
             if let Some(cm) = v["configMap"]["name"].as_str() {
@@ -701,11 +714,17 @@ fn kustomization_references_resolve() {
 
 #[test]
 fn istio_assets_match_their_sources() {
-    // The bootstrap override carries the same tag extractors as the observability asset.
-    let ours = yaml_doc(&istio_dir().join("stats-bootstrap.yaml"));
-    let theirs = yaml_doc(&envoy_dir().join("observability/stats-tags.yaml"));
-    assert_eq!(ours["stats_config"], theirs["stats_config"]);
-    assert_eq!(ours.as_object().unwrap().len(), 1, "only stats_config");
+    // Istio generates `(<tag>=\.=(.*?);\.;)` for each name in extraStatTags: the shipped
+    // extractors are exactly those, so listing the names is all an Istio pod needs.
+    let stats = yaml_doc(&envoy_dir().join("observability/stats-tags.yaml"));
+    for tag in array_of(&stats["stats_config"]["stats_tags"], "stats_tags") {
+        let name = str_of(&tag["tag_name"], "tag_name");
+        assert_eq!(
+            tag["regex"],
+            format!(r"({name}=\.=(.*?);\.;)"),
+            "stats-tags.yaml: {name} is not the extractor Istio generates"
+        );
+    }
     // The mock's JWKS is the demo key's.
     let a: Value = serde_json::from_str(&read(&istio_dir().join("demo-jwks.json"))).unwrap();
     let b: Value = serde_json::from_str(&read(&envoy_dir().join("demo/keys/jwks.json"))).unwrap();
@@ -1233,4 +1252,266 @@ fn every_alert_links_to_a_runbook_that_exists() {
         }
     }
     assert!(alerts >= 10, "expected the shipped alerts, found {alerts}");
+}
+
+/// The README's complete example is a working Envoy config: `envoy --mode validate` accepts it
+/// (tollgate included: its JSON is loaded with the keys in the environment). `tollgate-check`
+/// runs on it too (tools/check/tests/shipped.rs).
+#[test]
+fn the_readme_example_passes_envoy_validate() {
+    let readme = read(&repo_root().join("README.md"));
+    let start = readme.find("```yaml\n").expect("a YAML example") + "```yaml\n".len();
+    let end = start + readme[start..].find("```").expect("closed block");
+    let example = &readme[start..end];
+    assert!(example.contains("allow_on_headers_stop_iteration: true"));
+    assert!(example.contains("failure_policy: FAIL_RELOAD"));
+    let yaml = example.replace(
+        "/etc/envoy/tollgate.wasm",
+        &wasm_path().display().to_string(),
+    );
+    let (ok, out) = tollgate_e2e::validate_with_env(
+        &yaml,
+        &[
+            ("OPENAI_API_KEY", "sk-proj-validateOnlyKeyAbCdEfGhIjKl0123"),
+            (
+                "ANTHROPIC_API_KEY",
+                "sk-ant-api03-validateOnlyKeyAbCdEfGh-0123",
+            ),
+        ],
+    );
+    assert!(ok, "the README example fails envoy --mode validate:\n{out}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Istio: failover walked by Envoy (envoy/istio/failover/)
+
+fn failover_dir() -> PathBuf {
+    istio_dir().join("failover")
+}
+
+/// Every Kubernetes document under envoy/istio/failover/.
+fn failover_objects() -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut files: Vec<PathBuf> = std::fs::read_dir(failover_dir())
+        .expect("envoy/istio/failover")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    for f in files {
+        out.extend(yaml_docs(&f));
+    }
+    out
+}
+
+fn failover_patches() -> Vec<Value> {
+    let filter = failover_objects()
+        .into_iter()
+        .find(|o| o["kind"] == "EnvoyFilter")
+        .expect("an EnvoyFilter in envoy/istio/failover");
+    array_of(&filter["spec"]["configPatches"], "configPatches").clone()
+}
+
+/// An ECDS extension config (a patch value) as the istio-agent hands it to Envoy: the
+/// `oci://` module swapped for a local file.
+fn as_delivered(ext: &Value) -> Value {
+    let mut filter = ext.clone();
+    filter["typed_config"]["config"]["vm_config"]["code"] =
+        json!({ "local": { "filename": wasm_path().display().to_string() } });
+    filter
+}
+
+/// The Envoy bootstrap a selected sidecar ends up with, as far as tollgate is concerned: the
+/// clusters Istio makes for the ServiceEntries (static stand-ins with Istio's names), the
+/// outbound port-80 listener with the provider's virtual host and the patches applied — the
+/// route inserted first, the listener stage before the router, the clusters added, and each
+/// ECDS reference resolved to the extension config the patches add. Tag extractors: what
+/// Istio generates from `extraStatTags` (checked equal to stats-tags.yaml above).
+fn assembled_failover_bootstrap() -> Value {
+    let objects = failover_objects();
+    let patches = failover_patches();
+    let extensions: Vec<Value> = patches
+        .iter()
+        .filter(|p| p["applyTo"] == "EXTENSION_CONFIG")
+        .map(|p| {
+            assert_eq!(p["patch"]["operation"], "ADD", "Istio applies only ADD");
+            as_delivered(&p["patch"]["value"])
+        })
+        .collect();
+    let resolve = |filter: &Value| -> Value {
+        if filter["config_discovery"].is_object() {
+            let name = str_of(&filter["name"], "filter name");
+            extensions
+                .iter()
+                .find(|e| e["name"] == name)
+                .unwrap_or_else(|| panic!("no EXTENSION_CONFIG named {name}"))
+                .clone()
+        } else {
+            filter.clone()
+        }
+    };
+    let mut clusters: Vec<Value> = Vec::new();
+    for se in objects.iter().filter(|o| o["kind"] == "ServiceEntry") {
+        for host in array_of(&se["spec"]["hosts"], "hosts") {
+            for port in array_of(&se["spec"]["ports"], "ports") {
+                let name = format!("outbound|{}||{}", port["number"], str_of(host, "host"));
+                clusters.push(json!({
+                    "name": name, "type": "STATIC", "connect_timeout": "1s",
+                    "load_assignment": { "cluster_name": name, "endpoints": [{ "lb_endpoints": [
+                        { "endpoint": { "address": { "socket_address": { "address": "127.0.0.1", "port_value": 9 } } } }
+                    ] }] }
+                }));
+            }
+        }
+    }
+    let mut routes = vec![
+        json!({ "match": { "prefix": "/" }, "route": { "cluster": "outbound|80||api.openai.com" } }),
+    ];
+    let mut http_filters = vec![json!({
+        "name": "envoy.filters.http.router",
+        "typed_config": { "@type": "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router" }
+    })];
+    for p in &patches {
+        let value = &p["patch"]["value"];
+        match (
+            str_of(&p["applyTo"], "applyTo"),
+            str_of(&p["patch"]["operation"], "op"),
+        ) {
+            ("EXTENSION_CONFIG", _) => {}
+            ("CLUSTER", "ADD") => {
+                let mut cluster = value.clone();
+                if let Some(filters) = cluster["typed_extension_protocol_options"]
+                    ["envoy.extensions.upstreams.http.v3.HttpProtocolOptions"]["http_filters"]
+                    .as_array_mut()
+                {
+                    for f in filters.iter_mut() {
+                        *f = resolve(f);
+                    }
+                }
+                clusters.push(cluster);
+            }
+            ("HTTP_ROUTE", "INSERT_FIRST") => {
+                assert_eq!(
+                    p["match"]["routeConfiguration"]["vhost"]["name"], "api.openai.com:80",
+                    "the route goes into the provider's virtual host"
+                );
+                routes.insert(0, value.clone());
+            }
+            ("HTTP_FILTER", "INSERT_BEFORE") => {
+                assert_eq!(
+                    p["match"]["listener"]["filterChain"]["filter"]["subFilter"]["name"],
+                    "envoy.filters.http.router"
+                );
+                assert_eq!(p["match"]["context"], "SIDECAR_OUTBOUND");
+                let at = http_filters.len() - 1;
+                http_filters.insert(at, resolve(value));
+            }
+            (apply, op) => panic!("unexpected patch {apply}/{op}"),
+        }
+    }
+    let stats = yaml_doc(&envoy_dir().join("observability/stats-tags.yaml"));
+    json!({
+        "stats_config": stats["stats_config"],
+        "static_resources": {
+            "listeners": [{
+                "name": "0.0.0.0_80",
+                "address": { "socket_address": { "address": "127.0.0.1", "port_value": 10080 } },
+                "filter_chains": [{ "filters": [{
+                    "name": "envoy.filters.network.http_connection_manager",
+                    "typed_config": {
+                        "@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
+                        "stat_prefix": "outbound_0.0.0.0_80",
+                        "route_config": { "name": "80", "virtual_hosts": [{
+                            "name": "api.openai.com:80", "domains": ["api.openai.com"], "routes": routes
+                        }] },
+                        "http_filters": http_filters
+                    }
+                }] }]
+            }],
+            "clusters": clusters
+        }
+    })
+}
+
+#[test]
+fn istio_failover_manifests_line_up() {
+    let objects = failover_objects();
+    let kinds: BTreeSet<String> = objects
+        .iter()
+        .map(|o| str_of(&o["kind"], "kind").to_string())
+        .collect();
+    for kind in [
+        "Namespace",
+        "ServiceEntry",
+        "DestinationRule",
+        "EnvoyFilter",
+        "Deployment",
+    ] {
+        assert!(kinds.contains(kind), "no {kind} in envoy/istio/failover");
+    }
+    let k = yaml_doc(&failover_dir().join("kustomization.yaml"));
+    for r in array_of(&k["resources"], "resources") {
+        assert!(failover_dir().join(str_of(r, "resource")).exists(), "{r}");
+    }
+    // Every provider ServiceEntry has a DestinationRule originating TLS with the host's SNI and
+    // name check, on the port the ServiceEntry forwards to 443.
+    for se in objects.iter().filter(|o| o["kind"] == "ServiceEntry") {
+        let host = str_of(&se["spec"]["hosts"][0], "host");
+        assert_eq!(se["spec"]["ports"][0]["targetPort"], 443, "{host}");
+        let dr = objects
+            .iter()
+            .find(|o| o["kind"] == "DestinationRule" && o["spec"]["host"] == host)
+            .unwrap_or_else(|| panic!("no DestinationRule for {host}"));
+        let tls = &dr["spec"]["trafficPolicy"]["portLevelSettings"][0]["tls"];
+        assert_eq!(tls["mode"], "SIMPLE", "{host}");
+        assert_eq!(tls["sni"], host);
+        assert_eq!(tls["subjectAltNames"][0], host);
+    }
+    // The EnvoyFilter selects the client's pods, which ask Istio for tollgate's tag extractors
+    // and carry the keys tollgate reads.
+    let filter = objects.iter().find(|o| o["kind"] == "EnvoyFilter").unwrap();
+    let client = objects.iter().find(|o| o["kind"] == "Deployment").unwrap();
+    let pod = &client["spec"]["template"];
+    for (label, value) in filter["spec"]["workloadSelector"]["labels"]
+        .as_object()
+        .unwrap()
+    {
+        assert_eq!(&pod["metadata"]["labels"][label], value, "workloadSelector");
+    }
+    assert_eq!(extra_stat_tags(pod), stats_tag_names());
+    let proxy = array_of(&pod["spec"]["containers"], "containers")
+        .iter()
+        .find(|c| c["name"] == "istio-proxy")
+        .expect("istio-proxy container with the keys");
+    assert_eq!(proxy["envFrom"][0]["secretRef"]["name"], "provider-keys");
+}
+
+#[test]
+fn istio_failover_patches_pass_tollgate_check_and_envoy_validate() {
+    let bootstrap = assembled_failover_bootstrap();
+    let text = serde_json::to_string_pretty(&bootstrap).unwrap();
+    let report = tollgate_check::check_text("envoy/istio/failover (assembled)", &text);
+    assert_eq!(report.filters, 2, "both stages found");
+    assert!(
+        report.findings.is_empty(),
+        "tollgate-check on the assembled patches:\n{}",
+        report
+            .findings
+            .iter()
+            .map(|f| format!("  {f}\n"))
+            .collect::<String>()
+    );
+    let (ok, out) = tollgate_e2e::validate_with_env(
+        &text,
+        &[
+            ("OPENAI_API_KEY", "sk-proj-validateOnlyKeyAbCdEfGhIjKl0123"),
+            (
+                "ANTHROPIC_API_KEY",
+                "sk-ant-api03-validateOnlyKeyAbCdEfGh-0123",
+            ),
+            ("GEMINI_API_KEY", "AIzaSyValidateOnlyKeyAbCdEfGhIjKlMnO"),
+        ],
+    );
+    assert!(ok, "envoy --mode validate on the assembled patches:\n{out}");
 }

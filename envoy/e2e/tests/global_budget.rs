@@ -475,13 +475,15 @@ fn a_global_budget_naming_a_cluster_envoy_lacks_never_kills_the_vm() {
         .filter(|l| l.contains("tollgate_global_budget_charges_total"))
         .collect();
     assert!(
-        charges
-            .iter()
-            .any(|l| l.contains(".outcome.error: ") && !l.ends_with(": 0")),
+        charges.iter().any(|l| l
+            .contains("outcome=.=error;.;tollgate_global_budget_charges_total: ")
+            && !l.ends_with(": 0")),
         "each refused charge is counted as an error: {charges:?}"
     );
     assert!(
-        !charges.iter().any(|l| l.contains(".outcome.sent:")),
+        !charges
+            .iter()
+            .any(|l| l.contains("outcome=.=sent;.;tollgate_global_budget_charges_total:")),
         "{charges:?}"
     );
 }

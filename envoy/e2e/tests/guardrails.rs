@@ -155,7 +155,7 @@ fn every_guardrail_refusal_reaches_the_client_openai_shaped_and_nothing_reaches_
         ("too_many_messages", 1),
         ("request_too_large", 1),
     ] {
-        let line = format!("tollgate_guardrail_rejections_total.reason.{code}: {n}");
+        let line = format!("reason=.={code};.;tollgate_guardrail_rejections_total: {n}");
         assert!(stats.contains(&line), "{line} missing in:\n{stats}");
     }
 

@@ -189,7 +189,7 @@ fn a_prompt_carrying_keys_is_redacted_before_the_provider_sees_it() {
     for kind in ["openai_key", "aws_access_key_id", "github_token"] {
         assert!(
             stats.contains(&format!(
-                "tollgate_masked_findings_total.kind.{kind}.place.prompt: 1"
+                "kind=.={kind};.;place=.=prompt;.;tollgate_masked_findings_total: 1"
             )),
             "{kind}: {stats}"
         );

@@ -228,7 +228,7 @@ fn circuit_state_is_a_gauge_per_provider() {
     let stats = s.envoy.admin("/stats");
     let line = stats
         .lines()
-        .find(|l| l.contains("tollgate_circuit_state.provider.anthropic"))
+        .find(|l| l.contains("provider=.=anthropic;.;tollgate_circuit_state"))
         .unwrap_or_else(|| panic!("no circuit gauge in:\n{stats}"));
     assert!(
         line.trim_end().ends_with(": 2"),
@@ -374,11 +374,39 @@ fn a_stream_failed_over_to_openai_still_reports_its_usage_without_showing_it() {
     assert_eq!(sent["stream_options"]["include_usage"], true);
     let stats = s.envoy.admin("/stats");
     assert!(
-        stats.lines().any(
-            |l| l.contains("tollgate_llm_requests_total.provider.openai.")
-                && l.contains(".usage.reported")
-                && l.trim_end().ends_with(": 1")
-        ),
+        stats.lines().any(|l| l.contains("provider=.=openai;.;")
+            && l.contains("usage=.=reported;.;tollgate_llm_requests_total")
+            && l.trim_end().ends_with(": 1")),
         "{stats}"
     );
+}
+
+#[test]
+fn the_access_log_shows_the_clients_path_and_the_providers_path_apart() {
+    // Regression: for a translated request the log's `path` was the provider's path.
+    let s = setup("anthropic", "openai");
+    let body = r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hi"}]}"#;
+    let resp = request(
+        s.envoy.port,
+        "POST",
+        "/v1/chat/completions",
+        &[("x-request-id", "routing-path-1")],
+        body.as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(resp.status, 200, "{}", String::from_utf8_lossy(&resp.body));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let entry = loop {
+        let found = s.envoy.access_log().into_iter().find_map(|line| {
+            let v: serde_json::Value = serde_json::from_str(&line).ok()?;
+            (v["request_id"] == "routing-path-1").then_some(v)
+        });
+        if let Some(v) = found {
+            break v;
+        }
+        assert!(std::time::Instant::now() < deadline, "no access-log entry");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert_eq!(entry["path"], "/v1/chat/completions", "{entry}");
+    assert_eq!(entry["provider_path"], "/v1/messages", "{entry}");
 }

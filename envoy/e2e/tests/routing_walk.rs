@@ -231,6 +231,43 @@ fn all_down_gives_503_with_every_attempt_and_no_secrets() {
 }
 
 #[test]
+fn every_provider_resetting_gives_the_openai_shaped_summary_with_the_request_id() {
+    // Regression: when every attempt reset, Envoy's own 503 reached the client with an empty
+    // body instead of the documented error.
+    let s = setup(100);
+    for mock in [&s.openai, &s.anthropic, &s.gemini] {
+        mock.set_faults(Faults {
+            reset: Some(ResetMode::BeforeResponse),
+            ..Faults::default()
+        });
+    }
+    let resp = request(
+        s.envoy.port,
+        "POST",
+        "/v1/chat/completions",
+        &[CLIENT_AUTH, ("x-request-id", "walk-all-reset-1")],
+        body(false).as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(resp.status, 503, "{}", resp.text());
+    let answer: serde_json::Value = resp
+        .json()
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", resp.text()));
+    assert_eq!(answer["error"]["code"], "all_providers_failed", "{answer}");
+    assert_eq!(
+        answer["error"]["request_id"], "walk-all-reset-1",
+        "{answer}"
+    );
+    let message = answer["error"]["message"].as_str().unwrap();
+    for provider in ["openai", "anthropic", "gemini"] {
+        assert!(
+            message.contains(&format!("{provider}: no response")),
+            "{message}"
+        );
+    }
+}
+
+#[test]
 fn open_circuit_is_skipped_without_traffic_then_rate_limit_hint_honoured() {
     let s = setup(2);
     s.openai.set_faults(fail(500));
@@ -261,7 +298,7 @@ fn open_circuit_is_skipped_without_traffic_then_rate_limit_hint_honoured() {
     assert_eq!(s.gemini.requests().len(), 2);
     let stats = s.envoy.admin("/stats");
     assert!(
-        stats.contains("tollgate_circuit_state.provider.openai: 2"),
+        stats.contains("provider=.=openai;.;tollgate_circuit_state: 2"),
         "{stats}"
     );
 }

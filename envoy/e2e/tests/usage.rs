@@ -240,10 +240,9 @@ fn stats_tags_cover_exactly_the_filter_tag_names() {
         .collect();
     assert_eq!(yaml_tags, filter_tags, "stats-tags.yaml vs TAG_NAMES");
     for tag in &filter_tags {
-        let regex = format!(r"regex: '(\.{tag}\.([A-Za-z0-9_-]+))(?:$|\.(?:");
+        // Exactly the extractor Istio generates for a name in `extraStatTags`.
+        let regex = format!(r"regex: '({tag}=\.=(.*?);\.;)'");
         assert!(block.contains(&regex), "no extractor for {tag}:\n{block}");
-        let alternatives = format!("(?:{})\\.)'", filter_tags.join("|"));
-        assert!(block.contains(&alternatives), "{block}");
     }
 
     let usage_yaml = template("e2e/configs/usage.yaml");
@@ -558,7 +557,9 @@ fn usage_and_cost_are_labelled_prometheus_metrics_equal_to_the_provider_report()
         .lines()
         .filter(|l| !l.starts_with('#'))
         .map(|l| l.split(['{', ' ']).next().unwrap_or(""))
-        .filter(|name| name.contains("_provider_") || name.contains("_model_"))
+        .filter(|name| {
+            name.contains("_provider_") || name.contains("_model_") || name.contains("provider")
+        })
         .collect();
     assert!(leftovers.is_empty(), "untagged names: {leftovers:?}");
 }
@@ -597,6 +598,53 @@ fn model_names_that_spell_tag_names_keep_correct_labels() {
             per_request,
         );
     }
+}
+
+/// Model names keep their dots (and colons and slashes) in labels and in the access log: a
+/// dashboard filtering on `model="gemini-2.0-flash"` finds it.
+#[test]
+fn dotted_model_names_keep_their_real_name_in_labels_and_the_access_log() {
+    let (_mock, envoy) = start("{}");
+    let models = [
+        "gemini-2.0-flash",
+        "gpt-4.1",
+        "llama3.1:8b",
+        "meta-llama/Llama-3.1-8B",
+    ];
+    for (i, model) in models.iter().enumerate() {
+        let body = format!(
+            r#"{{"model":"{model}","messages":[{{"role":"user","content":"hello there"}}]}}"#
+        );
+        let id = format!("dotted-{i}");
+        let r = post(
+            envoy.port,
+            "/v1/chat/completions",
+            &[("x-request-id", id.as_str())],
+            &body,
+        );
+        assert_eq!(r.status, 200, "{}", r.text());
+    }
+    for (i, model) in models.iter().enumerate() {
+        assert_metric(
+            &envoy,
+            "tollgate_llm_requests_total",
+            &[
+                ("provider", "openai"),
+                ("model", model),
+                ("status_class", "2xx"),
+                ("usage", "reported"),
+            ],
+            1,
+        );
+        let entry = access_entry(&envoy, &format!("dotted-{i}"));
+        assert_eq!(entry["model"].as_str(), Some(*model), "{entry}");
+    }
+    let text = envoy.prometheus();
+    assert!(
+        text.contains(r#"model="gemini-2.0-flash""#),
+        "Envoy's Prometheus output must carry the real name:\n{text}"
+    );
+    assert!(!text.contains("gemini-2_0-flash"), "{text}");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1022,11 +1070,11 @@ fn ollama_ndjson_stream_is_counted_under_ollama() {
     let stats = mock.stats();
     assert_eq!(last["prompt_eval_count"], stats.prompt_tokens);
     assert_eq!(last["eval_count"], stats.completion_tokens);
-    // `llama3.2`: the dot becomes `_` in the label.
+    // `llama3.2` keeps its dot in the label (Istio-style tag encoding, no sanitizing of dots).
     let labels = |t| {
         [
             ("provider", "ollama"),
-            ("model", "llama3_2"),
+            ("model", "llama3.2"),
             ("token_type", t),
         ]
     };
@@ -1073,7 +1121,7 @@ fn gemini_sse_stream_is_counted_under_gemini() {
     let labels = |t| {
         [
             ("provider", "gemini"),
-            ("model", "gemini-2_0-flash"),
+            ("model", "gemini-2.0-flash"),
             ("token_type", t),
         ]
     };
@@ -1091,6 +1139,6 @@ fn gemini_sse_stream_is_counted_under_gemini() {
     );
     let entry = access_entry(&envoy, "usage-gemini");
     assert_eq!(entry["provider"], "gemini", "{entry}");
-    assert_eq!(entry["model"], "gemini-2_0-flash", "{entry}");
+    assert_eq!(entry["model"], "gemini-2.0-flash", "{entry}");
     assert_eq!(entry["usage_complete"], "true", "{entry}");
 }

@@ -336,11 +336,11 @@ mod tests {
         assert_eq!(bypass.status(), Some(CacheStatus::Bypass));
         assert_eq!(
             bypass.samples()[0].name,
-            "tollgate_cache_bypasses_total.reason.client_no_cache"
+            "reason=.=client_no_cache;.;tollgate_cache_bypasses_total"
         );
         assert_eq!(
             Stored::Skipped(Skip::Incomplete).samples()[0].name,
-            "tollgate_cache_writes_total.outcome.incomplete"
+            "outcome=.=incomplete;.;tollgate_cache_writes_total"
         );
     }
 

@@ -14,6 +14,7 @@ use crate::usage::ModelPrice;
 
 /// The raw document as serde reads it.
 #[derive(Debug, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct RawConfig {
     /// Correlation id settings.
@@ -52,6 +53,7 @@ pub struct RawConfig {
 /// Where tollgate runs: `development` (default) or `production` (the production profile,
 /// [`crate::profile`], applies).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Environment {
     /// Every valid configuration is accepted.
@@ -73,6 +75,7 @@ impl Environment {
 
 /// Where a tollgate instance sits in Envoy.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Stage {
     /// The listener's HTTP filter chain: everything but per-attempt rewriting.
@@ -85,6 +88,7 @@ pub enum Stage {
 
 /// Raw `envoy_jwt`: read the payload Envoy's `jwt_authn` verified (its `payload_in_metadata`).
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawEnvoyJwt {
     /// Dynamic metadata namespace (default `envoy.filters.http.jwt_authn`).
@@ -102,6 +106,7 @@ pub struct RawEnvoyJwt {
 
 /// One claim → header copy.
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawClaimToHeader {
     /// Claim name (top level).
@@ -120,6 +125,7 @@ fn default_true() -> bool {
 
 /// Raw `masking` section.
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct RawMasking {
     /// Mask secrets in the log lines tollgate writes (default true).
@@ -153,6 +159,7 @@ impl Default for RawMasking {
 
 /// Raw `usage` section.
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct RawUsage {
     /// Account token usage of LLM responses (default true).
@@ -188,6 +195,7 @@ impl Default for RawUsage {
 
 /// Raw `identity` section.
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct RawIdentity {
     /// Headers carrying a caller's API key, tried in order after a verified JWT; the value is
@@ -208,6 +216,7 @@ impl Default for RawIdentity {
 
 /// Raw `budgets` section.
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawBudgets {
     /// Windows applied independently, e.g. per minute and per day.
@@ -225,6 +234,7 @@ pub struct RawBudgets {
 
 /// Raw `budgets.global`: an `envoy.service.ratelimit.v3` service charged with token counts.
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawGlobalBudget {
     /// The Envoy cluster (HTTP/2) of the rate limit service.
@@ -254,6 +264,7 @@ fn default_rls_timeout() -> u64 {
 
 /// Raw budget window.
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawWindow {
     /// `minute`, `hour`, `day`, or a number of seconds.
@@ -276,6 +287,7 @@ fn default_reserved_output() -> u64 {
 
 /// Raw `limits` section.
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct RawLimits {
     /// Largest request body accepted, in bytes (default 16 MiB).
@@ -295,6 +307,7 @@ pub const DEFAULT_MAX_REQUEST_BYTES: u64 = 16 * 1024 * 1024;
 
 /// Raw `correlation` section.
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct RawCorrelation {
     /// The canonical request id header (default `x-request-id`).

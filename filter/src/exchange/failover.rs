@@ -385,16 +385,30 @@ impl Exchange {
         self.deliver_replacement(host);
     }
 
-    /// Replaces the held response with its replacement once the held body is complete.
+    /// Replaces the held response with its replacement once the held body is complete, from a
+    /// callout answer: the response is resumed.
     pub(super) fn deliver_replacement<H: Host>(&mut self, host: &mut H) {
+        if self.apply_replacement(host) && !host.resume_response() {
+            self.log(
+                host,
+                log::Level::Error,
+                "host refused to resume the response",
+            );
+        }
+    }
+
+    /// Writes the replacement over the held response (status, content type, body) when both are
+    /// ready; true when written. From the held body's last event the response then simply
+    /// continues: resuming from inside that event loses the body of Envoy's own local replies.
+    pub(super) fn apply_replacement<H: Host>(&mut self, host: &mut H) -> bool {
         let Some(held) = self.held.as_mut() else {
-            return;
+            return false;
         };
         let Some(size) = held.body_size else {
-            return;
+            return false;
         };
         let Some(replacement) = held.replacement.take() else {
-            return;
+            return false;
         };
         self.held = None;
         self.response.status = replacement.status;
@@ -414,13 +428,7 @@ impl Exchange {
             &replacement.content_type,
             &replacement.body,
         );
-        if !host.resume_response() {
-            self.log(
-                host,
-                log::Level::Error,
-                "host refused to resume the response",
-            );
-        }
+        true
     }
 
     /// Records one attempt's answer (`None`: no response) for the provider's circuit, back-off

@@ -204,11 +204,13 @@ impl FakeHost {
             .unwrap_or(0)
     }
 
-    /// Sum of every counter whose name starts with `prefix`.
-    pub fn metric_sum(&self, prefix: &str) -> u64 {
+    /// Sum of every sample of `metric`, whatever its tags.
+    pub fn metric_sum(&self, metric: &str) -> u64 {
+        // Tags come first in a stat name (`reason=.=expired;.;tollgate_jwt_denied_total`).
+        let tagged = format!(";.;{metric}");
         self.metric_defs
             .iter()
-            .filter(|(name, _)| name.starts_with(prefix))
+            .filter(|(name, _)| *name == metric || name.ends_with(&tagged))
             .filter_map(|(_, (_, id))| self.metric_values.get(id))
             .sum()
     }

@@ -22,6 +22,7 @@
 pub mod admission;
 pub mod attempts;
 pub mod auth;
+pub mod drive;
 pub mod failover;
 pub mod fake;
 pub mod host;

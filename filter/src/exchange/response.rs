@@ -173,7 +173,9 @@ impl Exchange {
         if let Some(held) = self.held.as_mut() {
             if end_of_stream {
                 held.body_size = Some(body_size);
-                self.deliver_replacement(host);
+                if self.apply_replacement(host) {
+                    return Flow::Continue;
+                }
             }
             return Flow::Pause;
         }

@@ -15,6 +15,17 @@ const CHAT: &str = "/v1/chat/completions";
 const ANSWER: &str = include_str!("../usage/fixtures/openai_chat.json");
 const STREAM: &str = include_str!("../usage/fixtures/openai_chat_stream.sse");
 
+/// Sum of the samples of `metric` whose name carries every one of `tags` (`tag=.=value`).
+fn tagged_sum(host: &FakeHost, metric: &str, tags: &[&str]) -> u64 {
+    let tail = format!(";.;{metric}");
+    host.metric_defs
+        .iter()
+        .filter(|(name, _)| name.ends_with(&tail))
+        .filter(|(name, _)| tags.iter().all(|t| name.contains(&format!("{t};.;"))))
+        .filter_map(|(_, (_, id))| host.metric_values.get(id))
+        .sum()
+}
+
 struct Rig {
     host: FakeHost,
     vm: Rc<Vm>,
@@ -162,7 +173,9 @@ fn a_repeated_request_is_answered_from_the_cache_at_every_chunking() {
     assert_eq!(r.host.metric("tollgate_cache_hits_total"), n);
     assert_eq!(r.host.metric("tollgate_cache_misses_total"), n);
     // 885 entries in 64 sets of 16: the fuller sets evicted their least recently used.
-    let evicted = r.host.metric("tollgate_cache_evictions_total.reason.lru");
+    let evicted = r
+        .host
+        .metric("reason=.=lru;.;tollgate_cache_evictions_total");
     assert_eq!(r.host.metric("tollgate_cache_entries") + evicted, n);
     assert!(r.host.metric("tollgate_cache_entries") <= 1024);
 }
@@ -176,13 +189,18 @@ fn a_hit_is_accounted_under_provider_cache_at_zero_cost() {
     assert!(cost_before > 0, "the miss is priced");
     json_answer(&mut r, "alice", 0);
     assert_eq!(
-        r.host
-            .metric_sum("tollgate_llm_requests_total.provider.cache."),
+        tagged_sum(
+            &r.host,
+            "tollgate_llm_requests_total",
+            &["provider=.=cache"]
+        ),
         1
     );
     assert_eq!(
-        r.host.metric_sum(
-            "tollgate_tokens_total.provider.cache.model.gpt-4o-2024-08-06.token_type.input"
+        tagged_sum(
+            &r.host,
+            "tollgate_tokens_total",
+            &["provider=.=cache", "token_type=.=input"]
         ),
         1117
     );
@@ -311,7 +329,7 @@ fn another_caller_misses_and_no_cache_bypasses() {
     assert_eq!(refused.cache_header.as_deref(), Some("bypass"));
     assert_eq!(
         r.host
-            .metric("tollgate_cache_bypasses_total.reason.client_no_cache"),
+            .metric("reason=.=client_no_cache;.;tollgate_cache_bypasses_total"),
         1
     );
 }
@@ -334,7 +352,8 @@ fn errors_and_cut_streams_are_never_stored() {
     );
     assert_eq!(failed.cache_header.as_deref(), Some("miss"));
     assert_eq!(
-        r.host.metric("tollgate_cache_writes_total.outcome.status"),
+        r.host
+            .metric("outcome=.=status;.;tollgate_cache_writes_total"),
         1
     );
     assert!(
@@ -360,7 +379,7 @@ fn errors_and_cut_streams_are_never_stored() {
     assert_eq!(r.host.metric("tollgate_cache_entries"), 0);
     assert_eq!(
         r.host
-            .metric_sum("tollgate_cache_writes_total.outcome.stored"),
+            .metric("outcome=.=stored;.;tollgate_cache_writes_total"),
         0
     );
     let again = exchange(

@@ -12,18 +12,17 @@ pub const CIRCUIT_STATE: &str = "tollgate_circuit_state";
 /// Tag names used by these metrics (each needs a tag extractor in the Envoy stats config).
 pub const FAILOVER_TAG_NAMES: &[&str] = &["provider", "outcome", "reason"];
 
-/// Makes a tag value safe inside a dot-separated stat name: `[A-Za-z0-9_-]` (others become
-/// `_`), at most 64 characters, `unknown` when empty.
+/// Makes a tag value safe inside a stat name (see [`crate::accounting::sanitize_tag_value`]).
 pub fn sanitize_tag_value(value: &str) -> String {
     crate::accounting::sanitize_tag_value(value)
 }
 
-/// Builds `base.tag1.value1.tag2.value2…` with sanitized values.
+/// Builds the tagged stat name (see [`crate::accounting::tagged_name`]).
 fn tagged(base: &str, tags: &[(&str, &str)]) -> String {
     crate::accounting::tagged_name(base, tags)
 }
 
-/// `tollgate_provider_attempts_total.provider.<provider>.outcome.<outcome>`.
+/// `provider=.=<provider>;.;outcome=.=<outcome>;.;tollgate_provider_attempts_total`.
 pub fn provider_attempts_metric(provider: &str, outcome: &str) -> String {
     tagged(
         PROVIDER_ATTEMPTS_TOTAL,
@@ -31,7 +30,7 @@ pub fn provider_attempts_metric(provider: &str, outcome: &str) -> String {
     )
 }
 
-/// `tollgate_failovers_total.provider.<from provider>.reason.<reason>`.
+/// `provider=.=<from provider>;.;reason=.=<reason>;.;tollgate_failovers_total`.
 pub fn failovers_metric(from_provider: &str, reason: &str) -> String {
     tagged(
         FAILOVERS_TOTAL,
@@ -39,7 +38,7 @@ pub fn failovers_metric(from_provider: &str, reason: &str) -> String {
     )
 }
 
-/// `tollgate_circuit_state.provider.<provider>`.
+/// `provider=.=<provider>;.;tollgate_circuit_state`.
 pub fn circuit_state_metric(provider: &str) -> String {
     tagged(CIRCUIT_STATE, &[("provider", provider)])
 }
@@ -57,19 +56,19 @@ mod tests {
     fn names_are_built_and_sanitized() {
         assert_eq!(
             provider_attempts_metric("openai", "status_5xx"),
-            "tollgate_provider_attempts_total.provider.openai.outcome.status_5xx"
+            "provider=.=openai;.;outcome=.=status_5xx;.;tollgate_provider_attempts_total"
         );
         assert_eq!(
             failovers_metric("azure.east", "timeout"),
-            "tollgate_failovers_total.provider.azure_east.reason.timeout"
+            "provider=.=azure.east;.;reason=.=timeout;.;tollgate_failovers_total"
         );
         assert_eq!(
-            circuit_state_metric("my provider/1"),
-            "tollgate_circuit_state.provider.my_provider_1"
+            circuit_state_metric("my provider;1"),
+            "provider=.=my_provider_1;.;tollgate_circuit_state"
         );
         assert_eq!(
             circuit_state_metric(""),
-            "tollgate_circuit_state.provider.unknown"
+            "provider=.=unknown;.;tollgate_circuit_state"
         );
         assert_eq!(sanitize_tag_value(&"é".repeat(100)), "_".repeat(64));
         assert_eq!(circuit_state_value(CircuitState::Open), 2);

@@ -51,6 +51,7 @@ use crate::config::join_path;
 
 /// The wire protocol a provider speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum ProviderKind {
     /// OpenAI's API.
@@ -85,6 +86,7 @@ impl ProviderKind {
 
 /// Raw `failover` section.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct RawFailoverSettings {
     /// The provider catalog.
@@ -116,6 +118,7 @@ impl Default for RawFailoverSettings {
 
 /// Raw provider entry.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawProvider {
     /// Unique name used by routes, metrics and shared-data keys.
@@ -158,6 +161,7 @@ fn default_max_retries() -> u32 {
 /// Raw API key source: exactly one of `{"env": NAME}` or `{"value": "..."}`. `{"file": PATH}`
 /// is read only to be refused by name: Envoy's V8 runtime gives wasm no file access.
 #[derive(Clone, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase", deny_unknown_fields)]
 pub enum RawApiKey {
     /// An environment variable of the Envoy process.
@@ -180,6 +184,7 @@ impl fmt::Debug for RawApiKey {
 
 /// Raw circuit breaker thresholds.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct RawCircuit {
     /// Consecutive failures that open the circuit.
@@ -199,6 +204,7 @@ impl Default for RawCircuit {
 
 /// Raw route entry.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawRoute {
     /// An exact client model, or a prefix ending in `*` (`gpt-*`).
@@ -214,6 +220,7 @@ pub struct RawRoute {
 
 /// Raw retry delay settings.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct RawBackoff {
     /// Delay before the first retry.

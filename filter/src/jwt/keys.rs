@@ -9,22 +9,26 @@
 //! * RSA moduli must be 2048..=4096 bits with exponent 65537; `oct` secrets at least 32 bytes;
 //! * keys with `use` other than `sig`, `key_ops` without `verify`, or private members
 //!   (`d`, `p`, `q`, …) are refused;
-//! * EC P-521 (ES512) is not supported by the verifier library and is refused.
+//! * EC P-521 (ES512) is not supported and is refused.
+//!
+//! Keys are prepared for verification here, once per JWKS load (`super::crypto`): RSA Montgomery
+//! parameters, EC window tables, Ed25519 points, HMAC pads.
 //!
 //! A refused key is reported (`SkippedKey`) with the reason; the other keys stay usable.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use jwt_simple::prelude::{
-    ES256PublicKey, ES384PublicKey, Ed25519PublicKey, HS256Key, HS384Key, HS512Key, PS256PublicKey,
-    PS384PublicKey, PS512PublicKey, RS256PublicKey, RS384PublicKey, RS512PublicKey,
-};
+use std::sync::Arc;
+
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
+pub(crate) use super::crypto::Verifier;
+use super::crypto::{EcPublicKey, HashAlg, HmacKey, RsaPublicKey, P256, P384};
+
 /// Smallest RSA modulus accepted, in bits.
 pub const MIN_RSA_MODULUS_BITS: usize = 2048;
-/// Largest RSA modulus accepted, in bits (the verifier library's limit).
+/// Largest RSA modulus accepted, in bits (the verifier's limit).
 pub const MAX_RSA_MODULUS_BITS: usize = 4096;
 /// Smallest HMAC secret accepted, in bytes.
 pub const MIN_HMAC_SECRET_BYTES: usize = 32;
@@ -114,22 +118,6 @@ impl Algorithm {
     }
 }
 
-/// The verifier object of one key for one algorithm.
-pub(crate) enum Verifier {
-    Hs256(HS256Key),
-    Hs384(HS384Key),
-    Hs512(HS512Key),
-    Rs256(RS256PublicKey),
-    Rs384(RS384PublicKey),
-    Rs512(RS512PublicKey),
-    Ps256(PS256PublicKey),
-    Ps384(PS384PublicKey),
-    Ps512(PS512PublicKey),
-    Es256(ES256PublicKey),
-    Es384(ES384PublicKey),
-    EdDsa(Ed25519PublicKey),
-}
-
 /// The key type (`kty`) of a loaded key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KeyType {
@@ -174,6 +162,14 @@ impl VerificationKey {
     /// The algorithms this key may verify.
     pub fn algorithms(&self) -> Vec<Algorithm> {
         self.verifiers.iter().map(|(a, _)| *a).collect()
+    }
+
+    /// Whether `signature` (decoded) over `signing_input` verifies with this key for `alg`;
+    /// false when the key does not allow `alg`. The differential fuzz target drives the verifiers
+    /// through this.
+    pub fn verify_signature(&self, alg: Algorithm, signing_input: &[u8], signature: &[u8]) -> bool {
+        self.verifier(alg)
+            .is_some_and(|v| v.verify(signing_input, signature))
     }
 
     /// The verifier for `alg`, if this key allows it.
@@ -403,10 +399,6 @@ fn bit_length(n: &[u8]) -> usize {
     }
 }
 
-fn lib_error(e: jwt_simple::Error) -> String {
-    format!("the key was refused by the verifier: {e}")
-}
-
 fn rsa_verifiers(
     obj: &Map<String, Value>,
     alg: Option<Algorithm>,
@@ -433,32 +425,25 @@ fn rsa_verifiers(
     if e_trimmed != [1, 0, 1] {
         return Err("RSA exponent must be 65537".into());
     }
-    let mut out = Vec::with_capacity(algs.len());
-    for a in algs {
-        let v = match a {
-            Algorithm::Rs256 => {
-                Verifier::Rs256(RS256PublicKey::from_components(&n, &e).map_err(lib_error)?)
-            }
-            Algorithm::Rs384 => {
-                Verifier::Rs384(RS384PublicKey::from_components(&n, &e).map_err(lib_error)?)
-            }
-            Algorithm::Rs512 => {
-                Verifier::Rs512(RS512PublicKey::from_components(&n, &e).map_err(lib_error)?)
-            }
-            Algorithm::Ps256 => {
-                Verifier::Ps256(PS256PublicKey::from_components(&n, &e).map_err(lib_error)?)
-            }
-            Algorithm::Ps384 => {
-                Verifier::Ps384(PS384PublicKey::from_components(&n, &e).map_err(lib_error)?)
-            }
-            Algorithm::Ps512 => {
-                Verifier::Ps512(PS512PublicKey::from_components(&n, &e).map_err(lib_error)?)
-            }
-            _ => continue,
-        };
-        out.push((a, v));
-    }
-    Ok(out)
+    let key = Arc::new(
+        RsaPublicKey::new(&n, &e)
+            .map_err(|reason| format!("the key was refused by the verifier: {reason}"))?,
+    );
+    Ok(algs
+        .into_iter()
+        .filter_map(|a| {
+            let v = match a {
+                Algorithm::Rs256 => Verifier::RsaPkcs1(key.clone(), HashAlg::Sha256),
+                Algorithm::Rs384 => Verifier::RsaPkcs1(key.clone(), HashAlg::Sha384),
+                Algorithm::Rs512 => Verifier::RsaPkcs1(key.clone(), HashAlg::Sha512),
+                Algorithm::Ps256 => Verifier::RsaPss(key.clone(), HashAlg::Sha256),
+                Algorithm::Ps384 => Verifier::RsaPss(key.clone(), HashAlg::Sha384),
+                Algorithm::Ps512 => Verifier::RsaPss(key.clone(), HashAlg::Sha512),
+                _ => return None,
+            };
+            Some((a, v))
+        })
+        .collect())
 }
 
 fn ec_verifiers(
@@ -488,13 +473,14 @@ fn ec_verifiers(
             "EC coordinates for {crv} must be {coordinate_len} bytes each"
         ));
     }
-    let mut sec1 = Vec::with_capacity(1 + 2 * coordinate_len);
-    sec1.push(0x04);
-    sec1.extend_from_slice(&x);
-    sec1.extend_from_slice(&y);
+    let off_curve = || format!("the key was refused by the verifier: not a point on {crv}");
     let v = match curve_alg {
-        Algorithm::Es256 => Verifier::Es256(ES256PublicKey::from_bytes(&sec1).map_err(lib_error)?),
-        _ => Verifier::Es384(ES384PublicKey::from_bytes(&sec1).map_err(lib_error)?),
+        Algorithm::Es256 => Verifier::Es256(Box::new(
+            EcPublicKey::<P256, 8>::from_coordinates(&x, &y).ok_or_else(off_curve)?,
+        )),
+        _ => Verifier::Es384(Box::new(
+            EcPublicKey::<P384, 12>::from_coordinates(&x, &y).ok_or_else(off_curve)?,
+        )),
     };
     Ok(vec![(curve_alg, v)])
 }
@@ -516,7 +502,10 @@ fn okp_verifiers(
     if x.len() != 32 {
         return Err("Ed25519 [x] must be 32 bytes".into());
     }
-    let v = Verifier::EdDsa(Ed25519PublicKey::from_bytes(&x).map_err(lib_error)?);
+    let v = Verifier::EdDsa(
+        ed25519_compact::PublicKey::from_slice(&x)
+            .map_err(|e| format!("the key was refused by the verifier: {e}"))?,
+    );
     Ok(vec![(Algorithm::EdDsa, v)])
 }
 
@@ -539,13 +528,13 @@ fn oct_verifiers(
     Ok(algs
         .into_iter()
         .filter_map(|a| {
-            let v = match a {
-                Algorithm::Hs256 => Verifier::Hs256(HS256Key::from_bytes(&k)),
-                Algorithm::Hs384 => Verifier::Hs384(HS384Key::from_bytes(&k)),
-                Algorithm::Hs512 => Verifier::Hs512(HS512Key::from_bytes(&k)),
+            let hash = match a {
+                Algorithm::Hs256 => HashAlg::Sha256,
+                Algorithm::Hs384 => HashAlg::Sha384,
+                Algorithm::Hs512 => HashAlg::Sha512,
                 _ => return None,
             };
-            Some((a, v))
+            Some((a, Verifier::Hmac(HmacKey::new(hash, &k)?)))
         })
         .collect())
 }

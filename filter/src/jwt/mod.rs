@@ -8,6 +8,7 @@
 //! the future is refused.
 
 pub mod cache;
+pub(crate) mod crypto;
 pub mod errors;
 pub mod extract;
 pub mod fetcher;

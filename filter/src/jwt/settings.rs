@@ -79,6 +79,7 @@ fn default_min_refetch_seconds() -> u64 {
 
 /// The `jwt` configuration section as written by operators.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawJwtSettings {
     /// Token issuers and how to verify their tokens. At least one.
@@ -107,6 +108,7 @@ pub struct RawJwtSettings {
 
 /// One provider as written by operators.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawProvider {
     /// Name referenced by rules; `[A-Za-z0-9_.-]`, unique.
@@ -152,6 +154,7 @@ pub struct RawProvider {
 
 /// A remote JWKS source as written by operators.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawRemoteJwks {
     /// Envoy cluster the fetch is sent to.
@@ -181,6 +184,7 @@ pub struct RawRemoteJwks {
 
 /// A token location as written by operators: exactly one of `header`, `query`, `cookie`.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawTokenLocation {
     /// Header name.
@@ -200,6 +204,7 @@ pub struct RawTokenLocation {
 
 /// A claim-to-header mapping as written by operators.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawClaimHeader {
     /// Claim name; dots reach nested claims (`realm.team`).
@@ -210,6 +215,7 @@ pub struct RawClaimHeader {
 
 /// A path matcher as written by operators: exactly one of `path_prefix`, `path_exact`.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawPathMatch {
     /// Matches paths starting with this string.
@@ -222,6 +228,7 @@ pub struct RawPathMatch {
 
 /// A rule's requirement as written by operators.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
 pub enum RawRequires {
     /// A valid token of this provider is required.
@@ -234,6 +241,7 @@ pub enum RawRequires {
 
 /// A rule as written by operators.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawRule {
     /// Matches paths starting with this string.

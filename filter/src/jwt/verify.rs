@@ -1,24 +1,15 @@
-//! Token verification: structure, header, key selection, signature (through `jwt-simple`) and
-//! claims, against one provider and its key set, at a given time.
+//! Token verification: structure, header, key selection, signature and claims, against one
+//! provider and its key set, at a given time.
 //!
 //! Order: size (before any decoding) → three non-empty base64url segments → header JSON
 //! (`alg` known and not `none`, no `crit`, string `kid`) → payload JSON object with well-typed
-//! registered claims → key selection by `kid` and by the key's own algorithms → signature →
-//! `exp`/`nbf`/`iat`/`iss`/`aud`/lifetime → scopes and claim headers.
-//!
-//! Time: `jwt-simple` would read the clock (`coarsetime`) and applies a 900 s tolerance by
-//! default. Its time checks are neutralised here (`artificial_time = 0`, `time_tolerance = 0`,
-//! `accept_future = true`, so it never reads the clock and never refuses on time), and every
-//! time check is done below against the `now_unix` passed in. Its `typ` check is neutralised
-//! too (Envoy does not check `typ`); its `crit` and algorithm checks stay as a second line.
+//! registered claims → signature base64url → key selection by `kid` and by the key's own
+//! algorithms → signature (`super::crypto`, over the keys prepared at JWKS load) →
+//! `exp`/`nbf`/`iat`/`iss`/`aud`/lifetime → scopes and claim headers. Every time check is done
+//! against the `now_unix` passed in; `typ` is not checked (as Envoy).
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use jwt_simple::prelude::{
-    Duration, ECDSAP256PublicKeyLike, ECDSAP384PublicKeyLike, EdDSAPublicKeyLike, MACLike,
-    NoCustomClaims, RSAPublicKeyLike, UnixTimeStamp, VerificationOptions,
-};
-use jwt_simple::JWTError;
 use serde_json::{Map, Value};
 
 use super::errors::JwtError;
@@ -91,11 +82,14 @@ impl VerifiedToken {
 }
 
 /// The decoded but not yet verified parts of a token.
-struct ParsedToken {
+struct ParsedToken<'t> {
     alg: Algorithm,
     kid: Option<String>,
     claims: Map<String, Value>,
-    typ: Option<String>,
+    /// `header.payload`, the bytes the signature covers.
+    signing_input: &'t str,
+    /// The decoded signature.
+    signature: Vec<u8>,
 }
 
 fn is_b64url(segment: &str) -> bool {
@@ -154,7 +148,7 @@ fn audiences(claims: &Map<String, Value>) -> Result<Vec<&str>, JwtError> {
     }
 }
 
-fn parse(token: &str, max_bytes: usize) -> Result<ParsedToken, JwtError> {
+fn parse(token: &str, max_bytes: usize) -> Result<ParsedToken<'_>, JwtError> {
     if token.len() > max_bytes {
         return Err(JwtError::TooLarge);
     }
@@ -180,7 +174,7 @@ fn parse(token: &str, max_bytes: usize) -> Result<ParsedToken, JwtError> {
         return Err(JwtError::CritHeader);
     }
     let kid = optional_string(&header, "kid")?;
-    let typ = optional_string(&header, "typ")?;
+    optional_string(&header, "typ")?;
     let claims = decode_json_object(payload_b64)?;
     // Type-check the registered claims now, so later reads cannot fail.
     numeric_date(&claims, "exp")?;
@@ -190,57 +184,24 @@ fn parse(token: &str, max_bytes: usize) -> Result<ParsedToken, JwtError> {
     optional_string(&claims, "sub")?;
     optional_string(&claims, "jti")?;
     audiences(&claims)?;
+    let signature = URL_SAFE_NO_PAD
+        .decode(sig_b64)
+        .map_err(|_| JwtError::Malformed)?;
+    let signing_input = token
+        .get(..header_b64.len() + 1 + payload_b64.len())
+        .ok_or(JwtError::Malformed)?;
     Ok(ParsedToken {
         alg,
         kid,
         claims,
-        typ,
+        signing_input,
+        signature,
     })
 }
 
-/// Options making `jwt-simple` check only structure, algorithm, `crit` and signature.
-fn library_options(max_token_bytes: usize, typ: Option<&str>) -> VerificationOptions {
-    VerificationOptions {
-        accept_future: true,
-        time_tolerance: Some(Duration::from_secs(0)),
-        artificial_time: Some(UnixTimeStamp::from_secs(0)),
-        max_validity: None,
-        max_token_length: Some(max_token_bytes),
-        required_signature_type: typ.map(str::to_string),
-        ..VerificationOptions::default()
-    }
-}
-
-/// Checks the signature (and structure) with one verifier. A valid signature over a payload
-/// the library cannot read as claims gives `malformed`.
-pub(crate) fn verify_signature(
-    verifier: &Verifier,
-    token: &str,
-    options: VerificationOptions,
-) -> Result<(), JwtError> {
-    let opts = Some(options);
-    let result = match verifier {
-        Verifier::Hs256(k) => k.verify_token::<NoCustomClaims>(token, opts).map(drop),
-        Verifier::Hs384(k) => k.verify_token::<NoCustomClaims>(token, opts).map(drop),
-        Verifier::Hs512(k) => k.verify_token::<NoCustomClaims>(token, opts).map(drop),
-        Verifier::Rs256(k) => k.verify_token::<NoCustomClaims>(token, opts).map(drop),
-        Verifier::Rs384(k) => k.verify_token::<NoCustomClaims>(token, opts).map(drop),
-        Verifier::Rs512(k) => k.verify_token::<NoCustomClaims>(token, opts).map(drop),
-        Verifier::Ps256(k) => k.verify_token::<NoCustomClaims>(token, opts).map(drop),
-        Verifier::Ps384(k) => k.verify_token::<NoCustomClaims>(token, opts).map(drop),
-        Verifier::Ps512(k) => k.verify_token::<NoCustomClaims>(token, opts).map(drop),
-        Verifier::Es256(k) => k.verify_token::<NoCustomClaims>(token, opts).map(drop),
-        Verifier::Es384(k) => k.verify_token::<NoCustomClaims>(token, opts).map(drop),
-        Verifier::EdDsa(k) => k.verify_token::<NoCustomClaims>(token, opts).map(drop),
-    };
-    result.map_err(|e| match e.downcast_ref::<JWTError>() {
-        Some(JWTError::UnknownCriticalExtension) => JwtError::CritHeader,
-        Some(JWTError::AlgorithmMismatch) => JwtError::AlgNotAllowed,
-        Some(JWTError::TokenTooLong) => JwtError::TooLarge,
-        Some(_) => JwtError::BadSignature,
-        // Base64 or JSON errors from the library's own decoding.
-        None => JwtError::Malformed,
-    })
+/// Checks the signature of `parsed` with one verifier.
+pub(crate) fn verify_signature(verifier: &Verifier, signing_input: &str, signature: &[u8]) -> bool {
+    verifier.verify(signing_input.as_bytes(), signature)
 }
 
 /// Verifies `token` for `provider` with `keys` at `now_unix` (seconds since the epoch).
@@ -275,23 +236,11 @@ pub fn verify(
     if candidates.is_empty() {
         return Err(JwtError::AlgNotAllowed);
     }
-    let mut last_err = JwtError::BadSignature;
-    let mut verified = false;
-    for v in candidates {
-        match verify_signature(
-            v,
-            token,
-            library_options(provider.max_token_bytes, parsed.typ.as_deref()),
-        ) {
-            Ok(()) => {
-                verified = true;
-                break;
-            }
-            Err(e) => last_err = e,
-        }
-    }
-    if !verified {
-        return Err(last_err);
+    if !candidates
+        .iter()
+        .any(|v| verify_signature(v, parsed.signing_input, &parsed.signature))
+    {
+        return Err(JwtError::BadSignature);
     }
     check_claims(&parsed.claims, provider, now_unix)?;
     build_verified(parsed.claims, provider)

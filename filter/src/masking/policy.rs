@@ -7,6 +7,7 @@ use super::engine::{MaskEngine, Masked};
 
 /// Policy for secrets in request bodies (prompts). Serialized as `"off"`, `"redact"`, `"block"`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum PromptAction {
     /// Do not scan prompts.

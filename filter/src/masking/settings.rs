@@ -19,6 +19,7 @@ pub const MAX_KNOWN_SECRET_LEN: usize = 1024;
 
 /// Configuration of the masking engine. Every field has a default, so `{}` is a valid config.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(default, deny_unknown_fields)]
 pub struct MaskSettings {
     /// Replacement template; `{kind}` and `{last4}` are substituted. Must not contain `"`, `\`
@@ -54,6 +55,7 @@ impl Default for MaskSettings {
 /// whose length is within `min_len..=max_len`, not glued to a letter or digit on either side
 /// (a longer run is not a match).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CustomPattern {
     /// Kind name reported for matches: lower-case snake_case, 1–32 bytes, not a built-in name.

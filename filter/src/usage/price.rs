@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 /// Prices of one model, in currency units per million tokens.
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ModelPrice {
     /// Price of uncached input tokens.

@@ -1105,7 +1105,7 @@ fn main() -> ExitCode {
             .unwrap_or(0);
         let llm: u64 = stats
             .iter()
-            .filter(|(k, _)| k.starts_with("wasmcustom.tollgate_llm_requests_total."))
+            .filter(|(k, _)| is_tagged(k, "tollgate_llm_requests_total"))
             .map(|(_, v)| v)
             .sum();
         let active = stats
@@ -1567,25 +1567,31 @@ fn summary_markdown(i: &SummaryInput<'_>) -> String {
     let failovers: u64 = i
         .stats_end
         .iter()
-        .filter(|(k, _)| k.starts_with("wasmcustom.tollgate_failovers_total"))
+        .filter(|(k, _)| is_tagged(k, "tollgate_failovers_total"))
         .map(|(_, v)| v)
         .sum();
     let denied: u64 = i
         .stats_end
         .iter()
-        .filter(|(k, _)| k.starts_with("wasmcustom.tollgate_jwt_denied_total"))
+        .filter(|(k, _)| is_tagged(k, "tollgate_jwt_denied_total"))
         .map(|(_, v)| v)
         .sum();
     let masked: u64 = i
         .stats_end
         .iter()
-        .filter(|(k, _)| k.starts_with("wasmcustom.tollgate_masked_findings_total"))
+        .filter(|(k, _)| is_tagged(k, "tollgate_masked_findings_total"))
         .map(|(_, v)| v)
         .sum();
     md.push_str(&format!(
         "\ntollgate: {failovers} failovers, {denied} JWT denials, {masked} masked findings.\n\nArtifacts: `memory.png` (Envoy RSS, tcmalloc, wasm linear memory), `samples.csv`, `envoy-log-tail.txt`.\n"
     ));
     md
+}
+
+/// Whether `stat` (as `/stats` prints it) is a tagged sample of tollgate's metric `name`:
+/// `wasmcustom.<tag>=.=<value>;.;…;.;<name>`.
+fn is_tagged(stat: &str, name: &str) -> bool {
+    stat.starts_with("wasmcustom.") && stat.ends_with(&format!(";.;{name}"))
 }
 
 #[cfg(test)]

@@ -69,7 +69,10 @@ fn a_request_waits_for_the_keys_then_goes_on_at_every_chunking() {
             assert!(r.upstream_released);
             assert_eq!(r.upstream, body, "the body reaches the upstream whole");
             r.log(&mut host);
-            assert_eq!(host.metric("tollgate_jwt_allowed_total.provider.corp"), 1);
+            assert_eq!(
+                host.metric("provider=.=corp;.;tollgate_jwt_allowed_total"),
+                1
+            );
         }
     }
 }
@@ -147,5 +150,8 @@ fn a_cached_token_passes_without_verifying_again() {
     }
     assert_eq!(host.calls.len(), 1, "no fetch for cached tokens");
     assert!(host.replies.is_empty());
-    assert_eq!(host.metric("tollgate_jwt_allowed_total.provider.corp"), 4);
+    assert_eq!(
+        host.metric("provider=.=corp;.;tollgate_jwt_allowed_total"),
+        4
+    );
 }

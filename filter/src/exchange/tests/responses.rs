@@ -142,7 +142,9 @@ fn a_provider_error_echoing_the_key_reaches_the_client_masked_at_every_chunking(
         );
         r.log(&mut host);
         assert_eq!(
-            host.metric("tollgate_masked_findings_total.kind.known_secret.place.error_body"),
+            host.metric(
+                "kind=.=known_secret;.;place=.=error_body;.;tollgate_masked_findings_total"
+            ),
             1,
             "{:?}",
             host.metric_defs.keys().collect::<Vec<_>>()

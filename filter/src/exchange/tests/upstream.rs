@@ -102,7 +102,7 @@ fn an_attempt_that_gets_no_answer_tells_the_next_one() {
     assert_eq!(carried.notes[0].provider, "openai");
     assert_eq!(carried.notes[0].result, "no_response");
     assert_eq!(
-        host.metric("tollgate_failovers_total.provider.openai.reason.no_response"),
+        host.metric("provider=.=openai;.;reason=.=no_response;.;tollgate_failovers_total"),
         1
     );
 }
