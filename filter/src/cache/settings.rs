@@ -21,6 +21,7 @@ pub const MAX_ENTRIES_LIMIT: u32 = 1 << 16;
 
 /// Whose entries a request may see.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ScopeKind {
     /// Each caller (the identity budgets use) has its own entries.
@@ -44,6 +45,7 @@ impl ScopeKind {
 
 /// Raw `cache` section.
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawCache {
     /// Which requests are cached: first matching rule wins; none matching means not cached.
@@ -74,6 +76,7 @@ pub struct RawCache {
 
 /// Raw `cache.rules[]` entry: a route (path) and/or a model; both must match when both are set.
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RawCacheRule {
     /// Paths starting with this.
