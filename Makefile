@@ -29,7 +29,8 @@ setup-envoy:
 	"$$bin" --version | grep -m1 version
 	@# grpcio: the in-test rate limit service (envoy/e2e/rls_server.py) speaks gRPC.
 	@$(VENV)/bin/python -c 'import grpc' 2>/dev/null || $(VENV)/bin/pip install --quiet --disable-pip-version-check grpcio
-	@# openai, anthropic: envoy/e2e/tests/keys.rs drives the official SDKs with virtual API keys.
+	@# openai, anthropic: envoy/e2e/tests/keys.rs drives the official SDKs with virtual API keys; the cache
+	@# e2e test reads a replayed stream with the OpenAI SDK (envoy/e2e/openai_sdk_chat.py).
 	@$(VENV)/bin/python -c 'import openai, anthropic' 2>/dev/null || $(VENV)/bin/pip install --quiet --disable-pip-version-check openai anthropic
 
 setup-tools:

@@ -21,6 +21,7 @@
 
 pub mod accounting;
 pub mod budget;
+pub mod cache;
 pub mod config;
 pub mod correlation;
 pub mod error_reply;

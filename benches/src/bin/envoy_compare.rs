@@ -16,6 +16,9 @@
 //! 4. **One failover** (own client loop): routing to a healthy primary vs a primary that always
 //!    answers 500, so every request fails over within the request to the secondary.
 //!
+//! 5. **Response cache** (own client loop, `envoy_compare/cache.rs`): a cache hit against a miss
+//!    and against tollgate without a cache, JSON and a stream replayed from the cache.
+//!
 //! wrk scenarios run in alternating rounds (every scenario once per round) so that drift on a
 //! shared machine spreads over all of them; Envoy CPU time per request comes from
 //! `/proc/<pid>/stat`.
@@ -39,12 +42,15 @@
 //! `BENCH_CONNECTIONS` (wrk connections, default 16), `BENCH_SAMPLES` (requests per scenario in
 //! the client loops, default 300), `BENCH_STARTS` (Envoy starts per configuration when timing VM
 //! start, default 5), `BENCH_SECTIONS` (comma-separated subset of
-//! `table,jwt,ttfb,masking,failover`; default `table`).
+//! `table,jwt,ttfb,masking,failover,cache`; default `table`).
 
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
+
+#[path = "envoy_compare/cache.rs"]
+mod cache;
 
 use tollgate_benches::{
     chat_body, cpu_model, fake_secrets, format_delta_us, format_us, parse_wrk, percentile,
@@ -137,6 +143,10 @@ fn main() {
     if settings.wants("failover") {
         section += 1;
         failover(section, &settings, &mock);
+    }
+    if settings.wants("cache") {
+        section += 1;
+        cache::cache(section, &settings, &mock);
     }
     println!(
         "\n_Whole run: {:.0} s._",

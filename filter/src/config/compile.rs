@@ -91,6 +91,10 @@ impl FilterConfig {
             status,
             config_hash: crate::status::config_hash(b""),
             keys,
+            cache: match raw.cache.as_ref() {
+                Some(c) => Some(Arc::new(crate::cache::settings::compile(c, "cache")?)),
+                None => None,
+            },
         })
     }
 }

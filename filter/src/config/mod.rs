@@ -62,6 +62,8 @@ pub struct FilterConfig {
     pub config_hash: String,
     /// Virtual API keys, when configured.
     pub keys: Option<std::sync::Arc<crate::keys::KeySettings>>,
+    /// The response cache, when configured.
+    pub cache: Option<std::sync::Arc<crate::cache::CacheSettings>>,
 }
 
 impl FilterConfig {
@@ -242,6 +244,7 @@ impl Default for FilterConfig {
             status: None,
             config_hash: String::new(),
             keys: None,
+            cache: None,
         })
     }
 }

@@ -48,6 +48,8 @@ pub struct RawConfig {
     pub status: Option<crate::status::RawStatus>,
     /// Virtual API keys (off when absent; see [`crate::keys`]).
     pub keys: Option<crate::keys::RawKeys>,
+    /// The response cache (off when absent; see [`crate::cache`]).
+    pub cache: Option<crate::cache::RawCache>,
 }
 
 /// Where tollgate runs: `development` (default) or `production` (the production profile,

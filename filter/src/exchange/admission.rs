@@ -103,6 +103,8 @@ impl Exchange {
         if let Some(flow) = self.guard_body(host, &info) {
             return flow;
         }
+        // The cache keys on the body as the client's API has it (masked, not yet translated).
+        let cache_body = vm.config.cache.is_some().then(|| body.clone());
         if let (Some(failover), ApiKind::OpenAiChat) = (vm.config.failover.as_ref(), kind) {
             match self.route_request(host, failover, &info, &body) {
                 Ok(Some(routed)) => {
@@ -140,7 +142,11 @@ impl Exchange {
             }
         }
         self.info = Some(info);
-        self.admit(host)
+        let flow = self.admit(host);
+        match cache_body {
+            Some(b) if flow == Flow::Continue => self.cache_lookup(host, kind, &b),
+            _ => flow,
+        }
     }
 
     /// Budget admission: reserve the estimate or refuse with 429.

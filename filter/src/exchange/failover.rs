@@ -422,6 +422,12 @@ impl Exchange {
                 "host refused the failover response body",
             );
         }
+        self.cache_replacement(
+            host,
+            replacement.status,
+            &replacement.content_type,
+            &replacement.body,
+        );
         true
     }
 

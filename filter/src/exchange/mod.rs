@@ -32,6 +32,7 @@ pub mod keys;
 pub mod metrics;
 pub mod replies;
 pub mod response;
+pub mod response_cache;
 pub mod route;
 pub mod settle;
 pub mod status_page;
@@ -185,6 +186,8 @@ pub struct Exchange {
     response: ResponseState,
     /// Time spent in this exchange's methods so far (ns): the filter's own time.
     own_ns: u64,
+    /// The response cache's part of the exchange.
+    cache: response_cache::CacheState,
 }
 
 impl Exchange {
@@ -216,6 +219,7 @@ impl Exchange {
             held: None,
             response: ResponseState::default(),
             own_ns: 0,
+            cache: response_cache::CacheState::default(),
         }
     }
 

@@ -122,6 +122,7 @@ impl Exchange {
             host.remove_header(Map::Response, "content-length");
         }
         self.on_routed_response(host);
+        self.cache_response_headers(host);
         if self.held.is_some() {
             // Hold the failed answer: the next provider's answer replaces it.
             return Flow::Pause;
@@ -185,6 +186,7 @@ impl Exchange {
             && r.translator.is_none()
             && r.openai_stream.is_none()
             && !r.buffer_for_translation
+            && !self.cache_capturing()
         {
             return Flow::Continue;
         }
@@ -255,6 +257,7 @@ impl Exchange {
             }
             out = masked;
         }
+        self.cache_observe(host, &out, end_of_stream);
         if out != chunk && !host.replace_body(Body::Response, body_size, &out) {
             self.log(
                 host,

@@ -26,7 +26,11 @@ impl Exchange {
             let _ = host.set_property("tollgate_user", user.as_bytes());
         }
         self.key_log_fields(host);
+        self.cache_log_property(host);
         if self.phase == Phase::Replied {
+            if self.account_cache_hit(host) {
+                return;
+            }
             // A refused request still releases any reservation it made.
             self.settle(host, 0);
             return;
@@ -101,7 +105,7 @@ impl Exchange {
     }
 
     /// Queues a mesh-wide charge for the root context to send.
-    fn queue_global_charge<H: Host>(&self, host: &mut H, tokens: u64) {
+    pub(super) fn queue_global_charge<H: Host>(&self, host: &mut H, tokens: u64) {
         let global = self
             .vm
             .config
@@ -115,7 +119,7 @@ impl Exchange {
     }
 
     /// Releases the reservation and charges `actual` tokens; logs crossed thresholds.
-    fn settle<H: Host>(&mut self, host: &mut H, actual: u64) {
+    pub(super) fn settle<H: Host>(&mut self, host: &mut H, actual: u64) {
         self.settle_key(host, actual);
         let vm = std::rc::Rc::clone(&self.vm);
         let (Some(budget), Some(admission), Some(user)) = (

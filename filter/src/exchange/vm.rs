@@ -91,7 +91,9 @@ impl Vm {
     pub fn configure<H: Host>(host: &mut H, bytes: &[u8]) -> Result<Self, String> {
         let config = FilterConfig::parse(bytes).map_err(|e| e.to_string())?;
         let metrics = CoreMetrics::define(host);
-        Ok(Self::new(config, metrics, now_ms(host)))
+        let vm = Self::new(config, metrics, now_ms(host));
+        super::response_cache::initialise_cache(&vm, host);
+        Ok(vm)
     }
 
     /// Whether the root context needs its timer: remote keys to fetch and keep fresh, or
