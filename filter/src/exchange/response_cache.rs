@@ -63,7 +63,7 @@ impl Exchange {
             opt_in: opt_in.as_deref(),
             caller: Caller {
                 user: self.user.as_deref(),
-                team: None,
+                team: self.key.as_ref().map(|k| k.caller.entry.team.as_str()),
             },
         };
         let step = look_up(settings, &*host, &view, now_ms(host));
@@ -238,10 +238,12 @@ impl Exchange {
         } else {
             None
         };
+        let team_label = self.team_label();
         let record = RequestRecord {
             provider: "cache",
             model: &model_label,
             user_label: user_label.as_deref(),
+            team_label: team_label.as_deref(),
             status: 200,
             outcome: &outcome,
             cost_usd: None,

@@ -466,3 +466,42 @@ fn the_status_endpoint_shows_the_calling_key_and_its_budget() {
     assert_eq!(ex.on_request_headers(&mut host, true), Flow::Replied);
     assert_eq!(host.replies.last().unwrap().status, 401);
 }
+
+/// A chat request the cache may answer (temperature 0).
+const DETERMINISTIC_CHAT: &str =
+    r#"{"model":"gpt-4o-mini","temperature":0,"messages":[{"role":"user","content":"hi"}]}"#;
+
+#[test]
+fn a_team_scoped_cache_is_shared_by_the_keys_of_one_team_only() {
+    let mut host = FakeHost::new();
+    let (first, second, other) = (key(11), key(12), key(13));
+    let vm = vm(
+        &mut host,
+        json!({
+            "keys": {"inline": [
+                entry("first", &first, json!({})),
+                entry("second", &second, json!({})),
+                entry("other", &other, json!({"team": "ads"})),
+            ]},
+            "cache": {"scope": "team", "rules": [{"path_prefix": "/v1/"}]},
+        }),
+    );
+    let cached = |host: &mut FakeHost, k: &str| {
+        let bearer = format!("Bearer {k}");
+        let replies = host.replies.len();
+        let done = run(
+            host,
+            &vm,
+            &[("authorization", bearer.as_str())],
+            DETERMINISTIC_CHAT,
+        );
+        assert_eq!(done.status, 200, "{}", done.reply);
+        let status = host.property_text("tollgate_cache");
+        (host.replies.len() > replies, status)
+    };
+    assert_eq!(cached(&mut host, &first), (false, Some("miss".into())));
+    // Another key of the same team is answered from the entry the first one stored.
+    assert_eq!(cached(&mut host, &second), (true, Some("hit".into())));
+    // A key of another team never sees it.
+    assert_eq!(cached(&mut host, &other), (false, Some("miss".into())));
+}
