@@ -27,8 +27,10 @@ setup-envoy:
 	  bin=$$(envoy_bin); \
 	fi; \
 	"$$bin" --version | grep -m1 version
-	@# grpcio: the in-test rate limit service (envoy/e2e/rls_server.py) speaks gRPC.
+	@# grpcio: the in-test rate limit services (envoy/e2e/rls_server.py, ratelimit_service.py) speak
+	@# gRPC; limits[redis]: the counting engine of the real one (fixed windows in Redis).
 	@$(VENV)/bin/python -c 'import grpc' 2>/dev/null || $(VENV)/bin/pip install --quiet --disable-pip-version-check grpcio
+	@$(VENV)/bin/python -c 'import limits, redis' 2>/dev/null || $(VENV)/bin/pip install --quiet --disable-pip-version-check 'limits[redis]==5.8.0'
 
 setup-tools:
 	@missing=""; \
@@ -38,6 +40,7 @@ setup-tools:
 	command -v promtool >/dev/null || missing="$$missing prometheus"; \
 	command -v openssl >/dev/null || missing="$$missing openssl"; \
 	command -v curl >/dev/null || missing="$$missing curl"; \
+	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \

@@ -180,7 +180,8 @@ def decode_request(buf):
 
 
 def decode_descriptor(buf):
-    descriptor = {"entries": [], "hits_addend": None}
+    """RateLimitDescriptor; ``limit`` is the RateLimitOverride as (requests_per_unit, unit)."""
+    descriptor = {"entries": [], "hits_addend": None, "limit": None}
     for field, wire, value in iter_fields(buf):
         if field == 1 and wire == 2:
             key, val = "", ""
@@ -190,6 +191,15 @@ def decode_descriptor(buf):
                 elif f == 2 and w == 2:
                     val = text(v)
             descriptor["entries"].append([key, val])
+        elif field == 2 and wire == 2:
+            # RateLimitOverride { uint32 requests_per_unit = 1; RateLimitUnit unit = 2; }
+            per_unit, unit = 0, 0
+            for f, w, v in iter_fields(value):
+                if f == 1 and w == 0:
+                    per_unit = v & UINT32_MAX
+                elif f == 2 and w == 0:
+                    unit = v
+            descriptor["limit"] = (per_unit, unit)
         elif field == 3 and wire == 2:
             hits = 0  # an empty UInt64Value is present with value 0
             for f, w, v in iter_fields(value):

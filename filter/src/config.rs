@@ -223,38 +223,9 @@ pub struct RawBudgets {
     /// Output tokens reserved when a request names no `max_tokens` (default 1024).
     #[serde(default = "default_reserved_output")]
     pub default_max_tokens: u64,
-    /// Mesh-wide budgets: charge each request's tokens to a global rate limit service.
+    /// Mesh-wide budgets: admission against a global rate limit service shared by every replica.
     #[serde(default)]
-    pub global: Option<RawGlobalBudget>,
-}
-
-/// Raw `budgets.global`: an `envoy.service.ratelimit.v3` service charged with token counts.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawGlobalBudget {
-    /// The Envoy cluster (HTTP/2) of the rate limit service.
-    pub cluster: String,
-    /// The rate limit domain (default `tollgate`).
-    #[serde(default = "default_rls_domain")]
-    pub domain: String,
-    /// The descriptor key carrying the user (default `user`).
-    #[serde(default = "default_rls_key")]
-    pub descriptor_key: String,
-    /// Call timeout in ms (default 1000).
-    #[serde(default = "default_rls_timeout")]
-    pub timeout_ms: u64,
-}
-
-fn default_rls_domain() -> String {
-    "tollgate".into()
-}
-
-fn default_rls_key() -> String {
-    "user".into()
-}
-
-fn default_rls_timeout() -> u64 {
-    1000
+    pub global: Option<crate::mesh_budget::config::RawMeshBudget>,
 }
 
 /// Raw budget window.
@@ -443,21 +414,8 @@ pub struct BudgetConfig {
     pub budgets: Budgets,
     /// Output tokens reserved when a request names no limit.
     pub default_max_tokens: u64,
-    /// Mesh-wide charging, when configured.
-    pub global: Option<GlobalBudget>,
-}
-
-/// Validated `budgets.global`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GlobalBudget {
-    /// Rate limit service cluster.
-    pub cluster: String,
-    /// Domain.
-    pub domain: String,
-    /// Descriptor key for the user.
-    pub descriptor_key: String,
-    /// Call timeout, ms.
-    pub timeout_ms: u64,
+    /// Mesh-wide budgets, when configured.
+    pub global: Option<crate::mesh_budget::MeshBudget>,
 }
 
 /// Validated correlation settings (header names lowercased).
@@ -536,7 +494,11 @@ impl FilterConfig {
                 h,
             )?);
         }
-        let budgets = raw.budgets.map(compile_budgets).transpose()?;
+        let has_prices = !usage.prices.is_empty();
+        let budgets = raw
+            .budgets
+            .map(|b| compile_budgets(b, has_prices))
+            .transpose()?;
         let jwt = match raw.jwt {
             Some(value) => Some(std::sync::Arc::new(
                 crate::jwt::from_json_value(value, "jwt")
@@ -787,42 +749,18 @@ fn compile_usage(raw: RawUsage) -> Result<UsageConfig, ConfigError> {
     })
 }
 
-fn compile_budgets(raw: RawBudgets) -> Result<BudgetConfig, ConfigError> {
+fn compile_budgets(raw: RawBudgets, has_prices: bool) -> Result<BudgetConfig, ConfigError> {
     if raw.windows.is_empty() && raw.global.is_none() {
         return Err(ConfigError::new(
             "budgets.windows",
             "must not be empty (unless budgets.global is set)",
         ));
     }
-    let global = match raw.global {
-        Some(g) => {
-            for (field, value) in [
-                ("cluster", &g.cluster),
-                ("domain", &g.domain),
-                ("descriptor_key", &g.descriptor_key),
-            ] {
-                if value.is_empty() {
-                    return Err(ConfigError::new(
-                        format!("budgets.global.{field}"),
-                        "must not be empty",
-                    ));
-                }
-            }
-            if !(1..=60_000).contains(&g.timeout_ms) {
-                return Err(ConfigError::new(
-                    "budgets.global.timeout_ms",
-                    "must be between 1 and 60000",
-                ));
-            }
-            Some(GlobalBudget {
-                cluster: g.cluster,
-                domain: g.domain,
-                descriptor_key: g.descriptor_key,
-                timeout_ms: g.timeout_ms,
-            })
-        }
-        None => None,
-    };
+    let global = raw
+        .global
+        .map(|g| crate::mesh_budget::config::compile(g, has_prices))
+        .transpose()
+        .map_err(|e| ConfigError::new(e.path, e.reason))?;
     let mut windows = Vec::new();
     for (i, w) in raw.windows.iter().enumerate() {
         let path = format!("budgets.windows[{i}]");

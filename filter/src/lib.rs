@@ -29,6 +29,7 @@ pub mod guardrails;
 pub mod identity;
 pub mod jwt;
 pub mod masking;
+pub mod mesh_budget;
 pub mod profile;
 pub mod random;
 pub mod ratelimit_rpc;
