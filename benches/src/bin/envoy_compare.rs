@@ -49,6 +49,8 @@ use tollgate_e2e::mock::client::{Connection, Response};
 use tollgate_e2e::mock::{Faults, MockHandle, MockOptions, MockProvider};
 use tollgate_e2e::{envoy_binary, repo_root, temp_dir, template, wasm_path, Envoy, Vars};
 
+mod mesh;
+
 const CHAT_PATH: &str = "/v1/chat/completions";
 const MODEL: &str = "gpt-4o-mini";
 const ISSUER: &str = "https://issuer.test";
@@ -132,6 +134,10 @@ fn main() {
     if settings.wants("failover") {
         section += 1;
         failover(section, &settings, &mock);
+    }
+    if settings.wants("mesh") {
+        section += 1;
+        mesh::mesh_budget(section, &settings, &mock);
     }
     println!(
         "\n_Whole run: {:.0} s._",
