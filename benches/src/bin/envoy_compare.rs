@@ -49,6 +49,7 @@ use tollgate_e2e::mock::client::{Connection, Response};
 use tollgate_e2e::mock::{Faults, MockHandle, MockOptions, MockProvider};
 use tollgate_e2e::{envoy_binary, repo_root, temp_dir, template, wasm_path, Envoy, Vars};
 
+#[path = "envoy_compare/mesh.rs"]
 mod mesh;
 
 const CHAT_PATH: &str = "/v1/chat/completions";
