@@ -112,7 +112,7 @@ soak: setup build
 	cargo build --release -p tollgate-e2e --bin soak
 	SOAK_SECONDS=$(SOAK_SECONDS) TOLLGATE_WASM=$(ROOT)/$(WASM) $(CARGO_TARGET)/release/soak
 
-## oci: target/oci, the module as an OCI image layout (Istio's Wasm "compat" variant); see envoy/DEPLOYING.md.
+## oci: target/oci, the module as an OCI image layout (Istio's Wasm "compat" variant); see docs/deploying.md.
 oci: build
 	envoy/oci/build.sh
 

@@ -157,8 +157,8 @@ for p in sse_fixtures[:3]:
     body = read(os.path.relpath(p, ROOT))
     seed("masking", split_input(0, body, thirds(body)))
 
-# ---- config: README examples and test literals that parse as JSON objects
-readme = read("README.md").decode()
+# ---- config: README and docs/configuration.md examples and test literals that parse as JSON objects
+readme = read("README.md").decode() + read("docs/configuration.md").decode()
 configs = [b.encode() for b in re.findall(r"```json\n(.*?)```", readme, re.S)]
 configs += json_objects(raw_literals(files("envoy/e2e/tests/*.rs") + files("host-tests/tests/*.rs")
                                      + ["filter/src/config.rs"] + files("filter/src/failover/*.rs")))

@@ -20,14 +20,8 @@ pub const DEFAULT_MAX_MESSAGES: u64 = 1000;
 /// Default `max_message_chars`.
 pub const DEFAULT_MAX_MESSAGE_CHARS: u64 = 1_048_576;
 
-/// A configuration error: JSON path and reason.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GuardrailConfigError {
-    /// JSON path of the offending field, e.g. `guardrails.routes[1].max_messages`.
-    pub path: String,
-    /// What is wrong with it.
-    pub reason: String,
-}
+/// A guardrails configuration error: the one configuration error type (JSON path and reason).
+pub type GuardrailConfigError = crate::config::ConfigError;
 
 /// Raw `guardrails` section.
 #[derive(Debug, Clone, Default, Deserialize)]

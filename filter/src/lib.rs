@@ -35,6 +35,7 @@ pub mod random;
 pub mod ratelimit_rpc;
 pub mod routing;
 pub mod shared_store;
+pub mod sse;
 pub mod status;
 pub mod translate;
 pub mod usage;

@@ -13,56 +13,24 @@
 //!   secret (`k`) or private key member (`d`, `p`, `q`, …) in `local_jwks` (HMAC keys come
 //!   from a `remote_jwks` endpoint); HMAC secrets are at least 32 bytes.
 //!
-//! It runs on the raw document (after serde, before the rest of validation), never touches the
-//! host, and returns the problems instead of stopping at the first.
+//! It runs on the raw document (after serde, before the rest of validation: it imports only the
+//! raw layer, [`crate::config::raw`]), never touches the host, and returns the problems instead
+//! of stopping at the first.
 
-use serde::Deserialize;
 use serde_json::Value;
 
-use crate::config::RawConfig;
+use crate::config::error::ConfigError;
+use crate::config::raw::{RawConfig, Stage};
+use crate::failover::settings::RawApiKey;
 use crate::jwt::settings::RawRequires;
 use crate::jwt::RawJwtSettings;
 use crate::masking::PromptAction;
 use crate::usage::classify_path;
 
-/// Where tollgate runs: `development` (default) or `production` (this module's checks apply).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Environment {
-    /// Every valid configuration is accepted.
-    #[default]
-    Development,
-    /// Insecure configurations are refused.
-    Production,
-}
+pub use crate::config::raw::Environment;
 
-impl Environment {
-    /// `development` or `production`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Environment::Development => "development",
-            Environment::Production => "production",
-        }
-    }
-}
-
-/// One reason a production configuration is refused.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProfileIssue {
-    /// JSON path of the offending field.
-    pub path: String,
-    /// What is wrong and what to do instead.
-    pub reason: String,
-}
-
-impl ProfileIssue {
-    fn new(path: impl Into<String>, reason: impl Into<String>) -> Self {
-        Self {
-            path: path.into(),
-            reason: reason.into(),
-        }
-    }
-}
+/// One reason a production configuration is refused (the one configuration error type).
+pub type ProfileIssue = ConfigError;
 
 /// Smallest HMAC secret accepted, bytes (as RFC 7518 §3.2 requires for HS256).
 pub const MIN_HMAC_SECRET_BYTES: usize = 32;
@@ -95,7 +63,7 @@ pub fn check(raw: &RawConfig) -> Vec<ProfileIssue> {
     }
     // The upstream stage sees requests the downstream stage already authenticated and masked:
     // only the secrets it holds are its own concern.
-    if raw.stage == crate::config::Stage::Downstream {
+    if raw.stage == Stage::Downstream {
         check_authentication(raw, &mut issues);
         check_masking(raw, &mut issues);
     }
@@ -121,32 +89,28 @@ fn check_authentication(raw: &RawConfig, issues: &mut Vec<ProfileIssue>) {
     let status_path = raw.status.as_ref().map(|s| s.path.as_str());
     if let Some(e) = raw.envoy_jwt.as_ref() {
         if !e.required {
-            issues.push(ProfileIssue::new(
+            issues.push(ConfigError::new(
                 "envoy_jwt.required",
                 "must be true in production: requests without a verified token would pass",
             ));
         }
         return;
     }
-    let Some(jwt_value) = raw.jwt.as_ref() else {
-        issues.push(ProfileIssue::new(
+    let Some(jwt) = raw.jwt.as_ref() else {
+        issues.push(ConfigError::new(
             "jwt",
             "production requires authentication: configure jwt or envoy_jwt",
         ));
         if status_path.is_some() {
-            issues.push(ProfileIssue::new(
+            issues.push(ConfigError::new(
                 "status.path",
                 "the status endpoint needs authentication in production (configure jwt or envoy_jwt)",
             ));
         }
         return;
     };
-    // A jwt section serde cannot read is reported by the regular validation.
-    let Ok(jwt) = RawJwtSettings::deserialize(jwt_value) else {
-        return;
-    };
     if jwt.allow_unmatched {
-        issues.push(ProfileIssue::new(
+        issues.push(ConfigError::new(
             "jwt.allow_unmatched",
             "must be false in production: requests matching no rule would pass without a token",
         ));
@@ -174,11 +138,11 @@ fn check_authentication(raw: &RawConfig, issues: &mut Vec<ProfileIssue>) {
     let mut report = |path: String, reason: String, issues: &mut Vec<ProfileIssue>| {
         if !reported.contains(&path) {
             reported.push(path.clone());
-            issues.push(ProfileIssue::new(path, reason));
+            issues.push(ConfigError::new(path, reason));
         }
     };
     for api_path in &candidates {
-        if let Some(at) = unauthenticated_by(&jwt, api_path) {
+        if let Some(at) = unauthenticated_by(jwt, api_path) {
             report(
                 at.clone(),
                 format!("leaves the LLM API path {api_path} reachable without a token"),
@@ -187,7 +151,7 @@ fn check_authentication(raw: &RawConfig, issues: &mut Vec<ProfileIssue>) {
         }
     }
     if let Some(path) = status_path {
-        if let Some(at) = unauthenticated_by(&jwt, path) {
+        if let Some(at) = unauthenticated_by(jwt, path) {
             report(
                 "status.path".into(),
                 format!("the status endpoint {path} is reachable without a token ({at})"),
@@ -230,19 +194,19 @@ fn unauthenticated_by(jwt: &RawJwtSettings, path: &str) -> Option<String> {
 
 fn check_masking(raw: &RawConfig, issues: &mut Vec<ProfileIssue>) {
     if !raw.masking.logs {
-        issues.push(ProfileIssue::new(
+        issues.push(ConfigError::new(
             "masking.logs",
             "must be true in production: log lines could carry keys and tokens",
         ));
     }
     if !raw.masking.error_bodies {
-        issues.push(ProfileIssue::new(
+        issues.push(ConfigError::new(
             "masking.error_bodies",
             "must be true in production: provider errors often echo the key they were sent",
         ));
     }
     if raw.masking.prompts == PromptAction::Off {
-        issues.push(ProfileIssue::new(
+        issues.push(ConfigError::new(
             "masking.prompts",
             "must be redact or block in production, not off",
         ));
@@ -250,31 +214,21 @@ fn check_masking(raw: &RawConfig, issues: &mut Vec<ProfileIssue>) {
 }
 
 fn check_inline_secrets(raw: &RawConfig, issues: &mut Vec<ProfileIssue>) {
-    if let Some(providers) = raw
-        .failover
-        .as_ref()
-        .and_then(|f| f.get("providers"))
-        .and_then(Value::as_array)
-    {
-        for (i, p) in providers.iter().enumerate() {
-            if p.get("api_key").and_then(|k| k.get("value")).is_some() {
-                issues.push(ProfileIssue::new(
+    if let Some(failover) = raw.failover.as_ref() {
+        for (i, p) in failover.providers.iter().enumerate() {
+            if matches!(p.api_key, Some(RawApiKey::Value(_))) {
+                issues.push(ConfigError::new(
                     format!("failover.providers[{i}].api_key.value"),
                     "inline provider key: give it as {\"env\": NAME} (vm_config.environment_variables) in production",
                 ));
             }
         }
     }
-    let Some(providers) = raw
-        .jwt
-        .as_ref()
-        .and_then(|j| j.get("providers"))
-        .and_then(Value::as_array)
-    else {
+    let Some(jwt) = raw.jwt.as_ref() else {
         return;
     };
-    for (i, p) in providers.iter().enumerate() {
-        let Some(local) = p.get("local_jwks") else {
+    for (i, p) in jwt.providers.iter().enumerate() {
+        let Some(local) = p.local_jwks.as_ref() else {
             continue;
         };
         // local_jwks is a JWKS object or a string holding one.
@@ -298,12 +252,12 @@ fn check_inline_secrets(raw: &RawConfig, issues: &mut Vec<ProfileIssue>) {
                 if let Some(k) = key.get("k").and_then(Value::as_str) {
                     let bytes = decoded_len(k);
                     if bytes < MIN_HMAC_SECRET_BYTES {
-                        issues.push(ProfileIssue::new(
+                        issues.push(ConfigError::new(
                             format!("{at}.k"),
                             format!("HMAC secret is {bytes} bytes; at least {MIN_HMAC_SECRET_BYTES} are required"),
                         ));
                     }
-                    issues.push(ProfileIssue::new(
+                    issues.push(ConfigError::new(
                         format!("{at}.k"),
                         "inline HMAC secret: serve it from a remote_jwks endpoint in production",
                     ));
@@ -311,7 +265,7 @@ fn check_inline_secrets(raw: &RawConfig, issues: &mut Vec<ProfileIssue>) {
             }
             for member in PRIVATE_JWK_MEMBERS {
                 if key.get(*member).is_some() {
-                    issues.push(ProfileIssue::new(
+                    issues.push(ConfigError::new(
                         format!("{at}.{member}"),
                         "private key material in the configuration: verification needs public keys only",
                     ));

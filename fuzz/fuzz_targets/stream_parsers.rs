@@ -2,9 +2,10 @@
 //!
 //! Selector (first byte): low 2 bits pick the parser, bits 2-3 its size cap (16, 64, 4096 bytes
 //! or 1 MiB) so the oversize paths are reached too.
-//! * 0: `usage::SseParser` (events and dropped-event count)
+//! * 0: `sse::SseParser` skipping oversized events (events and dropped-event count)
 //! * 1: `usage::NdjsonParser` (lines and dropped-line count)
-//! * 2: `translate::sse::SseSplitter` (events, and where an event was too large)
+//! * 2: `sse::SseParser` failing on oversized events, as translation uses it (events, and
+//!   whether an event was too large)
 //! * 3: `usage::SseChunkFilter` dropping injected usage chunks (forwarded bytes)
 //!
 //! Property (differential): the result of feeding the pieces equals the result of feeding the
@@ -13,8 +14,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tollgate::translate::sse::SseSplitter;
-use tollgate::usage::{NdjsonParser, OwnedSseEvent, SseChunkFilter, SseParser};
+use tollgate::sse::{EventTooLarge, OversizedEvent, OwnedSseEvent, SseParser};
+use tollgate::usage::{NdjsonParser, SseChunkFilter};
 use tollgate_fuzz::SplitInput;
 
 const CAPS: [usize; 4] = [16, 64, 4096, 1024 * 1024];
@@ -23,14 +24,14 @@ const CAPS: [usize; 4] = [16, 64, 4096, 1024 * 1024];
 enum Outcome {
     Sse(Vec<OwnedSseEvent>, u64),
     Ndjson(Vec<Vec<u8>>, u64),
-    Splitter(Vec<(Vec<u8>, Vec<u8>)>, Option<usize>),
+    Failing(Vec<OwnedSseEvent>, Option<EventTooLarge>),
     Filtered(Vec<u8>, u64),
 }
 
 fn run(parser: u8, cap: usize, pieces: &[&[u8]]) -> Outcome {
     match parser {
         0 => {
-            let mut p = SseParser::new(cap);
+            let mut p = SseParser::with_policy(cap, OversizedEvent::Skip);
             let mut events = Vec::new();
             for piece in pieces {
                 p.feed(piece, |e| events.push(OwnedSseEvent::from(e)));
@@ -48,22 +49,13 @@ fn run(parser: u8, cap: usize, pieces: &[&[u8]]) -> Outcome {
             Outcome::Ndjson(lines, p.dropped_lines())
         }
         2 => {
-            let mut p = SseSplitter::new(cap);
+            let mut p = SseParser::with_policy(cap, OversizedEvent::Fail);
             let mut events = Vec::new();
-            let mut on_event =
-                |name: &[u8], data: &[u8]| events.push((name.to_vec(), data.to_vec()));
-            let mut too_large = None;
             for piece in pieces {
-                if p.push(piece, &mut on_event).is_err() {
-                    // The translator stops reading a stream at its first oversized event.
-                    too_large = Some(cap);
-                    break;
-                }
+                p.feed(piece, |e| events.push(OwnedSseEvent::from(e)));
             }
-            if too_large.is_none() {
-                p.finish(&mut on_event);
-            }
-            Outcome::Splitter(events, too_large)
+            p.finish(|e| events.push(OwnedSseEvent::from(e)));
+            Outcome::Failing(events, p.failure())
         }
         _ => {
             let mut p = SseChunkFilter::new(cap);

@@ -1154,21 +1154,83 @@ fn oci_build_refuses_what_is_not_a_module() {
 
 #[test]
 fn deploying_guide_names_only_files_that_exist() {
-    let guide = read(&envoy_dir().join("DEPLOYING.md"));
-    let mut checked = 0;
-    for word in guide.split(|c: char| c.is_whitespace() || "`()[],:".contains(c)) {
-        let word = word.trim_end_matches('.');
-        if !word.starts_with("envoy/") || word.contains('*') {
-            continue;
+    let docs = repo_root().join("docs");
+    let mut pages = vec![repo_root().join("README.md")];
+    pages.extend(
+        std::fs::read_dir(&docs)
+            .expect("docs/")
+            .map(|e| e.expect("docs/ entry").path())
+            .filter(|p| p.extension().is_some_and(|e| e == "md")),
+    );
+    let mut checked_guide = 0;
+    for page in &pages {
+        let text = read(page);
+        for word in text.split(|c: char| c.is_whitespace() || "`()[],:".contains(c)) {
+            let word = word.trim_end_matches('.');
+            if !word.starts_with("envoy/") || word.contains('*') || word.contains('<') {
+                continue;
+            }
+            assert!(
+                repo_root().join(word).exists(),
+                "{} mentions {word}, which does not exist",
+                page.display()
+            );
+            if page.ends_with("deploying.md") {
+                checked_guide += 1;
+            }
         }
-        assert!(
-            repo_root().join(word).exists(),
-            "DEPLOYING.md mentions {word}, which does not exist"
-        );
-        checked += 1;
     }
     assert!(
-        checked >= 5,
-        "expected DEPLOYING.md to reference the assets"
+        checked_guide >= 5,
+        "expected docs/deploying.md to reference the assets"
     );
+}
+
+/// GitHub's anchor for a Markdown heading: lower case, spaces to dashes, punctuation dropped.
+fn heading_anchor(heading: &str) -> String {
+    heading
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter_map(|c| match c {
+            ' ' => Some('-'),
+            c if c.is_alphanumeric() || c == '-' || c == '_' => Some(c),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn every_alert_links_to_a_runbook_that_exists() {
+    let rules = yaml_doc(&envoy_dir().join("observability/alerts.yml"));
+    let mut alerts = 0;
+    for group in array_of(&rules["groups"], "groups") {
+        for rule in array_of(&group["rules"], "rules") {
+            let Some(alert) = rule["alert"].as_str() else {
+                continue;
+            };
+            alerts += 1;
+            let url = rule["annotations"]["runbook_url"]
+                .as_str()
+                .unwrap_or_else(|| panic!("alert {alert} has no runbook_url annotation"));
+            let (file, anchor) = url
+                .split_once('#')
+                .unwrap_or_else(|| panic!("alert {alert}: runbook_url {url} has no #section"));
+            let page = read(&repo_root().join(file));
+            let anchors: BTreeSet<String> = page
+                .lines()
+                .filter_map(|l| l.strip_prefix('#'))
+                .map(|l| heading_anchor(l.trim_start_matches('#')))
+                .collect();
+            assert!(
+                anchors.contains(anchor),
+                "alert {alert}: {file} has no section #{anchor} (sections: {anchors:?})"
+            );
+            assert!(
+                page.contains(&format!("### {alert}")),
+                "alert {alert}: its runbook section must be titled with the alert's name"
+            );
+        }
+    }
+    assert!(alerts >= 10, "expected the shipped alerts, found {alerts}");
 }

@@ -42,51 +42,11 @@ const MAX_PROVIDER_NAME_LEN: usize = 64;
 /// Longest shared-data key prefix.
 const MAX_KEY_PREFIX_LEN: usize = 128;
 
-/// A failover configuration error: where (JSON path) and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FailoverConfigError {
-    /// JSON path of the offending field, e.g. `failover.routes[0].providers[2]`.
-    pub path: String,
-    /// What is wrong with it.
-    pub reason: String,
-}
+/// A failover configuration error: the one configuration error type, whose path names the
+/// offending field, e.g. `failover.routes[0].providers[2]: unknown provider "x"`.
+pub type FailoverConfigError = crate::config::ConfigError;
 
-impl FailoverConfigError {
-    /// Creates an error for the field at `path`.
-    pub fn new(path: impl Into<String>, reason: impl Into<String>) -> Self {
-        Self {
-            path: path.into(),
-            reason: reason.into(),
-        }
-    }
-
-    /// The same error with `prefix` put in front of its path.
-    fn under(self, prefix: &str) -> Self {
-        Self {
-            path: join_path(prefix, &self.path),
-            reason: self.reason,
-        }
-    }
-}
-
-impl fmt::Display for FailoverConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.path, self.reason)
-    }
-}
-
-impl std::error::Error for FailoverConfigError {}
-
-/// Joins a path prefix (may be empty) and a relative path (`.` means the prefix itself).
-fn join_path(prefix: &str, rest: &str) -> String {
-    match (prefix.is_empty(), rest.is_empty() || rest == ".") {
-        (true, true) => ".".to_string(),
-        (true, false) => rest.to_string(),
-        (false, true) => prefix.to_string(),
-        (false, false) if rest.starts_with('[') => format!("{prefix}{rest}"),
-        (false, false) => format!("{prefix}.{rest}"),
-    }
-}
+use crate::config::join_path;
 
 /// The wire protocol a provider speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -194,13 +154,14 @@ fn default_max_retries() -> u32 {
     DEFAULT_MAX_RETRIES
 }
 
-/// Raw API key source: exactly one of `{"env": NAME}`, `{"file": PATH}`, `{"value": "..."}`.
+/// Raw API key source: exactly one of `{"env": NAME}` or `{"value": "..."}`. `{"file": PATH}`
+/// is read only to be refused by name: Envoy's V8 runtime gives wasm no file access.
 #[derive(Clone, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase", deny_unknown_fields)]
 pub enum RawApiKey {
     /// An environment variable of the Envoy process.
     Env(String),
-    /// A file (re-read by the host layer as it sees fit).
+    /// A file: refused at load (`api_key.file`), since the VM cannot read files.
     File(String),
     /// The key inline in the configuration (discouraged; production profiles may refuse it).
     Value(String),
@@ -362,8 +323,6 @@ impl ModelMap {
 pub enum ApiKeySource {
     /// Environment variable name.
     Env(String),
-    /// File path.
-    File(String),
     /// The key itself, inline in the configuration (never printed by `Debug`).
     Inline(String),
 }
@@ -379,7 +338,6 @@ impl fmt::Debug for ApiKeySource {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Env(name) => f.debug_tuple("Env").field(name).finish(),
-            Self::File(path) => f.debug_tuple("File").field(path).finish(),
             Self::Inline(_) => f.write_str("Inline(<redacted>)"),
         }
     }
@@ -512,26 +470,12 @@ impl FailoverSettings {
     }
 }
 
-/// Parses and validates a JSON `failover` section; error paths start with `path_prefix`.
+/// Parses and validates a JSON `failover` section on its own; error paths start with
+/// `path_prefix`. (The plugin configuration reads the section once with the rest of the
+/// document and calls [`compile`].)
 pub fn parse(bytes: &[u8], path_prefix: &str) -> Result<FailoverSettings, FailoverConfigError> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let raw: RawFailoverSettings = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let path = e.path().to_string();
-        FailoverConfigError::new(path, strip_position(&e.into_inner().to_string()))
-            .under(path_prefix)
-    })?;
-    de.end()
-        .map_err(|e| FailoverConfigError::new(".", strip_position(&e.to_string())))
-        .map_err(|e| e.under(path_prefix))?;
+    let raw: RawFailoverSettings = crate::config::deserialize_json(bytes, path_prefix)?;
     compile(raw, path_prefix)
-}
-
-/// serde_json appends " at line L column C"; the path already says where.
-fn strip_position(msg: &str) -> String {
-    match msg.rfind(" at line ") {
-        Some(i) => msg.get(..i).unwrap_or(msg).to_string(),
-        None => msg.to_string(),
-    }
 }
 
 /// Validates raw settings into the runtime form; error paths start with `path_prefix`
@@ -726,14 +670,11 @@ fn compile_provider(
             validate_env_name(name).map_err(|r| at("api_key.env", r))?;
             Some(ApiKeySource::Env(name.clone()))
         }
-        Some(RawApiKey::File(path)) => {
-            if path.is_empty() || path.chars().any(char::is_control) {
-                return Err(at(
-                    "api_key.file",
-                    "must be a non-empty path without control characters".to_string(),
-                ));
-            }
-            Some(ApiKeySource::File(path.clone()))
+        Some(RawApiKey::File(_)) => {
+            return Err(at(
+                "api_key.file",
+                "is not supported: Envoy's V8 runtime gives wasm no file access; give the key as {\"env\": NAME} (vm_config.environment_variables)".to_string(),
+            ));
         }
         Some(RawApiKey::Value(value)) => {
             let usable = !value.is_empty() && value.bytes().all(|b| b.is_ascii_graphic());
@@ -914,7 +855,7 @@ pub(crate) mod tests {
              "circuit": {"failure_threshold": 2, "cooldown_ms": 1000}},
             {"name": "azure", "kind": "openai-compatible", "cluster": "azure", "base_path": "/openai/v1/",
              "models": {"gpt-*": "azure-gpt-*", "gpt-4o*": "azure-4o"}, "max_retries": 0,
-             "timeout_ms": 5000, "api_key": {"file": "/etc/keys/azure"}},
+             "timeout_ms": 5000, "api_key": {"env": "AZURE_KEY"}},
             {"name": "anthropic", "kind": "anthropic", "cluster": "anthropic",
              "api_key": {"value": "sk-ant-secret"}, "models": {"claude-*": "claude-*"}}
         ],
@@ -1048,7 +989,7 @@ pub(crate) mod tests {
         assert_eq!(e.reason, "must not be empty");
         assert_eq!(
             e.to_string(),
-            "failover.providers[1].cluster: must not be empty"
+            "invalid tollgate config: failover.providers[1].cluster: must not be empty"
         );
 
         let e = err(

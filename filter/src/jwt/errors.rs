@@ -195,33 +195,9 @@ fn quoted_string_content(value: &str) -> String {
     out
 }
 
-/// A refused JWT configuration: the JSON path of the offending field and why, e.g.
-/// `jwt.providers[0].audiences: must not be empty`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct JwtConfigError {
-    /// JSON path of the offending field, e.g. `jwt.providers[0].audiences`.
-    pub path: String,
-    /// Why the value was refused.
-    pub reason: String,
-}
-
-impl JwtConfigError {
-    /// Builds an error for `path` with `reason`.
-    pub fn new(path: impl Into<String>, reason: impl Into<String>) -> Self {
-        JwtConfigError {
-            path: path.into(),
-            reason: reason.into(),
-        }
-    }
-}
-
-impl fmt::Display for JwtConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.path, self.reason)
-    }
-}
-
-impl std::error::Error for JwtConfigError {}
+/// A refused JWT configuration: the one configuration error type, whose path names the
+/// offending field, e.g. `jwt.providers[0].audiences: must not be empty`.
+pub type JwtConfigError = crate::config::ConfigError;
 
 #[cfg(test)]
 mod tests {
@@ -272,7 +248,7 @@ mod tests {
         let e = JwtConfigError::new("jwt.providers[0].audiences", "must not be empty");
         assert_eq!(
             e.to_string(),
-            "jwt.providers[0].audiences: must not be empty"
+            "invalid tollgate config: jwt.providers[0].audiences: must not be empty"
         );
     }
 }

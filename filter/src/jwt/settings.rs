@@ -378,29 +378,16 @@ pub struct ClaimHeader {
 }
 
 /// Deserializes a JSON value into `RawJwtSettings` and compiles it; serde errors carry the
-/// JSON path too (e.g. `jwt.providers[0].foo: unknown field ...`).
+/// JSON path too (e.g. `jwt.providers[0].foo: unknown field ...`). The plugin configuration
+/// reads the section once with the rest of the document and calls [`compile`] instead.
 pub fn from_json_value(value: Value, path_prefix: &str) -> Result<JwtSettings, JwtConfigError> {
-    let raw: RawJwtSettings = serde_path_to_error::deserialize(value).map_err(|e| {
-        let inner = e.path().to_string();
-        let path = if inner == "." {
-            path_prefix.to_string()
-        } else {
-            join(path_prefix, &inner)
-        };
-        JwtConfigError::new(path, e.into_inner().to_string())
-    })?;
+    let raw: RawJwtSettings = crate::config::deserialize_value(value, path_prefix)?;
     compile(raw, path_prefix)
 }
 
 /// Joins a JSON path prefix and a field (`a` + `b` → `a.b`; `a` + `[0]` → `a[0]`).
 fn join(prefix: &str, field: &str) -> String {
-    if prefix.is_empty() {
-        field.to_string()
-    } else if field.starts_with('[') {
-        format!("{prefix}{field}")
-    } else {
-        format!("{prefix}.{field}")
-    }
+    crate::config::join_path(prefix, field)
 }
 
 fn err<T>(path: String, reason: impl Into<String>) -> Result<T, JwtConfigError> {
@@ -846,8 +833,10 @@ mod tests {
         })
     }
 
+    /// `path: reason` of the error compiling `v` as the `jwt` section.
     fn compile_err(v: Value) -> String {
-        from_json_value(v, "jwt").unwrap_err().to_string()
+        let e = from_json_value(v, "jwt").unwrap_err();
+        format!("{}: {}", e.path, e.reason)
     }
 
     #[test]

@@ -87,23 +87,8 @@ fn default_retry_interval_ms() -> u64 {
     1000
 }
 
-/// A refused field: its JSON path and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FieldError {
-    /// JSON path, e.g. `budgets.global.windows[0].period`.
-    pub path: String,
-    /// What is wrong.
-    pub reason: String,
-}
-
-impl FieldError {
-    fn new(path: impl Into<String>, reason: impl Into<String>) -> Self {
-        Self {
-            path: path.into(),
-            reason: reason.into(),
-        }
-    }
-}
+/// A refused field: the configuration's one error type (JSON path and why).
+pub type FieldError = crate::config::ConfigError;
 
 /// Micro-dollars per dollar: cost windows count micro-dollars.
 pub const MICROS_PER_USD: f64 = 1_000_000.0;

@@ -10,8 +10,8 @@
 //!
 //! Layout: [`openai_request`] parses the client request once into a provider-neutral form that
 //! [`to_anthropic`] and [`to_gemini`] render; [`from_anthropic`] and [`from_gemini`] translate
-//! whole responses; [`stream`] (with [`sse`], `stream_anthropic` and `stream_gemini`) translates
-//! event streams; [`openai_out`] owns the OpenAI output shapes; [`provider_error`] maps error
+//! whole responses; [`stream`] (with the shared [`crate::sse`] parser, `stream_anthropic`,
+//! `stream_gemini` and the OpenAI writer `stream_out`) translates event streams; [`openai_out`] owns the OpenAI output shapes; [`provider_error`] maps error
 //! bodies; [`tool_ids`] names tool calls; [`model_map`] maps client model names.
 
 pub mod from_anthropic;
@@ -20,10 +20,10 @@ pub mod model_map;
 pub mod openai_out;
 pub mod openai_request;
 pub mod provider_error;
-pub mod sse;
 pub mod stream;
 mod stream_anthropic;
 mod stream_gemini;
+mod stream_out;
 pub mod to_anthropic;
 pub mod to_gemini;
 pub mod tool_ids;

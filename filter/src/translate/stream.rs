@@ -1,16 +1,16 @@
 //! [`StreamTranslator`]: turns an Anthropic or Gemini SSE response stream into an OpenAI
 //! `chat.completion.chunk` stream, incrementally and with bounded memory.
 //!
-//! The translator owns the output protocol (role chunk first, content and tool-call deltas,
-//! one finish chunk, the optional usage chunk, `data: [DONE]`, or an error event instead); the
-//! per-provider event handlers in `stream_anthropic` / `stream_gemini` only decide what to emit.
+//! The output protocol lives in `stream_out` (which knows no provider); the per-provider event
+//! handlers in `stream_anthropic` / `stream_gemini` only decide what to emit. A translator holds
+//! the state of its own provider only ([`ProviderStream`]).
 
-use super::openai_out::{
-    write_sse_json, Chunk, ChunkChoice, Delta, FunctionDelta, TokenUsage, ToolCallDelta, SSE_DONE,
-};
-use super::provider_error::stream_error_event_typed;
-use super::sse::SseSplitter;
-use super::{stream_anthropic, stream_gemini, SourceFormat};
+use super::openai_out::TokenUsage;
+use super::stream_anthropic::AnthropicStreamState;
+use super::stream_gemini::GeminiStreamState;
+use super::stream_out::StreamOut;
+use super::SourceFormat;
+use crate::sse::{OversizedEvent, SseParser};
 
 /// Default cap on the size of one provider event held while incomplete (1 MiB).
 pub const DEFAULT_MAX_STREAM_EVENT_BYTES: usize = 1024 * 1024;
@@ -22,8 +22,40 @@ pub const DEFAULT_MAX_STREAM_EVENT_BYTES: usize = 1024 * 1024;
 /// input was chunked.
 #[derive(Debug, Clone)]
 pub struct StreamTranslator {
-    sse: SseSplitter,
-    state: StreamState,
+    /// Fails on an oversized event: a translated stream cannot skip a provider event without
+    /// corrupting the answer.
+    sse: SseParser,
+    state: StreamOut,
+    provider: ProviderStream,
+}
+
+/// The provider-specific state of one stream: only the provider it reads from.
+#[derive(Debug, Clone)]
+enum ProviderStream {
+    /// An Anthropic Messages stream.
+    Anthropic(AnthropicStreamState),
+    /// A Gemini `streamGenerateContent?alt=sse` stream.
+    Gemini(GeminiStreamState),
+}
+
+impl ProviderStream {
+    fn new(source: SourceFormat) -> ProviderStream {
+        match source {
+            SourceFormat::Anthropic => ProviderStream::Anthropic(AnthropicStreamState::default()),
+            SourceFormat::Gemini => ProviderStream::Gemini(GeminiStreamState::default()),
+        }
+    }
+
+    /// Handles one provider event (`name` is its `event:` field).
+    fn handle_event(&mut self, state: &mut StreamOut, name: &str, data: &[u8], out: &mut Vec<u8>) {
+        if state.done || data == b"[DONE]" {
+            return;
+        }
+        match self {
+            ProviderStream::Anthropic(a) => a.handle_event(state, name, data, out),
+            ProviderStream::Gemini(g) => g.handle_event(state, data, out),
+        }
+    }
 }
 
 impl StreamTranslator {
@@ -40,30 +72,16 @@ impl StreamTranslator {
         include_usage: bool,
     ) -> StreamTranslator {
         StreamTranslator {
-            sse: SseSplitter::new(DEFAULT_MAX_STREAM_EVENT_BYTES),
-            state: StreamState {
-                source,
-                model: model_for_client.to_string(),
-                id: id.to_string(),
-                created,
-                include_usage,
-                role_sent: false,
-                finish_sent: false,
-                done: false,
-                draining: false,
-                finish_reason: None,
-                tool_call_count: 0,
-                usage: None,
-                anthropic: stream_anthropic::AnthropicStreamState::default(),
-                gemini: stream_gemini::GeminiStreamState::default(),
-            },
+            sse: SseParser::with_policy(DEFAULT_MAX_STREAM_EVENT_BYTES, OversizedEvent::Fail),
+            state: StreamOut::new(model_for_client, id, created, include_usage),
+            provider: ProviderStream::new(source),
         }
     }
 
     /// Sets the largest provider event that may be held while incomplete; a larger one ends
     /// the stream with an error event.
     pub fn with_max_event_bytes(mut self, max_event_bytes: usize) -> StreamTranslator {
-        self.sse = SseSplitter::new(max_event_bytes);
+        self.sse = SseParser::with_policy(max_event_bytes, OversizedEvent::Fail);
         self
     }
 
@@ -73,11 +91,11 @@ impl StreamTranslator {
         if self.state.done {
             return out;
         }
-        let state = &mut self.state;
-        let result = self.sse.push(chunk, &mut |name, data| {
-            state.handle_event(name, data, &mut out);
+        let (state, provider) = (&mut self.state, &mut self.provider);
+        self.sse.feed(chunk, |event| {
+            provider.handle_event(state, event.event, event.data, &mut out);
         });
-        if let Err(too_large) = result {
+        if let Some(too_large) = self.sse.failure() {
             self.state.emit_error(
                 &mut out,
                 &format!(
@@ -100,9 +118,9 @@ impl StreamTranslator {
             return out;
         }
         self.state.draining = true;
-        let state = &mut self.state;
-        self.sse.finish(&mut |name, data| {
-            state.handle_event(name, data, &mut out);
+        let (state, provider) = (&mut self.state, &mut self.provider);
+        self.sse.finish(|event| {
+            provider.handle_event(state, event.event, event.data, &mut out);
         });
         if self.state.done {
             return out;
@@ -154,193 +172,35 @@ impl StreamTranslator {
     }
 }
 
-/// Everything the translator knows about the stream so far, and the output primitives.
-#[derive(Debug, Clone)]
-pub(crate) struct StreamState {
-    source: SourceFormat,
-    model: String,
-    pub(crate) id: String,
-    created: u64,
-    include_usage: bool,
-    role_sent: bool,
-    finish_sent: bool,
-    pub(crate) done: bool,
-    /// `finish` is dispatching an event left without its closing blank line; if it does not
-    /// parse, the stream was cut mid-event (reported as truncation, not as a bad event).
-    pub(crate) draining: bool,
-    /// The OpenAI finish reason once known (emitted at the latest by `finish`).
-    pub(crate) finish_reason: Option<&'static str>,
-    /// Tool calls started so far (the next tool call's index).
-    pub(crate) tool_call_count: u64,
-    pub(crate) usage: Option<TokenUsage>,
-    pub(crate) anthropic: stream_anthropic::AnthropicStreamState,
-    pub(crate) gemini: stream_gemini::GeminiStreamState,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-impl StreamState {
-    fn handle_event(&mut self, name: &[u8], data: &[u8], out: &mut Vec<u8>) {
-        if self.done || data == b"[DONE]" {
-            return;
-        }
-        match self.source {
-            SourceFormat::Anthropic => stream_anthropic::handle_event(self, name, data, out),
-            SourceFormat::Gemini => stream_gemini::handle_event(self, data, out),
-        }
+    #[test]
+    fn a_translator_holds_only_its_own_providers_state() {
+        let anthropic = StreamTranslator::new(SourceFormat::Anthropic, "m", "id", 0, false);
+        assert!(matches!(anthropic.provider, ProviderStream::Anthropic(_)));
+        let gemini = StreamTranslator::new(SourceFormat::Gemini, "m", "id", 0, false)
+            .with_max_event_bytes(64);
+        assert!(matches!(gemini.provider, ProviderStream::Gemini(_)));
     }
 
-    fn write_chunk(
-        &self,
-        out: &mut Vec<u8>,
-        delta: Delta<'_>,
-        finish_reason: Option<&'static str>,
-    ) {
-        let chunk = Chunk {
-            id: &self.id,
-            object: "chat.completion.chunk",
-            created: self.created,
-            model: &self.model,
-            choices: vec![ChunkChoice {
-                index: 0,
-                delta,
-                logprobs: None,
-                finish_reason,
-            }],
-            usage: self.include_usage.then_some(None),
-        };
-        write_sse_json(out, &chunk);
-    }
-
-    /// Emits the first chunk (`role: assistant`, empty content) unless already sent.
-    pub(crate) fn emit_role(&mut self, out: &mut Vec<u8>) {
-        if self.role_sent {
-            return;
+    #[test]
+    fn an_oversized_provider_event_ends_the_translated_stream_with_an_error() {
+        let mut t = StreamTranslator::new(SourceFormat::Gemini, "m", "id", 0, false)
+            .with_max_event_bytes(64);
+        let ok = br#"data: {"candidates":[{"content":{"parts":[{"text":"hi"}]}}]}"#;
+        let mut out = t.push(ok);
+        out.extend(t.push(b"\n\n"));
+        let big = format!("data: {}\n\n", "x".repeat(100));
+        for byte in big.as_bytes() {
+            out.extend(t.push(std::slice::from_ref(byte)));
         }
-        self.role_sent = true;
-        let delta = Delta {
-            role: Some("assistant"),
-            content: Some(""),
-            tool_calls: None,
-        };
-        self.write_chunk(out, delta, None);
-    }
-
-    /// Emits a text fragment.
-    pub(crate) fn emit_content(&mut self, out: &mut Vec<u8>, text: &str) {
-        if text.is_empty() {
-            return;
-        }
-        self.emit_role(out);
-        let delta = Delta {
-            content: Some(text),
-            ..Delta::default()
-        };
-        self.write_chunk(out, delta, None);
-    }
-
-    /// Starts a tool call (id, type, name) with its first argument text, and returns its index.
-    pub(crate) fn emit_tool_call_start(
-        &mut self,
-        out: &mut Vec<u8>,
-        id: &str,
-        name: &str,
-        arguments: &str,
-    ) -> u64 {
-        self.emit_role(out);
-        let index = self.tool_call_count;
-        self.tool_call_count = self.tool_call_count.saturating_add(1);
-        let delta = Delta {
-            tool_calls: Some(vec![ToolCallDelta {
-                index,
-                id: Some(id),
-                kind: Some("function"),
-                function: FunctionDelta {
-                    name: Some(name),
-                    arguments: Some(arguments),
-                },
-            }]),
-            ..Delta::default()
-        };
-        self.write_chunk(out, delta, None);
-        index
-    }
-
-    /// Emits a fragment of a tool call's arguments.
-    pub(crate) fn emit_tool_arguments(&mut self, out: &mut Vec<u8>, index: u64, fragment: &str) {
-        if fragment.is_empty() {
-            return;
-        }
-        let delta = Delta {
-            tool_calls: Some(vec![ToolCallDelta {
-                index,
-                id: None,
-                kind: None,
-                function: FunctionDelta {
-                    name: None,
-                    arguments: Some(fragment),
-                },
-            }]),
-            ..Delta::default()
-        };
-        self.write_chunk(out, delta, None);
-    }
-
-    /// Emits the finish chunk (empty delta, `finish_reason`) unless already sent.
-    pub(crate) fn emit_finish(&mut self, out: &mut Vec<u8>, reason: &'static str) {
-        self.finish_reason = Some(reason);
-        if self.finish_sent {
-            return;
-        }
-        self.emit_role(out);
-        self.finish_sent = true;
-        self.write_chunk(out, Delta::default(), Some(reason));
-    }
-
-    /// Emits the usage chunk (when requested) and `data: [DONE]`; the stream is then over.
-    pub(crate) fn emit_end(&mut self, out: &mut Vec<u8>) {
-        if self.done {
-            return;
-        }
-        if self.include_usage {
-            let usage = self.usage.unwrap_or_default().to_openai();
-            let chunk = Chunk {
-                id: &self.id,
-                object: "chat.completion.chunk",
-                created: self.created,
-                model: &self.model,
-                choices: Vec::new(),
-                usage: Some(Some(usage)),
-            };
-            write_sse_json(out, &chunk);
-        }
-        out.extend_from_slice(SSE_DONE);
-        self.done = true;
-    }
-
-    /// Reports an event that did not parse: an error, unless it is the cut-off tail of a
-    /// truncated stream (then `finish` reports the truncation).
-    pub(crate) fn emit_malformed_event(&mut self, out: &mut Vec<u8>) {
-        if !self.draining {
-            self.emit_error(
-                out,
-                "upstream sent a malformed stream event",
-                "server_error",
-                "bad_upstream_event",
-            );
-        }
-    }
-
-    /// Emits an OpenAI error event and `data: [DONE]`; the stream is then over.
-    pub(crate) fn emit_error(
-        &mut self,
-        out: &mut Vec<u8>,
-        message: &str,
-        error_type: &str,
-        code: &str,
-    ) {
-        if self.done {
-            return;
-        }
-        out.extend_from_slice(&stream_error_event_typed(message, error_type, code));
-        self.done = true;
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("\"hi\""), "{text}");
+        assert!(text.contains("upstream_event_too_large"), "{text}");
+        assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
+        assert!(t.is_done());
+        assert!(t.finish().is_empty());
     }
 }

@@ -179,8 +179,9 @@ impl<'de> Visitor<'de> for TextVisitor {
     }
 }
 
-/// Keys under which generated (or prompt) text lives in the providers' payloads. [`TextLen`]
-/// descends only into these keys of an object.
+/// Keys under which generated text lives in the providers' response payloads. [`TextLen`]
+/// descends only into these keys of an object. (A request message's text is defined once, in
+/// [`super::text`].)
 const TEXT_KEYS: &[&str] = &[
     "content",
     "text",
@@ -210,29 +211,6 @@ const TEXT_KEYS: &[&str] = &[
     "system_instruction",
 ];
 
-/// Keys skipped by [`TextLen::counting_all`] because they hold binary payloads or identifiers,
-/// not text a tokenizer sees as words (base64 images, audio, embeddings, URLs).
-const NON_TEXT_KEYS: &[&str] = &[
-    "image_url",
-    "image",
-    "images",
-    "url",
-    "data",
-    "inline_data",
-    "inlineData",
-    "file_data",
-    "fileData",
-    "input_audio",
-    "audio",
-    "b64_json",
-    "source",
-    "embedding",
-    "signature",
-    "logprobs",
-    "id",
-    "model",
-];
-
 /// The number of characters of text found in a JSON value, without copying it.
 ///
 /// A string counts its characters; an array sums its elements; an object sums the values under
@@ -242,28 +220,15 @@ const NON_TEXT_KEYS: &[&str] = &[
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TextLen(pub u64);
 
-impl TextLen {
-    /// Counts the characters of every string value in a JSON document except those under
-    /// binary-payload keys (images, audio, embeddings); `None` when the document is not JSON.
-    pub fn counting_all(json: &[u8]) -> Option<u64> {
-        let mut de = serde_json::Deserializer::from_slice(json);
-        let n = TextLenSeed { all: true }.deserialize(&mut de).ok()?;
-        de.end().ok()?;
-        Some(n)
-    }
-}
-
 impl<'de> Deserialize<'de> for TextLen {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        TextLenSeed { all: false }.deserialize(d).map(TextLen)
+        TextLenSeed.deserialize(d).map(TextLen)
     }
 }
 
-/// Counts text characters; `all` selects "every key but binary ones" instead of "text keys".
+/// Counts text characters under the text keys.
 #[derive(Clone, Copy)]
-struct TextLenSeed {
-    all: bool,
-}
+struct TextLenSeed;
 
 impl<'de> DeserializeSeed<'de> for TextLenSeed {
     type Value = u64;
@@ -274,9 +239,7 @@ impl<'de> DeserializeSeed<'de> for TextLenSeed {
 }
 
 /// Whether a map key selects its value for counting.
-struct KeySelected {
-    all: bool,
-}
+struct KeySelected;
 
 impl<'de> DeserializeSeed<'de> for KeySelected {
     type Value = bool;
@@ -293,11 +256,7 @@ impl<'de> Visitor<'de> for KeySelected {
         f.write_str("an object key")
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<bool, E> {
-        Ok(if self.all {
-            !NON_TEXT_KEYS.contains(&v)
-        } else {
-            TEXT_KEYS.contains(&v)
-        })
+        Ok(TEXT_KEYS.contains(&v))
     }
 }
 
@@ -340,7 +299,7 @@ impl<'de> Visitor<'de> for TextLenSeed {
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<u64, A::Error> {
         let mut total = 0u64;
-        while let Some(selected) = map.next_key_seed(KeySelected { all: self.all })? {
+        while let Some(selected) = map.next_key_seed(KeySelected)? {
             if selected {
                 total = total.saturating_add(map.next_value_seed(self)?);
             } else {
@@ -374,13 +333,5 @@ mod tests {
         assert_eq!(n.0, 5 + 1 + 7);
         let n: TextLen = serde_json::from_str("null").unwrap();
         assert_eq!(n.0, 0);
-    }
-
-    #[test]
-    fn counting_all_skips_binary_keys() {
-        let body = r#"{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"abcd"},{"type":"image_url","image_url":{"url":"data:xxxxxxxxxxxxxxxx"}}]}]}"#;
-        // "user" + "text" + "abcd" + "image_url" (the type value) are counted; the URL is not.
-        assert_eq!(TextLen::counting_all(body.as_bytes()), Some(4 + 4 + 4 + 9));
-        assert_eq!(TextLen::counting_all(b"{not json"), None);
     }
 }

@@ -7,9 +7,11 @@
 //! - [`request`]: model, streaming flag, output limit and prompt-size estimate of a request.
 //! - [`stream_rewrite`]: adding `stream_options.include_usage` to OpenAI chat streams and
 //!   stripping the extra usage-only chunk the client did not ask for.
-//! - [`sse`] / [`ndjson`]: bounded incremental parsers observing body chunks.
+//! - [`ndjson`]: the bounded incremental NDJSON parser (SSE is [`crate::sse`], shared with
+//!   translation).
 //! - [`extract`]: each provider's usage, model and terminator rules.
 //! - [`record`]: the canonical [`Usage`] record and the per-provider meaning of its fields.
+//! - [`text`]: the one definition of a message's text (prompt estimate and guardrails).
 //! - [`tracker`]: the per-response state machine ([`UsageTracker`]) the host feeds.
 //! - [`price`]: per-model prices and cost.
 //!
@@ -25,10 +27,11 @@ pub mod price;
 pub mod record;
 pub mod request;
 pub mod shape;
-pub mod sse;
 pub mod stream_rewrite;
+pub mod text;
 pub mod tracker;
 
+pub use crate::sse::{OwnedSseEvent, SseEvent, SseParser};
 pub use api_kind::{
     classify_path, gemini_model_from_path, is_gemini_stream_path, ApiKind, BodyFraming,
 };
@@ -39,8 +42,8 @@ pub use request::{
     estimate_prompt_tokens, is_streaming_request, request_model, requested_max_tokens, RequestInfo,
 };
 pub use shape::{BodyShape, InputField, MessageList};
-pub use sse::{OwnedSseEvent, SseEvent, SseParser};
 pub use stream_rewrite::{ensure_include_usage, is_injected_usage_chunk, SseChunkFilter};
+pub use text::MessageText;
 pub use tracker::{FeedEvents, TrackerConfig, UsageOutcome, UsageTracker};
 
 #[cfg(test)]

@@ -2,9 +2,10 @@
 //! limit, and a cheap prompt-size estimate, all from one lenient pass over the request body.
 
 use super::api_kind::{gemini_model_from_path, is_gemini_stream_path, ApiKind};
-use super::lenient::{Count, Flag, Text, TextLen};
+use super::lenient::{Count, Flag, Text};
 use super::record::tokens_from_chars;
-use super::shape::{BodyShape, InputField, MessageList};
+use super::shape::{BodyShape, InputValue, MessageList};
+use super::text::MessageText;
 use serde::Deserialize;
 
 #[derive(Deserialize, Default)]
@@ -41,7 +42,12 @@ struct RequestFields {
     stream_options: Option<StreamOptions>,
     messages: Option<MessageList>,
     contents: Option<MessageList>,
-    input: Option<InputField>,
+    input: Option<InputValue>,
+    system: MessageText,
+    prompt: MessageText,
+    instructions: MessageText,
+    #[serde(rename = "systemInstruction", alias = "system_instruction")]
+    system_instruction: MessageText,
 }
 
 impl RequestFields {
@@ -61,14 +67,36 @@ impl RequestFields {
             // Ollama: -1 (unbounded) and -2 (fill context) read as absent.
             .or(self.options.as_ref().and_then(|o| o.num_predict.0))
     }
+
+    /// Characters of prompt text: every message's text (see [`super::text`]) plus the text of
+    /// the system prompt, instructions, `prompt` and `input`.
+    fn prompt_chars(&self) -> u64 {
+        let list = |l: &Option<MessageList>| l.as_ref().map_or(0, |l| l.total_chars);
+        [
+            list(&self.messages),
+            list(&self.contents),
+            self.input.as_ref().map_or(0, |i| i.chars),
+            self.system.0,
+            self.prompt.0,
+            self.instructions.0,
+            self.system_instruction.0,
+        ]
+        .into_iter()
+        .fold(0u64, u64::saturating_add)
+    }
 }
 
-/// Estimates the prompt tokens of a request body: characters of its text (messages, system,
-/// prompt, input, contents; base64 images, audio and URLs are skipped) divided by 4. A body that
-/// is not JSON is estimated as bytes / 4.
+/// The prompt estimate of a body that parsed (`fields`) or did not (bytes / 4).
+fn prompt_estimate(fields: Option<&RequestFields>, body: &[u8]) -> u64 {
+    tokens_from_chars(fields.map_or(body.len() as u64, RequestFields::prompt_chars))
+}
+
+/// Estimates the prompt tokens of a request body: characters of its text (each message's text
+/// as [`super::text`] defines it — the same text the guardrails measure — plus `system`,
+/// `systemInstruction`, `instructions`, `prompt` and `input`) divided by 4. A body that is not
+/// JSON is estimated as bytes / 4.
 pub fn estimate_prompt_tokens(body: &[u8]) -> u64 {
-    let chars = TextLen::counting_all(body).unwrap_or(body.len() as u64);
-    tokens_from_chars(chars)
+    prompt_estimate(RequestFields::parse(body).as_ref(), body)
 }
 
 /// The output limit the request asks for: `max_completion_tokens`, `max_tokens`,
@@ -117,6 +145,7 @@ impl RequestInfo {
         // serde reads a struct from an array too: only an object counts.
         let starts_object = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
         let json_object = parsed.is_some() && starts_object;
+        let prompt_estimate = prompt_estimate(parsed.as_ref(), body);
         let fields = parsed.unwrap_or_default();
         let explicit_stream = fields.stream.0;
         let streaming = match kind {
@@ -133,7 +162,7 @@ impl RequestInfo {
             model,
             streaming,
             max_tokens: fields.max_tokens(),
-            prompt_estimate: estimate_prompt_tokens(body),
+            prompt_estimate,
             include_usage_requested: fields
                 .stream_options
                 .as_ref()
@@ -143,7 +172,7 @@ impl RequestInfo {
                 model: fields.model.as_deref().is_some_and(|m| !m.is_empty()),
                 messages: fields.messages,
                 contents: fields.contents,
-                input: fields.input,
+                input: fields.input.map(|i| i.field),
                 max_tokens: fields.max_tokens.0.is_some(),
             },
         }
@@ -188,7 +217,7 @@ mod tests {
         );
         assert!(ollama.streaming);
         assert_eq!(ollama.model.as_deref(), Some("llama3"));
-        assert_eq!(ollama.prompt_estimate, 4, "user + hello there = 15 chars");
+        assert_eq!(ollama.prompt_estimate, 3, "hello there = 11 chars");
 
         let gemini = RequestInfo::from_request(
             ApiKind::Gemini,
@@ -204,6 +233,27 @@ mod tests {
             br#"{"model":"m","stream":true,"stream_options":{"include_usage":true}}"#,
         );
         assert!(openai.streaming && openai.include_usage_requested);
+    }
+
+    #[test]
+    fn estimate_and_guardrails_measure_the_same_message_text() {
+        let body = br#"{"model":"m","system":"be brief","messages":[
+            {"role":"user","content":[{"type":"text","text":"abcdefgh"},{"type":"image_url","image_url":{"url":"data:xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}}]},
+            {"role":"assistant","content":"ijkl","tool_calls":[{"function":{"arguments":"{}"}}]}]}"#;
+        let info = RequestInfo::from_request(ApiKind::OpenAiChat, "/v1/chat/completions", body);
+        let messages = info.shape.messages.unwrap();
+        // The guardrails see 8 and 4 characters; the estimate counts those 12 plus the system
+        // prompt's 8, and nothing of roles, type tags, the image or the tool call.
+        assert_eq!((messages.longest_chars, messages.total_chars), (8, 12));
+        assert_eq!(info.prompt_estimate, tokens_from_chars(12 + 8));
+        assert_eq!(estimate_prompt_tokens(body), info.prompt_estimate);
+        let gemini = br#"{"systemInstruction":{"parts":[{"text":"abcd"}]},"contents":[{"role":"user","parts":[{"text":"abcdefgh"}]}]}"#;
+        let info =
+            RequestInfo::from_request(ApiKind::Gemini, "/v1beta/models/g:generateContent", gemini);
+        assert_eq!(info.shape.contents.unwrap().longest_chars, 8);
+        assert_eq!(info.prompt_estimate, tokens_from_chars(8 + 4));
+        let embeddings = br#"{"model":"e","input":["abcd","efgh"]}"#;
+        assert_eq!(estimate_prompt_tokens(embeddings), tokens_from_chars(8));
     }
 
     #[test]

@@ -2,11 +2,11 @@
 //! there, how many messages, how long the longest one — read in the same lenient serde pass that
 //! reads the model and output limit (see [`super::request`]), so no body is parsed twice.
 //!
-//! Message text is measured in characters without being copied: a `content` string, or the
-//! `text` of every part of an array `content` (OpenAI content parts, Anthropic content blocks),
-//! or the `text` of Gemini `parts`.
+//! Message text is measured in characters without being copied, by the one definition in
+//! [`super::text`] (which the prompt-size estimate uses too).
 
-use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use super::text::{MessageText, TextVisitor};
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use std::fmt;
 
@@ -38,6 +38,8 @@ pub struct MessageList {
     pub longest_chars: u64,
     /// Index of the longest element.
     pub longest_index: u64,
+    /// Characters of text in all elements (the prompt-size estimate's share).
+    pub total_chars: u64,
 }
 
 /// An `input` value.
@@ -68,7 +70,8 @@ impl<'de> Visitor<'de> for MessageListVisitor {
             is_array: true,
             ..MessageList::default()
         };
-        while let Some(MessageChars(chars)) = seq.next_element()? {
+        while let Some(MessageText(chars)) = seq.next_element()? {
+            list.total_chars = list.total_chars.saturating_add(chars);
             if chars > list.longest_chars || list.count == 0 {
                 list.longest_chars = chars;
                 list.longest_index = list.count;
@@ -98,215 +101,85 @@ impl<'de> Visitor<'de> for MessageListVisitor {
     }
 }
 
-/// Characters of text in one message: its `content` or Gemini `parts`.
-struct MessageChars(u64);
-
-impl<'de> Deserialize<'de> for MessageChars {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(MessageCharsVisitor)
-    }
+/// An `input` value as the request reader sees it: whether it is empty, and its text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct InputValue {
+    /// Empty or present, for the guardrails.
+    pub(crate) field: InputField,
+    /// Characters of text (see [`super::text`]), for the prompt-size estimate.
+    pub(crate) chars: u64,
 }
 
-struct MessageCharsVisitor;
-
-impl<'de> Visitor<'de> for MessageCharsVisitor {
-    type Value = MessageChars;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a message")
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<MessageChars, A::Error> {
-        let mut total = 0u64;
-        while let Some(key) = map.next_key::<MessageKey>()? {
-            if key.0 {
-                total = total.saturating_add(map.next_value_seed(ContentChars { top: true })?);
-            } else {
-                map.next_value::<IgnoredAny>()?;
-            }
-        }
-        Ok(MessageChars(total))
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<MessageChars, A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(MessageChars(0))
-    }
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<MessageChars, E> {
-        Ok(MessageChars(0))
-    }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<MessageChars, E> {
-        Ok(MessageChars(0))
-    }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<MessageChars, E> {
-        Ok(MessageChars(0))
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<MessageChars, E> {
-        Ok(MessageChars(0))
-    }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<MessageChars, E> {
-        Ok(MessageChars(0))
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<MessageChars, E> {
-        Ok(MessageChars(0))
-    }
-}
-
-/// A message key: true for `content` and `parts`, whose text is measured.
-struct MessageKey(bool);
-
-impl<'de> Deserialize<'de> for MessageKey {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_str(MessageKeyVisitor)
-    }
-}
-
-struct MessageKeyVisitor;
-
-impl<'de> Visitor<'de> for MessageKeyVisitor {
-    type Value = MessageKey;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("an object key")
-    }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<MessageKey, E> {
-        Ok(MessageKey(v == "content" || v == "parts"))
-    }
-}
-
-/// Characters of a `content` value: a string, or (at the top) an array of strings and parts
-/// whose `text` is a string.
-#[derive(Clone, Copy)]
-struct ContentChars {
-    top: bool,
-}
-
-impl<'de> DeserializeSeed<'de> for ContentChars {
-    type Value = u64;
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<u64, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for ContentChars {
-    type Value = u64;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("message content")
-    }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<u64, E> {
-        Ok(v.chars().count() as u64)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<u64, A::Error> {
-        let mut total = 0u64;
-        if self.top {
-            while let Some(n) = seq.next_element_seed(ContentChars { top: false })? {
-                total = total.saturating_add(n);
-            }
-        } else {
-            while seq.next_element::<IgnoredAny>()?.is_some() {}
-        }
-        Ok(total)
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<u64, A::Error> {
-        let mut total = 0u64;
-        while let Some(key) = map.next_key::<TextKey>()? {
-            if key.0 && !self.top {
-                total = total.saturating_add(map.next_value_seed(ContentChars { top: false })?);
-            } else {
-                map.next_value::<IgnoredAny>()?;
-            }
-        }
-        Ok(total)
-    }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<u64, E> {
-        Ok(0)
-    }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<u64, E> {
-        Ok(0)
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<u64, E> {
-        Ok(0)
-    }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<u64, E> {
-        Ok(0)
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<u64, E> {
-        Ok(0)
-    }
-    fn visit_none<E: de::Error>(self) -> Result<u64, E> {
-        Ok(0)
-    }
-}
-
-/// A part key: true for `text`.
-struct TextKey(bool);
-
-impl<'de> Deserialize<'de> for TextKey {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_str(TextKeyVisitor)
-    }
-}
-
-struct TextKeyVisitor;
-
-impl<'de> Visitor<'de> for TextKeyVisitor {
-    type Value = TextKey;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("an object key")
-    }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<TextKey, E> {
-        Ok(TextKey(v == "text"))
-    }
-}
-
-impl<'de> Deserialize<'de> for InputField {
+impl<'de> Deserialize<'de> for InputValue {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         d.deserialize_any(InputVisitor)
     }
 }
 
+impl<'de> Deserialize<'de> for InputField {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        InputValue::deserialize(d).map(|v| v.field)
+    }
+}
+
 struct InputVisitor;
 
+impl InputVisitor {
+    fn present(chars: u64) -> InputValue {
+        InputValue {
+            field: InputField::Present,
+            chars,
+        }
+    }
+}
+
 impl<'de> Visitor<'de> for InputVisitor {
-    type Value = InputField;
+    type Value = InputValue;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("an input value")
     }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<InputField, E> {
-        Ok(if v.is_empty() {
-            InputField::Empty
-        } else {
-            InputField::Present
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<InputValue, E> {
+        let chars = TextVisitor.visit_str(v)?;
+        Ok(InputValue {
+            field: if v.is_empty() {
+                InputField::Empty
+            } else {
+                InputField::Present
+            },
+            chars,
         })
     }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<InputField, A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<InputValue, A::Error> {
         let mut any = false;
-        while seq.next_element::<IgnoredAny>()?.is_some() {
+        let mut chars = 0u64;
+        while let Some(MessageText(n)) = seq.next_element()? {
             any = true;
+            chars = chars.saturating_add(n);
         }
-        Ok(if any {
-            InputField::Present
-        } else {
-            InputField::Empty
+        Ok(InputValue {
+            field: if any {
+                InputField::Present
+            } else {
+                InputField::Empty
+            },
+            chars,
         })
     }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<InputField, A::Error> {
-        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-        Ok(InputField::Present)
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<InputValue, A::Error> {
+        TextVisitor.visit_map(map).map(Self::present)
     }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<InputField, E> {
-        Ok(InputField::Present)
+    fn visit_u64<E: de::Error>(self, _: u64) -> Result<InputValue, E> {
+        Ok(Self::present(0))
     }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<InputField, E> {
-        Ok(InputField::Present)
+    fn visit_i64<E: de::Error>(self, _: i64) -> Result<InputValue, E> {
+        Ok(Self::present(0))
     }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<InputField, E> {
-        Ok(InputField::Present)
+    fn visit_f64<E: de::Error>(self, _: f64) -> Result<InputValue, E> {
+        Ok(Self::present(0))
     }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<InputField, E> {
-        Ok(InputField::Present)
+    fn visit_bool<E: de::Error>(self, _: bool) -> Result<InputValue, E> {
+        Ok(Self::present(0))
     }
 }
 
@@ -325,6 +198,7 @@ mod tests {
         assert_eq!(list.count, 4);
         assert_eq!(list.longest_chars, 10);
         assert_eq!(list.longest_index, 1);
+        assert_eq!(list.total_chars, 5 + 10 + 3);
     }
 
     #[test]

@@ -10,7 +10,7 @@
 //! untouched.) The usage tracker observes the upstream bytes before filtering, so it still sees
 //! the usage chunk.
 
-use super::sse::{SseEvent, SseParser, DEFAULT_MAX_EVENT_BYTES};
+use crate::sse::{OversizedEvent, SseEvent, SseParser, DEFAULT_MAX_EVENT_BYTES};
 use serde::de::IgnoredAny;
 use serde::Deserialize;
 use std::ops::Range;
@@ -113,7 +113,8 @@ impl SseChunkFilter {
     /// Creates a filter holding back at most `max_event_bytes` of an unfinished event.
     pub fn new(max_event_bytes: usize) -> Self {
         Self {
-            parser: SseParser::new(max_event_bytes),
+            // An event too large to judge is forwarded as is (see `passthrough`), never failed.
+            parser: SseParser::with_policy(max_event_bytes, OversizedEvent::Skip),
             held: Vec::new(),
             max_held_bytes: max_event_bytes,
             passthrough: false,

@@ -10,7 +10,7 @@ use super::api_kind::{ApiKind, BodyFraming};
 use super::extract::{observe_body, observe_stream_payload, observe_usage_tail, Observed};
 use super::ndjson::NdjsonParser;
 use super::record::{tokens_from_chars, Usage};
-use super::sse::{SseParser, DEFAULT_MAX_EVENT_BYTES};
+use crate::sse::{OversizedEvent, SseParser, DEFAULT_MAX_EVENT_BYTES};
 
 /// Default cap on a buffered non-streamed JSON body (1 MiB).
 pub const DEFAULT_MAX_JSON_BODY_BYTES: usize = 1024 * 1024;
@@ -106,7 +106,8 @@ impl UsageTracker {
             framing,
             prompt_estimate,
             max_json_body_bytes: config.max_json_body_bytes,
-            sse: SseParser::new(config.max_event_bytes),
+            // Accounting only observes: an event too large to parse is skipped and counted.
+            sse: SseParser::with_policy(config.max_event_bytes, OversizedEvent::Skip),
             ndjson: NdjsonParser::new(config.max_event_bytes),
             json: Vec::new(),
             json_over_cap: false,

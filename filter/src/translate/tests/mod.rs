@@ -9,5 +9,4 @@
 
 mod request_tests;
 mod response_tests;
-mod sse_tests;
 mod stream_tests;

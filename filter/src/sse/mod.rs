@@ -1,15 +1,38 @@
-//! Incremental Server-Sent Events parser (WHATWG `text/event-stream` rules).
+//! The one incremental Server-Sent Events parser (WHATWG `text/event-stream` rules), shared by
+//! usage accounting ([`crate::usage`]) and provider stream translation ([`crate::translate`]).
 //!
 //! It observes a copy of each body chunk (`&[u8]`) and never owns or changes the body. Chunks may
-//! split events, lines and even CRLF pairs at any byte. Memory is bounded by a configurable
-//! maximum event size: an event whose raw bytes exceed it is discarded (and counted) and parsing
-//! resumes at the next event.
+//! split events, lines and even CRLF pairs at any byte. Memory is bounded by a maximum event
+//! size; what happens to an event whose raw bytes exceed it is the caller's explicit
+//! [`OversizedEvent`] policy:
+//! * [`OversizedEvent::Skip`] (usage accounting, which only observes): the event is discarded,
+//!   counted, and parsing resumes at the next event;
+//! * [`OversizedEvent::Fail`] (translation, which cannot drop provider events without
+//!   corrupting the answer): parsing stops for good and [`SseParser::failure`] reports it.
+//!
+//! It must not touch the host, and it never interprets event payloads.
 
 /// Default maximum raw size of one event (1 MiB: an OpenAI Responses `response.completed` event
 /// repeats the whole generated output, so events can be large).
 pub const DEFAULT_MAX_EVENT_BYTES: usize = 1024 * 1024;
 
 const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// What the parser does with an event larger than its cap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OversizedEvent {
+    /// Discard the event, count it ([`SseParser::dropped_events`]) and go on with the next one.
+    Skip,
+    /// Stop parsing: no further event is dispatched and [`SseParser::failure`] says why.
+    Fail,
+}
+
+/// Parsing stopped because an event outgrew the cap (only under [`OversizedEvent::Fail`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventTooLarge {
+    /// The configured maximum event size in bytes.
+    pub max_event_bytes: usize,
+}
 
 /// One dispatched event; the slices borrow the parser's buffers until the callback returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,6 +70,9 @@ impl From<&SseEvent<'_>> for OwnedSseEvent {
 #[derive(Debug, Clone)]
 pub struct SseParser {
     max_event_bytes: usize,
+    policy: OversizedEvent,
+    /// Set once under [`OversizedEvent::Fail`]: every later input is ignored.
+    failure: Option<EventTooLarge>,
     /// Bytes of a line not yet terminated in the chunks seen so far.
     line: Vec<u8>,
     /// The unterminated line outgrew the cap; its bytes are not kept.
@@ -74,10 +100,19 @@ impl Default for SseParser {
 }
 
 impl SseParser {
-    /// Creates a parser that drops events whose raw size exceeds `max_event_bytes`.
+    /// Creates a parser that skips events whose raw size exceeds `max_event_bytes`
+    /// ([`OversizedEvent::Skip`]).
     pub fn new(max_event_bytes: usize) -> Self {
+        Self::with_policy(max_event_bytes, OversizedEvent::Skip)
+    }
+
+    /// Creates a parser with an explicit policy for events whose raw size exceeds
+    /// `max_event_bytes`.
+    pub fn with_policy(max_event_bytes: usize, policy: OversizedEvent) -> Self {
         Self {
             max_event_bytes: max_event_bytes.max(1),
+            policy,
+            failure: None,
             line: Vec::new(),
             line_overflow: false,
             pending_cr: false,
@@ -91,6 +126,16 @@ impl SseParser {
             dropped_events: 0,
             dispatched_events: 0,
         }
+    }
+
+    /// The policy for oversized events.
+    pub fn policy(&self) -> OversizedEvent {
+        self.policy
+    }
+
+    /// Why parsing stopped, under [`OversizedEvent::Fail`] (`None` while it goes on).
+    pub fn failure(&self) -> Option<EventTooLarge> {
+        self.failure
     }
 
     /// Number of events dropped because they exceeded the size cap.
@@ -134,6 +179,9 @@ impl SseParser {
     /// and dispatches it when it holds data, because some servers end without the blank line.
     pub fn finish(&mut self, mut on_event: impl FnMut(&SseEvent<'_>)) {
         self.pending_cr = false;
+        if self.failure.is_some() {
+            return;
+        }
         if !self.line.is_empty() || self.line_overflow {
             self.complete_line(&[]);
         }
@@ -154,6 +202,9 @@ impl SseParser {
         chunk: &[u8],
         mut on_boundary: impl FnMut(Option<&SseEvent<'_>>, usize),
     ) {
+        if self.failure.is_some() {
+            return;
+        }
         let mut pos = 0usize;
         if self.pending_cr {
             self.pending_cr = false;
@@ -167,6 +218,9 @@ impl SseParser {
             }
             let Some(eol) = find_line_end(rest) else {
                 self.append_partial(rest);
+                if self.failure.is_some() {
+                    return;
+                }
                 break;
             };
             let (content, terminator) = rest.split_at(eol);
@@ -180,6 +234,9 @@ impl SseParser {
             }
             pos += consumed;
             let blank = self.complete_line(content);
+            if self.failure.is_some() {
+                return;
+            }
             if blank {
                 self.end_event(&mut on_boundary, pos);
             }
@@ -216,6 +273,9 @@ impl SseParser {
             return self.process_line(tail);
         }
         self.append_partial(tail);
+        if self.failure.is_some() {
+            return false;
+        }
         if self.line_overflow {
             self.line_overflow = false;
             self.at_stream_start = false;
@@ -278,6 +338,13 @@ impl SseParser {
         self.data.clear();
         self.event_type.clear();
         self.has_data = false;
+        if self.policy == OversizedEvent::Fail {
+            self.failure = Some(EventTooLarge {
+                max_event_bytes: self.max_event_bytes,
+            });
+            self.line.clear();
+            self.line_overflow = false;
+        }
     }
 
     /// Handles a blank line: dispatches or drops the current event and resets for the next.
@@ -312,109 +379,4 @@ fn find_line_end(bytes: &[u8]) -> Option<usize> {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
-mod tests {
-    use super::*;
-
-    fn parse_all(input: &[u8]) -> Vec<OwnedSseEvent> {
-        let mut p = SseParser::default();
-        let mut out = p.feed_collect(input);
-        p.finish(|e| out.push(e.into()));
-        out
-    }
-
-    fn ev(event: &str, data: &str) -> (String, String) {
-        (event.to_string(), data.to_string())
-    }
-
-    fn simple(events: &[OwnedSseEvent]) -> Vec<(String, String)> {
-        events
-            .iter()
-            .map(|e| (e.event.clone(), String::from_utf8(e.data.clone()).unwrap()))
-            .collect()
-    }
-
-    const SAMPLE: &str =
-        ": comment\nevent: a\ndata: one\ndata:two\nid: 7\n\ndata: x\n\n\n\nevent: b\ndata\n\n";
-
-    #[test]
-    fn parses_fields_comments_and_multiline_data() {
-        let events = parse_all(SAMPLE.as_bytes());
-        assert_eq!(
-            simple(&events),
-            vec![ev("a", "one\ntwo"), ev("message", "x"), ev("b", "")]
-        );
-        assert_eq!(events[0].id, b"7");
-        assert_eq!(events[1].id, b"7", "id persists");
-    }
-
-    #[test]
-    fn all_line_endings_and_every_split_agree() {
-        let lf = SAMPLE.to_string();
-        let expected = simple(&parse_all(lf.as_bytes()));
-        for variant in [lf.clone(), lf.replace('\n', "\r\n"), lf.replace('\n', "\r")] {
-            let bytes = variant.as_bytes();
-            assert_eq!(simple(&parse_all(bytes)), expected, "{variant:?}");
-            for split in 0..=bytes.len() {
-                let mut p = SseParser::default();
-                let (a, b) = bytes.split_at(split);
-                let mut out = p.feed_collect(a);
-                out.extend(p.feed_collect(b));
-                p.finish(|e| out.push(e.into()));
-                assert_eq!(simple(&out), expected, "split {split} of {variant:?}");
-            }
-            let mut p = SseParser::default();
-            let mut out = Vec::new();
-            for b in bytes {
-                out.extend(p.feed_collect(std::slice::from_ref(b)));
-            }
-            p.finish(|e| out.push(e.into()));
-            assert_eq!(simple(&out), expected);
-        }
-    }
-
-    #[test]
-    fn event_without_data_is_not_dispatched_and_bom_is_stripped() {
-        let events = parse_all(b"\xEF\xBB\xBFdata: a\n\nevent: only\n\n");
-        assert_eq!(simple(&events), vec![ev("message", "a")]);
-    }
-
-    #[test]
-    fn oversized_event_is_dropped_and_parsing_continues() {
-        let big = "x".repeat(5000);
-        let input = format!("data: small\n\ndata: {big}\ndata: more\n\ndata: after\n\n");
-        for chunk_size in [1usize, 7, 100, 10_000] {
-            let mut p = SseParser::new(1024);
-            let mut out = Vec::new();
-            for c in input.as_bytes().chunks(chunk_size) {
-                out.extend(p.feed_collect(c));
-                assert!(p.buffered_bytes() <= 1024 + 16);
-            }
-            assert_eq!(
-                simple(&out),
-                vec![ev("message", "small"), ev("message", "after")]
-            );
-            assert_eq!(p.dropped_events(), 1);
-            assert_eq!(p.dispatched_events(), 2);
-        }
-    }
-
-    #[test]
-    fn boundaries_report_offsets_after_blank_lines() {
-        let mut p = SseParser::default();
-        let mut seen = Vec::new();
-        p.feed_with_boundaries(b": ping\n\ndata: a\r\n\r\nda", |e, at| {
-            seen.push((e.map(|e| e.data.to_vec()), at));
-        });
-        assert_eq!(seen, vec![(None, 8), (Some(b"a".to_vec()), 19)]);
-    }
-
-    #[test]
-    fn finish_dispatches_unterminated_event() {
-        let mut p = SseParser::default();
-        let mut out = p.feed_collect(b"data: [DONE]");
-        assert!(out.is_empty());
-        p.finish(|e| out.push(e.into()));
-        assert_eq!(simple(&out), vec![ev("message", "[DONE]")]);
-    }
-}
+mod tests;
