@@ -6,7 +6,8 @@ use std::hint::black_box;
 use tollgate::config::FilterConfig;
 use tollgate::correlation::{choose_request_id, decide_trace};
 use tollgate::random::IdRng;
-use tollgate::usage::{ApiKind, SseParser, TrackerConfig, UsageTracker};
+use tollgate::sse::{OversizedEvent, SseParser};
+use tollgate::usage::{ApiKind, TrackerConfig, UsageTracker};
 
 /// A realistic OpenAI chat stream of about `target` bytes, ending with usage and `[DONE]`.
 fn openai_stream(target: usize) -> Vec<u8> {
@@ -40,7 +41,7 @@ fn usage(c: &mut Criterion) {
     g.throughput(criterion::Throughput::Bytes(openai.len() as u64));
     g.bench_function("sse_scan_openai_4MiB", |b| {
         b.iter(|| {
-            let mut p = SseParser::new(1024 * 1024);
+            let mut p = SseParser::new(1024 * 1024, OversizedEvent::Skip);
             let mut n = 0usize;
             for chunk in openai.chunks(16 * 1024) {
                 p.feed(chunk, |_| n += 1);

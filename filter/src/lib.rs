@@ -24,6 +24,7 @@ pub mod budget;
 pub mod config;
 pub mod correlation;
 pub mod error_reply;
+pub mod exchange;
 pub mod failover;
 pub mod guardrails;
 pub mod identity;

@@ -31,7 +31,7 @@ enum Outcome {
 fn run(parser: u8, cap: usize, pieces: &[&[u8]]) -> Outcome {
     match parser {
         0 => {
-            let mut p = SseParser::with_policy(cap, OversizedEvent::Skip);
+            let mut p = SseParser::new(cap, OversizedEvent::Skip);
             let mut events = Vec::new();
             for piece in pieces {
                 p.feed(piece, |e| events.push(OwnedSseEvent::from(e)));
@@ -49,7 +49,7 @@ fn run(parser: u8, cap: usize, pieces: &[&[u8]]) -> Outcome {
             Outcome::Ndjson(lines, p.dropped_lines())
         }
         2 => {
-            let mut p = SseParser::with_policy(cap, OversizedEvent::Fail);
+            let mut p = SseParser::new(cap, OversizedEvent::Fail);
             let mut events = Vec::new();
             for piece in pieces {
                 p.feed(piece, |e| events.push(OwnedSseEvent::from(e)));

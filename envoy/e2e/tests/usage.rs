@@ -673,11 +673,17 @@ fn truncated_stream_is_logged_incomplete_and_counted_as_an_upstream_error() {
     assert_eq!(r.status, 200);
     assert_eq!(mock.stats().truncated, 1);
     let events = r.sse_events();
-    assert!(!events.is_empty(), "some of the stream arrived");
+    assert!(events.len() > 2, "some of the stream arrived");
+    // The mock cut the terminator; tollgate ends the stream for the client the way a
+    // translated stream is ended: an OpenAI-shaped error event, then `[DONE]`.
+    let (provider_events, ending) = events.split_at(events.len() - 2);
     assert!(
-        events.iter().all(|e| e.data != "[DONE]"),
+        provider_events.iter().all(|e| e.data != "[DONE]"),
         "the mock cut the terminator"
     );
+    let error: serde_json::Value = serde_json::from_str(&ending[0].data).unwrap();
+    assert_eq!(error["error"]["code"], "incomplete_stream", "{error}");
+    assert_eq!(ending[1].data, "[DONE]");
     let entry = access_entry(&envoy, "usage-trunc-1");
     assert_eq!(entry["usage_complete"], "false", "{entry}");
     assert_eq!(entry["usage_estimated"], "true", "{entry}");

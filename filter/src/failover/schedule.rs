@@ -115,10 +115,12 @@ pub struct FailedReply {
     pub retry_after_s: Option<u64>,
 }
 
-/// One attempt described for a message: `openai: status 503 after 120 ms`.
+/// One attempt described for a message: `openai: 503 after 120 ms`, `anthropic: timeout after
+/// 3000 ms`, `gemini: no response after 2 ms` (the same words the walked design's carry uses).
 fn describe(summary: &AttemptSummary) -> String {
     let what = match (summary.status, summary.reason) {
-        (Some(status), _) => format!("status {status}"),
+        (Some(status), _) => status.to_string(),
+        (None, Outcome::Retryable(FailureKind::ConnectFailure)) => "no response".to_string(),
         (None, reason) => reason.label().to_string(),
     };
     format!(
@@ -138,7 +140,7 @@ pub fn all_failed_reply(attempts: &[AttemptSummary]) -> FailedReply {
         "no upstream provider was available".to_string()
     } else {
         let list: Vec<String> = attempts.iter().map(describe).collect();
-        format!("all upstream providers failed: {}", list.join("; "))
+        format!("every provider failed: {}", list.join("; "))
     };
     FailedReply {
         status: if all_limited { 429 } else { 503 },
@@ -306,6 +308,22 @@ impl AttemptTracker {
         }
     }
 
+    /// Adds attempts made before this tracker took over (a walked route's Envoy attempts), so
+    /// the all-failed reply lists them first.
+    pub fn add_earlier(&mut self, earlier: Vec<AttemptSummary>) {
+        let mine = std::mem::replace(&mut self.summaries, earlier);
+        self.summaries.extend(mine);
+    }
+
+    /// Gives up on the provider of the attempt last returned by
+    /// [`AttemptTracker::next_attempt`] without sending it (its request cannot be written for
+    /// that provider): the next call moves on to the next provider.
+    pub fn abandon_current(&mut self, reason: &'static str) {
+        self.in_flight_since = None;
+        self.last_failure = Some(reason);
+        self.advance();
+    }
+
     /// Records the result of the attempt last returned by [`AttemptTracker::next_attempt`],
     /// received at `now_ms`. Success and client errors are delivered; retryable failures are
     /// dropped (a 429 or a failed probe moves on to the next provider immediately).
@@ -448,7 +466,10 @@ mod tests {
 
     #[test]
     fn retries_same_provider_then_fails_over() {
-        let s = sample(); // openai: 1 retry; azure: 0 retries, 5000 ms timeout
+        // The tracker can space retries; the configuration refuses a delay today (see
+        // `backoff.base_ms`), so the delay is set here.
+        let mut s = sample(); // openai: 1 retry; azure: 0 retries, 5000 ms timeout
+        s.backoff = B;
         let store = MemoryStore::default();
         let p = plan(&s, "gpt-4.1", 0, &store).unwrap();
         let mut t = AttemptTracker::new(&s, &p, 0);
@@ -498,8 +519,8 @@ mod tests {
         assert_eq!(reply.status, 503);
         assert_eq!(
             reply.message,
-            "all upstream providers failed: openai: status 502 after 50 ms; \
-             openai: timeout after 850 ms; azure: status 503 after 200 ms"
+            "every provider failed: openai: 502 after 50 ms; \
+             openai: timeout after 850 ms; azure: 503 after 200 ms"
         );
         assert_eq!(reply.retry_after_s, None);
     }
@@ -548,7 +569,8 @@ mod tests {
 
     #[test]
     fn deadline_stops_attempts_and_shortens_timeouts() {
-        let s = sample(); // total deadline 30 s
+        let mut s = sample(); // total deadline 30 s
+        s.backoff = B;
         let store = MemoryStore::default();
         let p = plan(&s, "gpt-4.1", 0, &store).unwrap();
         let mut t = AttemptTracker::new(&s, &p, 0);
@@ -736,7 +758,7 @@ mod tests {
         assert_eq!(reply.status, 429);
         assert_eq!(
             reply.message,
-            "all upstream providers failed: openai: status 429 after 10 ms; azure: status 429 after 10 ms"
+            "every provider failed: openai: 429 after 10 ms; azure: 429 after 10 ms"
         );
         let reply = all_failed_reply(&[
             summary("openai", Some(429), limited),
@@ -747,9 +769,7 @@ mod tests {
             ),
         ]);
         assert_eq!(reply.status, 503);
-        assert!(reply
-            .message
-            .ends_with("azure: connect_failure after 10 ms"));
+        assert!(reply.message.ends_with("azure: no response after 10 ms"));
         assert_eq!(all_failed_reply(&[]).status, 503);
     }
 

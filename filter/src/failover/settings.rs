@@ -11,15 +11,16 @@ use serde::Deserialize;
 /// Default per-attempt timeout.
 pub const DEFAULT_PROVIDER_TIMEOUT_MS: u64 = 60_000;
 /// Default retries on the same provider after its first attempt.
-pub const DEFAULT_MAX_RETRIES: u32 = 1;
+pub const DEFAULT_MAX_RETRIES: u32 = 0;
 /// Default consecutive failures that open a provider's circuit.
 pub const DEFAULT_FAILURE_THRESHOLD: u32 = 5;
 /// Default time an open circuit waits before a probe.
 pub const DEFAULT_COOLDOWN_MS: u64 = 30_000;
 /// Default deadline for all attempts of one request together.
 pub const DEFAULT_TOTAL_DEADLINE_MS: u64 = 120_000;
-/// Default first retry delay.
-pub const DEFAULT_BACKOFF_BASE_MS: u64 = 100;
+/// Default first retry delay: none. A proxy-wasm request cannot wait (no per-request timer), so
+/// tollgate sends a retry at once; any other value is refused at load.
+pub const DEFAULT_BACKOFF_BASE_MS: u64 = 0;
 /// Default longest retry delay.
 pub const DEFAULT_BACKOFF_MAX_MS: u64 = 5_000;
 /// Default jitter fraction applied to retry delays.
@@ -588,6 +589,16 @@ fn compile_backoff(raw: &RawBackoff) -> Result<BackoffSettings, FailoverConfigEr
             format!("must be between 0.0 and 1.0, got {}", raw.jitter),
         ));
     }
+    if raw.base_ms != 0 {
+        return Err(FailoverConfigError::new(
+            "backoff.base_ms",
+            format!(
+                "must be 0, got {}: tollgate retries a provider at once (a request cannot wait \
+                 inside the filter); for walked routes Envoy's retry_back_off sets the delay",
+                raw.base_ms
+            ),
+        ));
+    }
     Ok(BackoffSettings {
         base_ms: raw.base_ms,
         max_ms: raw.max_ms,
@@ -851,7 +862,7 @@ pub(crate) mod tests {
         "providers": [
             {"name": "openai", "kind": "openai", "cluster": "openai_cluster",
              "host": "api.openai.com", "api_key": {"env": "OPENAI_API_KEY"},
-             "models": {"gpt-4o": "gpt-4o-2024-08-06"},
+             "models": {"gpt-4o": "gpt-4o-2024-08-06"}, "max_retries": 1,
              "circuit": {"failure_threshold": 2, "cooldown_ms": 1000}},
             {"name": "azure", "kind": "openai-compatible", "cluster": "azure", "base_path": "/openai/v1/",
              "models": {"gpt-*": "azure-gpt-*", "gpt-4o*": "azure-4o"}, "max_retries": 0,
@@ -883,7 +894,8 @@ pub(crate) mod tests {
         let openai = &s.providers[0];
         assert_eq!(openai.base_path, "/v1");
         assert_eq!(openai.timeout_ms, DEFAULT_PROVIDER_TIMEOUT_MS);
-        assert_eq!(openai.max_retries, DEFAULT_MAX_RETRIES);
+        assert_eq!(openai.max_retries, 1);
+        assert_eq!(s.providers[2].max_retries, DEFAULT_MAX_RETRIES);
         assert_eq!(openai.host.as_deref(), Some("api.openai.com"));
         assert_eq!(openai.circuit_key, "tollgate.failover.circuit.openai");
         assert_eq!(openai.backoff_key, "tollgate.failover.backoff.openai");
@@ -901,7 +913,7 @@ pub(crate) mod tests {
         assert_eq!(
             s.backoff,
             BackoffSettings {
-                base_ms: 100,
+                base_ms: 0,
                 max_ms: 5000,
                 jitter: 0.2
             }
@@ -1115,6 +1127,7 @@ pub(crate) mod tests {
             ),
             (r#"{"backoff":{"jitter":1.5}}"#, "failover.backoff.jitter"),
             (r#"{"backoff":{"jitter":-0.1}}"#, "failover.backoff.jitter"),
+            (r#"{"backoff":{"base_ms":100}}"#, "failover.backoff.base_ms"),
             (r#"{"shared_key_prefix":""}"#, "failover.shared_key_prefix"),
             (
                 r#"{"shared_key_prefix":"a b"}"#,

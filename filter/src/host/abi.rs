@@ -1,14 +1,16 @@
-//! Raw proxy-wasm imports that never panic: header maps, body buffers and properties.
+//! Raw proxy-wasm imports that never panic: header maps, body buffers, properties, stream
+//! resumption, metric definitions and the clock.
 //!
 //! The SDK's `hostcalls::get_map_value`, `set_map_value`, `remove_map_value`, `get_map`,
-//! `set_buffer` and `set_property` `panic!` on any status they do not expect — Envoy answers
+//! `get_buffer`, `set_buffer`, `set_property`, `resume_http_*`, `define_metric` and
+//! `get_current_time` `panic!` on any status they do not expect — Envoy answers
 //! `BadArgument` when a map is not available in the current phase (e.g. request headers read while
 //! encoding some responses), `NotFound` when there is no buffer or stream info — and `get_map*`
 //! unwrap UTF-8; a panic kills the VM for every request on that worker. These wrappers call the
 //! same imports, read the status as a plain integer and turn anything but success into
 //! `None`/`false`.
 
-use proxy_wasm::types::{BufferType, MapType};
+use proxy_wasm::types::{BufferType, MapType, MetricType, StreamType};
 
 #[allow(clashing_extern_declarations)]
 #[link(wasm_import_module = "env")]
@@ -46,6 +48,25 @@ extern "C" {
         value_data: *const u8,
         value_size: usize,
     ) -> u32;
+    #[link_name = "proxy_get_buffer_bytes"]
+    fn raw_get_buffer_bytes(
+        buffer_type: u32,
+        start: usize,
+        max_size: usize,
+        return_buffer_data: *mut *mut u8,
+        return_buffer_size: *mut usize,
+    ) -> u32;
+    #[link_name = "proxy_continue_stream"]
+    fn raw_continue_stream(stream_type: u32) -> u32;
+    #[link_name = "proxy_define_metric"]
+    fn raw_define_metric(
+        metric_type: u32,
+        name_data: *const u8,
+        name_size: usize,
+        return_id: *mut u32,
+    ) -> u32;
+    #[link_name = "proxy_get_current_time_nanoseconds"]
+    fn raw_get_current_time_nanoseconds(return_time: *mut u64) -> u32;
     #[link_name = "proxy_get_header_map_pairs"]
     fn raw_get_header_map_pairs(
         map_type: u32,
@@ -108,6 +129,46 @@ pub fn set_buffer(buffer: BufferType, start: usize, size: usize, data: &[u8]) ->
     let status =
         unsafe { raw_set_buffer_bytes(buffer as u32, start, size, data.as_ptr(), data.len()) };
     status == STATUS_OK
+}
+
+/// The first `max_size` bytes of a body buffer; empty when absent or refused.
+pub fn buffer(buffer: BufferType, start: usize, max_size: usize) -> Vec<u8> {
+    let mut data: *mut u8 = std::ptr::null_mut();
+    let mut size: usize = 0;
+    // SAFETY: plain host import; the out-pointers point at locals.
+    let status =
+        unsafe { raw_get_buffer_bytes(buffer as u32, start, max_size, &mut data, &mut size) };
+    if status != STATUS_OK {
+        return Vec::new();
+    }
+    take_host_buffer(data, size)
+}
+
+/// Resumes a paused stream (`StreamType` as its integer); false when refused.
+pub fn continue_stream(stream: StreamType) -> bool {
+    // SAFETY: plain host import.
+    let status = unsafe { raw_continue_stream(stream as u32) };
+    status == STATUS_OK
+}
+
+/// Defines a metric; `None` when refused.
+pub fn define_metric(kind: MetricType, name: &str) -> Option<u32> {
+    let mut id: u32 = 0;
+    // SAFETY: plain host import reading the name slice; the out-pointer points at a local.
+    let status = unsafe { raw_define_metric(kind as u32, name.as_ptr(), name.len(), &mut id) };
+    (status == STATUS_OK).then_some(id)
+}
+
+/// Wall-clock time in ns since the epoch; 0 when refused.
+pub fn now_nanos() -> u64 {
+    let mut now: u64 = 0;
+    // SAFETY: plain host import; the out-pointer points at a local.
+    let status = unsafe { raw_get_current_time_nanoseconds(&mut now) };
+    if status == STATUS_OK {
+        now
+    } else {
+        0
+    }
 }
 
 /// Sets a one-segment property (Envoy filter state `wasm.<name>`); false when refused.

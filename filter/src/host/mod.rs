@@ -1,29 +1,23 @@
-//! The proxy-wasm layer: the only code that talks to Envoy.
+//! The proxy-wasm adapter: the only code that talks to Envoy, and it decides nothing.
 //!
-//! It owns the VM entry point, the root context (configuration, shared state, metrics) and the
-//! per-request HTTP context. It moves headers and bodies between Envoy and the pure modules and
-//! makes no decisions of its own. Every host call goes through `proxy_wasm::hostcalls` with its
-//! `Result` handled, never through the SDK's panicking trait conveniences.
+//! [`proxy::ProxyHost`] implements the pipeline's [`Host`](crate::exchange::Host) trait over
+//! the raw hostcalls (never the SDK's panicking conveniences, see [`abi`]); the contexts below
+//! forward each proxy-wasm hook to exactly one method of the pure pipeline
+//! ([`crate::exchange`]) and map its [`Flow`](crate::exchange::Flow) to an `Action`.
 
 mod abi;
-mod attempts;
-mod auth;
-mod calls;
-mod http;
-mod metrics;
-mod root;
-mod store;
-mod upstream;
+mod contexts;
+mod proxy;
 
 use proxy_wasm::types::LogLevel;
 
 proxy_wasm::main! {{
     // Route the `log` crate (used by the pure modules) to Envoy's log, and panics to Envoy's log
     // at critical level before the VM aborts.
-    let _ = log::set_logger(&calls::HOST_LOGGER);
+    let _ = log::set_logger(&proxy::HOST_LOGGER);
     log::set_max_level(log::LevelFilter::Trace);
     std::panic::set_hook(Box::new(|info| {
         let _ = proxy_wasm::hostcalls::log(LogLevel::Critical, &format!("tollgate panic: {info}"));
     }));
-    proxy_wasm::set_root_context(|context_id| Box::new(root::TollgateRoot::new(context_id)));
+    proxy_wasm::set_root_context(|_| Box::new(contexts::Root::default()));
 }}

@@ -94,21 +94,16 @@ pub struct SseParser {
 }
 
 impl Default for SseParser {
+    /// A 1 MiB cap, skipping larger events.
     fn default() -> Self {
-        Self::new(DEFAULT_MAX_EVENT_BYTES)
+        Self::new(DEFAULT_MAX_EVENT_BYTES, OversizedEvent::Skip)
     }
 }
 
 impl SseParser {
-    /// Creates a parser that skips events whose raw size exceeds `max_event_bytes`
-    /// ([`OversizedEvent::Skip`]).
-    pub fn new(max_event_bytes: usize) -> Self {
-        Self::with_policy(max_event_bytes, OversizedEvent::Skip)
-    }
-
-    /// Creates a parser with an explicit policy for events whose raw size exceeds
-    /// `max_event_bytes`.
-    pub fn with_policy(max_event_bytes: usize, policy: OversizedEvent) -> Self {
+    /// Creates a parser that holds at most `max_event_bytes` of one event and treats a larger
+    /// event as `policy` says.
+    pub fn new(max_event_bytes: usize, policy: OversizedEvent) -> Self {
         Self {
             max_event_bytes: max_event_bytes.max(1),
             policy,

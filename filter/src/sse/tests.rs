@@ -70,7 +70,7 @@ fn oversized_event_is_dropped_and_parsing_continues() {
     let big = "x".repeat(5000);
     let input = format!("data: small\n\ndata: {big}\ndata: more\n\ndata: after\n\n");
     for chunk_size in [1usize, 7, 100, 10_000] {
-        let mut p = SseParser::new(1024);
+        let mut p = SseParser::new(1024, OversizedEvent::Skip);
         let mut out = Vec::new();
         for c in input.as_bytes().chunks(chunk_size) {
             out.extend(p.feed_collect(c));
@@ -124,7 +124,7 @@ fn run(
     max: usize,
     policy: OversizedEvent,
 ) -> (Vec<(String, String)>, Option<EventTooLarge>, u64, usize) {
-    let mut p = SseParser::with_policy(max, policy);
+    let mut p = SseParser::new(max, policy);
     let mut out = Vec::new();
     let mut most_held = 0;
     for chunk in chunks {
@@ -192,7 +192,7 @@ fn both_policies_agree_on_streams_without_an_oversized_event() {
 
 #[test]
 fn fail_policy_ignores_everything_after_the_failure() {
-    let mut p = SseParser::with_policy(16, OversizedEvent::Fail);
+    let mut p = SseParser::new(16, OversizedEvent::Fail);
     assert!(p.feed_collect(b"data: 0123456789abcdef\n").is_empty());
     assert!(p.failure().is_some());
     assert!(p.feed_collect(b"\ndata: later\n\n").is_empty());
@@ -205,7 +205,7 @@ fn fail_policy_ignores_everything_after_the_failure() {
 #[test]
 fn many_data_lines_count_toward_the_cap() {
     let lines = "data: 0123456789\n".repeat(10);
-    let mut p = SseParser::with_policy(64, OversizedEvent::Fail);
+    let mut p = SseParser::new(64, OversizedEvent::Fail);
     p.feed_collect(lines.as_bytes());
     assert_eq!(
         p.failure(),
@@ -213,7 +213,7 @@ fn many_data_lines_count_toward_the_cap() {
             max_event_bytes: 64
         })
     );
-    let mut p = SseParser::new(64);
+    let mut p = SseParser::new(64, OversizedEvent::Skip);
     let mut out = p.feed_collect(lines.as_bytes());
     out.extend(p.feed_collect(b"\ndata: next\n\n"));
     assert_eq!(simple(&out), vec![ev("message", "next")]);

@@ -3,7 +3,7 @@
 //!
 //! The output protocol lives in `stream_out` (which knows no provider); the per-provider event
 //! handlers in `stream_anthropic` / `stream_gemini` only decide what to emit. A translator holds
-//! the state of its own provider only ([`ProviderStream`]).
+//! the state of its own provider only (`ProviderStream`).
 
 use super::openai_out::TokenUsage;
 use super::stream_anthropic::AnthropicStreamState;
@@ -72,7 +72,7 @@ impl StreamTranslator {
         include_usage: bool,
     ) -> StreamTranslator {
         StreamTranslator {
-            sse: SseParser::with_policy(DEFAULT_MAX_STREAM_EVENT_BYTES, OversizedEvent::Fail),
+            sse: SseParser::new(DEFAULT_MAX_STREAM_EVENT_BYTES, OversizedEvent::Fail),
             state: StreamOut::new(model_for_client, id, created, include_usage),
             provider: ProviderStream::new(source),
         }
@@ -81,7 +81,7 @@ impl StreamTranslator {
     /// Sets the largest provider event that may be held while incomplete; a larger one ends
     /// the stream with an error event.
     pub fn with_max_event_bytes(mut self, max_event_bytes: usize) -> StreamTranslator {
-        self.sse = SseParser::with_policy(max_event_bytes, OversizedEvent::Fail);
+        self.sse = SseParser::new(max_event_bytes, OversizedEvent::Fail);
         self
     }
 

@@ -114,7 +114,7 @@ impl SseChunkFilter {
     pub fn new(max_event_bytes: usize) -> Self {
         Self {
             // An event too large to judge is forwarded as is (see `passthrough`), never failed.
-            parser: SseParser::with_policy(max_event_bytes, OversizedEvent::Skip),
+            parser: SseParser::new(max_event_bytes, OversizedEvent::Skip),
             held: Vec::new(),
             max_held_bytes: max_event_bytes,
             passthrough: false,

@@ -107,7 +107,7 @@ impl UsageTracker {
             prompt_estimate,
             max_json_body_bytes: config.max_json_body_bytes,
             // Accounting only observes: an event too large to parse is skipped and counted.
-            sse: SseParser::with_policy(config.max_event_bytes, OversizedEvent::Skip),
+            sse: SseParser::new(config.max_event_bytes, OversizedEvent::Skip),
             ndjson: NdjsonParser::new(config.max_event_bytes),
             json: Vec::new(),
             json_over_cap: false,

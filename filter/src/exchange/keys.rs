@@ -1,14 +1,13 @@
-//! JWT key management in the host: remote JWKS fetched through an Envoy cluster with
-//! `dispatch_http_call`, refreshed on the root context's tick, plus the per-worker verified-token
-//! cache. All decisions (when to fetch, which keys serve, what a token is worth) are made by
-//! `crate::jwt`; this file only sends the requests and hands back the answers.
+//! JWT keys of one VM: remote JWKS fetched through an Envoy cluster with an HTTP callout,
+//! refreshed from the root context's tick, plus the per-worker verified-token cache. When to
+//! fetch, which keys serve and what a token is worth are decided by `crate::jwt`; this module
+//! sends the fetches through the [`Host`] and hands the answers back.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use proxy_wasm::hostcalls;
-use proxy_wasm::types::{BufferType, LogLevel, MapType};
+use super::host::{Body, Host, HttpCall, Map};
 
 use crate::jwt::fetcher::FetchFailure;
 use crate::jwt::settings::JwksSource;
@@ -67,36 +66,33 @@ impl JwtRuntime {
 
     /// Starts a fetch of `provider`'s key set from the current context. Returns the callout
     /// token, or `None` when the provider has local keys or the host refused the call.
-    pub fn dispatch(&mut self, provider: usize, now_ms: u64) -> Option<u32> {
+    pub fn dispatch<H: Host>(&mut self, host: &mut H, provider: usize, now_ms: u64) -> Option<u32> {
         let fetcher = self.fetchers.get_mut(provider)?.as_mut()?;
         let req = fetcher.request();
-        let headers = vec![
+        let headers = [
             (":method", "GET"),
             (":path", req.path.as_str()),
             (":authority", req.authority.as_str()),
             ("accept", "application/json"),
         ];
-        match hostcalls::dispatch_http_call(
-            &req.cluster,
-            headers,
-            None,
-            vec![],
-            Duration::from_millis(req.timeout_ms),
-        ) {
-            Ok(token) => {
+        match host.http_call(&HttpCall {
+            cluster: &req.cluster,
+            headers: &headers,
+            body: None,
+            timeout: Duration::from_millis(req.timeout_ms),
+        }) {
+            Some(token) => {
                 fetcher.on_fetch_started(now_ms);
                 self.in_flight.insert(token, provider);
                 Some(token)
             }
-            Err(status) => {
+            None => {
                 let _ = fetcher.on_fetch_result(
                     now_ms,
-                    Err(FetchFailure::Transport(format!(
-                        "dispatch refused: {status:?}"
-                    ))),
+                    Err(FetchFailure::Transport("dispatch refused".into())),
                 );
-                let _ = hostcalls::log(
-                    LogLevel::Warn,
+                host.log(
+                    log::Level::Warn,
                     &format!(
                         "tollgate: JWKS fetch for cluster {} refused by the host",
                         req.cluster
@@ -109,14 +105,18 @@ impl JwtRuntime {
 
     /// Applies the response of callout `token` (read from the host). Returns the provider it
     /// was for, or `None` when the token is not a JWKS fetch.
-    pub fn complete(&mut self, token: u32, body_size: usize, now_ms: u64) -> Option<usize> {
+    pub fn complete<H: Host>(
+        &mut self,
+        host: &mut H,
+        token: u32,
+        body_size: usize,
+        now_ms: u64,
+    ) -> Option<usize> {
         let provider = self.in_flight.remove(&token)?;
-        let status = super::calls::header(MapType::HttpCallResponseHeaders, ":status")
+        let status = host
+            .header(Map::CalloutResponse, ":status")
             .and_then(|s| s.parse::<u16>().ok());
-        let body = hostcalls::get_buffer(BufferType::HttpCallResponseBody, 0, body_size)
-            .ok()
-            .flatten()
-            .unwrap_or_default();
+        let body = host.body(Body::CalloutResponse, body_size);
         let result = match status {
             Some(200) => Ok(body.as_slice()),
             Some(code) => Err(FetchFailure::Status(code)),
@@ -141,15 +141,15 @@ impl JwtRuntime {
             };
             if !line.is_empty() {
                 let level = if report.error.is_some() {
-                    LogLevel::Warn
+                    log::Level::Warn
                 } else {
-                    LogLevel::Info
+                    log::Level::Info
                 };
-                let _ = hostcalls::log(level, &line);
+                host.log(level, &line);
             }
             for skipped in report.skipped {
-                let _ = hostcalls::log(
-                    LogLevel::Warn,
+                host.log(
+                    log::Level::Warn,
                     &format!(
                         "tollgate: JWKS of provider {name}: key {} skipped: {}",
                         skipped.index, skipped.reason
@@ -169,7 +169,7 @@ impl JwtRuntime {
     }
 
     /// Periodic work from the root context: start the fetches that are due.
-    pub fn tick(&mut self, now_ms: u64) {
+    pub fn tick<H: Host>(&mut self, host: &mut H, now_ms: u64) {
         let due: Vec<usize> = self
             .fetchers
             .iter()
@@ -177,7 +177,7 @@ impl JwtRuntime {
             .filter_map(|(i, f)| f.as_ref().filter(|f| f.needs_fetch(now_ms)).map(|_| i))
             .collect();
         for provider in due {
-            let _ = self.dispatch(provider, now_ms);
+            let _ = self.dispatch(host, provider, now_ms);
         }
     }
 }

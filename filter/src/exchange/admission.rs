@@ -1,0 +1,214 @@
+//! Admission: after authentication, which API the request speaks and who sends it; on the whole
+//! body, prompt masking, guardrails, routing, `include_usage` injection and the budget
+//! reservation. Each refusal is an OpenAI-shaped local reply.
+
+use super::host::{Body, Host, Map};
+use super::{replies, Exchange, Flow, Phase};
+use crate::accounting::tagged_name;
+use crate::error_reply::{ErrorKind, ErrorReply};
+use crate::guardrails::{RequestView, Violation};
+use crate::identity::{address_identity, api_key_identity};
+use crate::masking::{apply_prompt_action, PromptVerdict};
+use crate::usage::{classify_path, ensure_include_usage, ApiKind, BodyShape, RequestInfo};
+
+impl Exchange {
+    /// Everything after authentication on the request headers: which API, who, and whether to
+    /// hold for the body.
+    pub(super) fn after_auth<H: Host>(&mut self, host: &mut H) -> Flow {
+        if let Some(flow) = self.serve_status(host) {
+            return flow;
+        }
+        self.api = classify_path(&self.path);
+        if let Some(flow) = self.guard_headers(host) {
+            return flow;
+        }
+        if self.api.is_none() {
+            self.phase = Phase::Forwarded;
+            return Flow::Continue;
+        }
+        if self.user.is_none() {
+            self.user = self.identify(host);
+        }
+        if self.headers_end_stream {
+            self.phase = Phase::Forwarded;
+            return self.admit(host);
+        }
+        if let Some(size) = self.body_complete.take() {
+            self.phase = Phase::Forwarded;
+            return self.on_full_request_body(host, size);
+        }
+        // Hold the headers until the body is complete: the model, the output limit and the
+        // budget decision come from it, and a rewritten body needs a new content-length.
+        self.phase = Phase::HoldingBody;
+        Flow::Pause
+    }
+
+    /// The caller: API key hash from the configured headers, else the client address.
+    pub(super) fn identify<H: Host>(&self, host: &H) -> Option<String> {
+        for name in &self.vm.config.api_key_headers {
+            if let Some(id) = host
+                .header(Map::Request, name)
+                .as_deref()
+                .and_then(api_key_identity)
+            {
+                return Some(id);
+            }
+        }
+        host.property(&["source", "address"])
+            .and_then(|b| String::from_utf8(b).ok())
+            .map(|a| address_identity(&a))
+    }
+
+    /// Reads the whole (buffered) request body, rewrites it if needed, and runs admission.
+    pub(super) fn on_full_request_body<H: Host>(&mut self, host: &mut H, body_size: usize) -> Flow {
+        let Some(kind) = self.api else {
+            return Flow::Continue;
+        };
+        let vm = std::rc::Rc::clone(&self.vm);
+        let mut body = host.body(Body::Request, body_size);
+        let mut body_changed = false;
+        if let Some(engine) = vm.config.masking.engine.as_ref() {
+            match apply_prompt_action(engine, vm.config.masking.prompts, &body) {
+                PromptVerdict::Forward => {}
+                PromptVerdict::Redacted(masked) => {
+                    for f in &masked.findings {
+                        self.count_masked(host, &f.kind, "prompt", f.count);
+                    }
+                    let redacted = masked.bytes.into_owned();
+                    self.log(host, log::Level::Info, "secrets redacted from the prompt");
+                    body = redacted;
+                    body_changed = true;
+                }
+                PromptVerdict::Blocked { kinds } => {
+                    for k in &kinds {
+                        self.count_masked(host, k, "prompt", 1);
+                    }
+                    let reply = ErrorReply::new(
+                        400,
+                        ErrorKind::InvalidRequest,
+                        "secret_detected",
+                        format!(
+                            "the request contains credentials ({}); remove them and retry",
+                            kinds.join(", ")
+                        ),
+                    );
+                    return self.reply(host, &reply);
+                }
+            }
+        }
+        let info = RequestInfo::from_request(kind, &self.path, &body);
+        if let Some(flow) = self.guard_body(host, &info) {
+            return flow;
+        }
+        if let (Some(failover), ApiKind::OpenAiChat) = (vm.config.failover.as_ref(), kind) {
+            match self.route_request(host, failover, &info, &body) {
+                Ok(Some(routed)) => {
+                    body = routed;
+                    body_changed = true;
+                }
+                Ok(None) => {}
+                Err(flow) => return flow,
+            }
+        }
+        let kind = self.api.unwrap_or(kind);
+        if kind == ApiKind::OpenAiChat
+            && self.walk.is_none()
+            && vm
+                .config
+                .usage
+                .injects_include_usage(info.streaming, info.include_usage_requested)
+        {
+            if let Some(rewritten) = ensure_include_usage(&body) {
+                body = rewritten;
+                body_changed = true;
+                self.injected_usage = true;
+            }
+        }
+        if body_changed {
+            if host.replace_body(Body::Request, body_size, &body) {
+                host.set_header(Map::Request, "content-length", &body.len().to_string());
+            } else {
+                self.injected_usage = false;
+                self.log(
+                    host,
+                    log::Level::Warn,
+                    "host refused the request body rewrite",
+                );
+            }
+        }
+        self.info = Some(info);
+        self.admit(host)
+    }
+
+    /// Budget admission: reserve the estimate or refuse with 429.
+    pub(super) fn admit<H: Host>(&mut self, host: &mut H) -> Flow {
+        let vm = std::rc::Rc::clone(&self.vm);
+        let Some(budget) = vm.config.budgets.as_ref() else {
+            return Flow::Continue;
+        };
+        let Some(user) = self.user.clone() else {
+            return Flow::Continue;
+        };
+        let estimate = self.info.as_ref().map_or(budget.default_max_tokens, |i| {
+            i.prompt_estimate
+                .saturating_add(i.max_tokens.unwrap_or(budget.default_max_tokens))
+        });
+        let now = host.now_ns() / 1_000_000_000;
+        match budget.budgets.admit(&*host, &user, now, estimate) {
+            Ok(admission) => {
+                self.admission = Some(admission);
+                Flow::Continue
+            }
+            Err(refusal) => {
+                self.count(
+                    host,
+                    tagged_name(
+                        "tollgate_budget_rejections_total",
+                        &[("dimension", refusal.dimension)],
+                    ),
+                );
+                let reply = replies::budget_reply(&refusal);
+                self.reply(host, &reply)
+            }
+        }
+    }
+
+    /// Refuses the request for `violation`: counts it by reason and sends the OpenAI-shaped reply.
+    pub(super) fn reject<H: Host>(&mut self, host: &mut H, violation: &Violation) -> Flow {
+        self.count(host, violation.metric());
+        self.reply(host, &violation.reply())
+    }
+
+    /// Guardrails on the request headers (content type; the fields of a body-less request).
+    /// `Some`: the request was refused.
+    fn guard_headers<H: Host>(&mut self, host: &mut H) -> Option<Flow> {
+        let guardrails = self.vm.config.guardrails.clone()?;
+        let content_type = host.header(Map::Request, "content-type");
+        let empty = BodyShape::default();
+        let view = RequestView {
+            path: &self.path,
+            api: self.api,
+            content_type: content_type.as_deref(),
+            has_body: !self.headers_end_stream,
+            body: self.headers_end_stream.then_some(&empty),
+        };
+        let verdict = guardrails.check(&view);
+        verdict.err().map(|v| self.reject(host, &v))
+    }
+
+    /// Guardrails on the whole request body, read from the usage parser's single pass.
+    /// `Some`: the request was refused.
+    fn guard_body<H: Host>(&mut self, host: &mut H, info: &RequestInfo) -> Option<Flow> {
+        let guardrails = self.vm.config.guardrails.clone()?;
+        let content_type = host.header(Map::Request, "content-type");
+        let view = RequestView {
+            path: &self.path,
+            api: self.api,
+            content_type: content_type.as_deref(),
+            has_body: true,
+            body: Some(&info.shape),
+        };
+        let verdict = guardrails.check(&view);
+        verdict.err().map(|v| self.reject(host, &v))
+    }
+}

@@ -1,0 +1,83 @@
+//! Correlation: the request id and trace context a request leaves with.
+//!
+//! Every generated id draws a fresh seed from the host's random source, so no id carries the
+//! state that produced another (an id is not a secret, but it must not predict the next one).
+
+use super::host::{Host, Map};
+use super::Exchange;
+use crate::correlation::{choose_request_id, decide_trace, uuid_v4, RequestIdSource};
+use crate::random::IdRng;
+
+/// A generator used for one id only, seeded from the host's random source.
+fn fresh_rng<H: Host>(host: &mut H) -> IdRng {
+    IdRng::new(host.random_u64())
+}
+
+impl Exchange {
+    /// Validates or creates the request id and trace context and writes them upstream.
+    pub(super) fn apply_correlation<H: Host>(&mut self, host: &mut H) {
+        let vm = std::rc::Rc::clone(&self.vm);
+        let corr = &vm.config.correlation;
+        let canonical = host.header(Map::Request, &corr.request_id_header);
+        let aliases: Vec<Option<String>> = corr
+            .aliases
+            .iter()
+            .map(|name| host.header(Map::Request, name))
+            .collect();
+        let mut rng = fresh_rng(host);
+        let (id, source) = choose_request_id(
+            canonical.as_deref(),
+            aliases.iter().map(Option::as_deref),
+            corr.max_length,
+            &mut rng,
+        );
+        self.request_id = id;
+        // A credential sent as the request id (by mistake or to smuggle it into logs) is not an id.
+        let id_is_secret = source != RequestIdSource::Generated
+            && vm
+                .config
+                .masking
+                .engine
+                .as_ref()
+                .is_some_and(|e| !e.scan(self.request_id.as_bytes()).is_empty());
+        let source = if id_is_secret {
+            self.request_id = uuid_v4(&mut fresh_rng(host));
+            RequestIdSource::Generated
+        } else {
+            source
+        };
+        if source != RequestIdSource::Canonical {
+            host.set_header(Map::Request, &corr.request_id_header, &self.request_id);
+        }
+        if source == RequestIdSource::Generated {
+            vm.metrics.request_ids_generated.add(host, 1);
+            if canonical.is_some() {
+                self.log(host, log::Level::Debug, "replaced an invalid request id");
+            }
+        }
+        // An alias that carried garbage must not travel upstream either.
+        for (name, value) in corr.aliases.iter().zip(aliases.iter()) {
+            if value.is_some() && value.as_deref() != Some(self.request_id.as_str()) {
+                host.set_header(Map::Request, name, &self.request_id);
+            }
+        }
+        if corr.traceparent {
+            let incoming = host.header(Map::Request, "traceparent");
+            let decision = decide_trace(incoming.as_deref(), &mut fresh_rng(host));
+            host.set_header(
+                Map::Request,
+                "traceparent",
+                &decision.upstream.header_value(),
+            );
+            if !decision.continued {
+                vm.metrics.traces_started.add(host, 1);
+                host.remove_header(Map::Request, "tracestate");
+            }
+        }
+        // Failover callouts carry the same trace context as the request itself.
+        self.trace_headers = ["traceparent", "tracestate"]
+            .into_iter()
+            .filter_map(|name| Some((name.to_string(), host.header(Map::Request, name)?)))
+            .collect();
+    }
+}

@@ -1,0 +1,147 @@
+//! The end of a request (access-log time): usage metrics and access-log properties, the billing
+//! rule, budget settlement of the reservation, and the mesh-wide charge queued for the root.
+
+use super::host::Host;
+use super::vm::Charge;
+use super::{Exchange, Phase};
+use crate::accounting::{self, RequestRecord};
+
+impl Exchange {
+    pub(super) fn log_hook<H: Host>(&mut self, host: &mut H) {
+        if self.masked_count > 0 {
+            let _ = host.set_property(
+                "tollgate_masked_count",
+                self.masked_count.to_string().as_bytes(),
+            );
+        }
+        if !self.path.is_empty() {
+            // The client's path; the access log's `%REQ(:PATH)%` shows the provider's when
+            // tollgate rewrote it.
+            let _ = host.set_property("tollgate_path", self.path.as_bytes());
+        }
+        if let Some(upstream) = self.upstream_path.as_deref() {
+            let _ = host.set_property("tollgate_provider_path", upstream.as_bytes());
+        }
+        if let (Some(user), None) = (self.user.as_deref(), self.api) {
+            let _ = host.set_property("tollgate_user", user.as_bytes());
+        }
+        if self.phase == Phase::Replied {
+            // A refused request still releases any reservation it made.
+            self.settle(host, 0);
+            return;
+        }
+        self.account(host);
+    }
+
+    /// Accounts the finished request: metrics, access-log properties, budget settlement.
+    fn account<H: Host>(&mut self, host: &mut H) {
+        let Some(kind) = self.api else {
+            return;
+        };
+        let Some(tracker) = self.response.tracker.take() else {
+            self.settle(host, 0);
+            return;
+        };
+        let vm = std::rc::Rc::clone(&self.vm);
+        let outcome = tracker.finish();
+        let duration_ms = self.elapsed_ms(host);
+        let model_name = outcome
+            .model
+            .clone()
+            .or_else(|| self.info.as_ref().and_then(|i| i.model.clone()))
+            .unwrap_or_else(|| "unknown".to_string());
+        let cost = outcome
+            .usage
+            .as_ref()
+            .and_then(|u| vm.config.usage.prices.cost(&model_name, u));
+        let route_name = self.route.as_ref().map(|r| r.name.clone());
+        let provider = route_name
+            .as_deref()
+            .unwrap_or(accounting::provider_for(kind));
+        let model_label = vm.model_label(&model_name);
+        let user_label = if vm.config.usage.user_metric_label {
+            self.user.clone()
+        } else {
+            None
+        };
+        let record = RequestRecord {
+            provider,
+            model: &model_label,
+            user_label: user_label.as_deref(),
+            status: self.response.status,
+            outcome: &outcome,
+            cost_usd: cost,
+            ttft_ms: self.response.ttft_ms,
+            duration_ms,
+        };
+        for sample in accounting::samples(&record) {
+            vm.record(host, &sample);
+        }
+        for (name, value) in accounting::access_log_fields(&record, self.user.as_deref()) {
+            let _ = host.set_property(name, value.as_bytes());
+        }
+        if !outcome.complete && (200..300).contains(&self.response.status) {
+            self.log(
+                host,
+                log::Level::Warn,
+                "response ended without its terminator: usage estimated",
+            );
+        }
+        // Provider errors without usage are not billed: charge nothing for them.
+        let billed = outcome.reported_usage.is_some() || (200..300).contains(&self.response.status);
+        let actual = outcome
+            .usage
+            .filter(|_| billed)
+            .map_or(0, |u| u.input_tokens.saturating_add(u.output_tokens));
+        self.queue_global_charge(host, actual);
+        self.settle(host, actual);
+    }
+
+    /// Queues a mesh-wide charge for the root context to send.
+    fn queue_global_charge<H: Host>(&self, host: &mut H, tokens: u64) {
+        let global = self
+            .vm
+            .config
+            .budgets
+            .as_ref()
+            .and_then(|b| b.global.as_ref());
+        let (Some(_), Some(user), true) = (global, self.user.clone(), tokens > 0) else {
+            return;
+        };
+        self.vm.queue_charge(host, Charge { user, tokens });
+    }
+
+    /// Releases the reservation and charges `actual` tokens; logs crossed thresholds.
+    fn settle<H: Host>(&mut self, host: &mut H, actual: u64) {
+        let vm = std::rc::Rc::clone(&self.vm);
+        let (Some(budget), Some(admission), Some(user)) = (
+            vm.config.budgets.as_ref(),
+            self.admission.take(),
+            self.user.clone(),
+        ) else {
+            return;
+        };
+        let now = host.now_ns() / 1_000_000_000;
+        let warnings = budget
+            .budgets
+            .settle(&*host, &user, now, admission.reserved, actual);
+        for w in warnings {
+            self.log(
+                host,
+                log::Level::Warn,
+                &format!(
+                    "budget warning: {user} used {} of {} tokens ({}%) in the {}s window",
+                    w.used,
+                    w.limit,
+                    (w.threshold * 100.0).round(),
+                    w.period_seconds
+                ),
+            );
+            let pct = format!("{}", (w.threshold * 100.0).round());
+            self.count(
+                host,
+                accounting::tagged_name("tollgate_budget_warnings_total", &[("threshold", &pct)]),
+            );
+        }
+    }
+}
