@@ -136,6 +136,9 @@ pub struct StatusInputs<'a> {
     pub providers: Vec<ProviderStatus>,
     /// The caller's windows (`None` without budgets or without a caller).
     pub budget: Option<Vec<WindowStatus>>,
+    /// The caller's mesh-wide windows as the rate limit service reported them (`None` without
+    /// `budgets.global`, or when the service did not answer).
+    pub mesh_budget: Option<&'a crate::mesh_budget::MeshView>,
 }
 
 #[derive(Serialize)]
@@ -147,6 +150,7 @@ struct Document<'a> {
     caller: Option<&'a str>,
     providers: Vec<ProviderJson<'a>>,
     budget: Option<BudgetJson<'a>>,
+    mesh_budget: Option<&'a crate::mesh_budget::MeshView>,
 }
 
 #[derive(Serialize)]
@@ -184,6 +188,7 @@ pub fn render(inputs: &StatusInputs<'_>) -> Vec<u8> {
             .budget
             .as_deref()
             .map(|windows| BudgetJson { windows }),
+        mesh_budget: inputs.mesh_budget,
     };
     serde_json::to_vec(&doc).unwrap_or_else(|_| b"{}".to_vec())
 }
@@ -281,6 +286,7 @@ mod tests {
                 },
                 10,
             )]),
+            mesh_budget: None,
         };
         let v: serde_json::Value = serde_json::from_slice(&render(&inputs)).unwrap();
         assert_eq!(v["version"], "1.2.3");

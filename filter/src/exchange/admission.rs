@@ -157,7 +157,8 @@ impl Exchange {
         match budget.budgets.admit(&*host, &user, now, estimate) {
             Ok(admission) => {
                 self.admission = Some(admission);
-                Flow::Continue
+                // Admitted locally: now the mesh-wide budget, when there is one.
+                self.admit_mesh(host, estimate)
             }
             Err(refusal) => {
                 self.count(

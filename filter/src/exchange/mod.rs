@@ -27,6 +27,7 @@ pub mod fake;
 pub mod host;
 pub mod ids;
 pub mod keys;
+pub mod mesh;
 pub mod metrics;
 pub mod replies;
 pub mod response;
@@ -159,8 +160,12 @@ pub struct Exchange {
     info: Option<RequestInfo>,
     /// The caller.
     user: Option<String>,
+    /// The caller's class for mesh-wide budgets (a JWT claim, an API key's team).
+    class: Option<String>,
     /// The budget reservation to settle.
     admission: Option<Admission>,
+    /// The mesh-wide budget: the admission call out, or what it reserved.
+    mesh: Option<mesh::MeshState>,
     /// tollgate added `include_usage`: the extra usage chunk is stripped for the client.
     injected_usage: bool,
     /// Request headers ended the stream (no body).
@@ -200,7 +205,9 @@ impl Exchange {
             upstream_path: None,
             info: None,
             user: None,
+            class: None,
             admission: None,
+            mesh: None,
             injected_usage: false,
             headers_end_stream: false,
             body_complete: None,

@@ -35,7 +35,8 @@ mod view;
 use std::collections::BTreeMap;
 
 pub use plan::{
-    AdmissionDecision, Caller, Charge, MeshAdmission, MeshPlan, PlannedWindow, ServiceAnswer, Use,
+    encode_charges, AdmissionDecision, Caller, Charge, MeshAdmission, MeshPlan, PlannedWindow,
+    ServiceAnswer, Use,
 };
 pub use view::{MeshView, MeshWindowView};
 
