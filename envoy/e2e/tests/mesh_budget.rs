@@ -25,6 +25,8 @@ use tollgate_e2e::{template, Envoy, Vars};
 const BUDGET: u64 = 2000;
 /// `max_tokens` of every request: the output is at most this, so the reservation covers it.
 const MAX_TOKENS: u64 = 40;
+/// Requests the outage caller sends while Redis is down (alternating replicas).
+const OUTAGE_REQUESTS: usize = 30;
 
 fn plugin_config(failure_mode: &str) -> String {
     serde_json::json!({
@@ -80,13 +82,15 @@ fn total_tokens(r: &Response) -> u64 {
         .unwrap_or_else(|| panic!("usage.total_tokens in {body}"))
 }
 
-/// The reservation tollgate makes for `text`: its prompt estimate plus `max_tokens`. Read from
-/// the mesh-wide remaining tokens before and after one admission would race the other callers;
-/// the estimate is a quarter of the body's characters (rounded up), as `usage::request` counts.
+/// An upper bound of the reservation tollgate makes for `text`: its prompt estimate (about a
+/// token per 4 characters of the message, plus a few for the role) and `max_tokens`.
 fn reservation(text: &str) -> u64 {
-    let body = chat(text);
-    let chars = body.chars().count() as u64;
-    chars.div_ceil(4) + MAX_TOKENS
+    text.chars().count().div_ceil(4) as u64 + 8 + MAX_TOKENS
+}
+
+/// A lower bound of the same reservation: the message alone is at least a token per 4 characters.
+fn reservation_floor(text: &str) -> u64 {
+    text.chars().count() as u64 / 4 + MAX_TOKENS
 }
 
 fn header_u64(r: &Response, name: &str) -> u64 {
@@ -115,7 +119,13 @@ fn assert_budget_refusal(r: &Response) {
         .and_then(|v| v.parse().ok())
         .expect("Retry-After");
     assert!((1..=60).contains(&retry), "Retry-After {retry}");
-    assert_eq!(header_u64(r, "x-ratelimit-limit-tokens"), BUDGET);
+    assert_eq!(
+        header_u64(r, "x-ratelimit-limit-tokens"),
+        BUDGET,
+        "{:?} {}",
+        r.headers,
+        r.text()
+    );
     assert_eq!(header_u64(r, "x-ratelimit-remaining-tokens"), 0);
     assert!(r.header("x-ratelimit-reset-tokens").is_some());
 }
@@ -126,6 +136,8 @@ struct CallerTally {
     admitted: u64,
     refused: u64,
     largest_reservation: u64,
+    /// Σ reservation floors of the admitted requests.
+    reserved_at_least: u64,
 }
 
 /// Drives `threads_per_replica` threads per replica for `key` until the caller has been refused
@@ -157,6 +169,7 @@ fn load(key: &str, replicas: &[u16], threads_per_replica: usize, deadline: Insta
                             tally.admitted_tokens += total_tokens(&resp);
                             tally.largest_reservation =
                                 tally.largest_reservation.max(reservation(&text));
+                            tally.reserved_at_least += reservation_floor(&text);
                         }
                         429 => {
                             assert_budget_refusal(&resp);
@@ -199,9 +212,13 @@ fn two_replicas_share_one_budget_and_an_outage_loses_no_charge() {
     let left_a = header_u64(&first, "x-ratelimit-remaining-tokens");
     let left_b = header_u64(&second, "x-ratelimit-remaining-tokens");
     assert_eq!(header_u64(&second, "x-ratelimit-limit-tokens"), BUDGET);
+    // A local view on B would not know A's reservation: B would report more than A did.
+    let taken_by_b = left_a.checked_sub(left_b).unwrap_or_else(|| {
+        panic!("B's view ({left_b}) must include A's reservation (A saw {left_a})")
+    });
     assert!(
-        left_b + reservation("and now?") <= left_a,
-        "B's view ({left_b}) must include A's and B's reservations (A saw {left_a})"
+        (MAX_TOKENS..=reservation("and now?")).contains(&taken_by_b),
+        "B reported {left_b} after A's {left_a}: its own reservation is {taken_by_b}"
     );
 
     // Concurrent load: three callers, two threads per replica each.
@@ -218,8 +235,8 @@ fn two_replicas_share_one_budget_and_an_outage_loses_no_charge() {
         let overshoot = t.admitted_tokens as i64 - BUDGET as i64;
         println!(
             "{key}: admitted {} requests, {} tokens across both replicas (budget {BUDGET}, \
-             overshoot {overshoot:+}, largest reservation {}); refused {}",
-            t.admitted, t.admitted_tokens, t.largest_reservation, t.refused
+             overshoot {overshoot:+}; reservations granted ≥ {}, largest {}); refused {}",
+            t.admitted, t.admitted_tokens, t.reserved_at_least, t.largest_reservation, t.refused
         );
         assert!(t.refused >= 3, "{key} was never stopped: {t:?}");
         assert!(
@@ -227,10 +244,16 @@ fn two_replicas_share_one_budget_and_an_outage_loses_no_charge() {
             "{key}: {} tokens admitted, more than the budget plus one reservation",
             t.admitted_tokens
         );
+        // Each reservation is at least MAX_TOKENS and the granted ones never add up to more
+        // than the budget; the budget is used up before refusals start.
         assert!(
-            t.admitted_tokens >= BUDGET / 2,
-            "{key}: only {} tokens admitted: reservations should not waste half the budget",
-            t.admitted_tokens
+            t.reserved_at_least <= BUDGET,
+            "{key}: the reservations granted ({} at least) exceed the budget",
+            t.reserved_at_least
+        );
+        assert!(
+            (t.admitted + 1) * t.largest_reservation >= BUDGET,
+            "{key}: refused before the budget was reserved: {t:?}"
         );
     }
     for envoy in [&a, &b] {
@@ -248,7 +271,7 @@ fn two_replicas_share_one_budget_and_an_outage_loses_no_charge() {
     let outage_caller = "outage-caller";
     let mut used_during_outage = 0;
     let mut largest = 0;
-    for i in 0..6 {
+    for i in 0..OUTAGE_REQUESTS {
         let port = replicas[i % 2];
         let text = format!("during the outage, question {i}");
         let r = send(port, outage_caller, &text);
@@ -285,7 +308,10 @@ fn two_replicas_share_one_budget_and_an_outage_loses_no_charge() {
             )
         })
         .sum();
-    assert!(failed_open >= 6, "failed_open {failed_open}");
+    assert!(
+        failed_open >= OUTAGE_REQUESTS as u64,
+        "failed_open {failed_open}"
+    );
     // The completion charges of the outage requests fail and are counted as errors.
     let wait = Instant::now() + Duration::from_secs(5);
     let errors = || -> u64 {
@@ -302,19 +328,17 @@ fn two_replicas_share_one_budget_and_an_outage_loses_no_charge() {
     // Redis is back (empty: it keeps nothing on disk). The queued charges land, and the outage
     // caller's use during the outage counts against its budget.
     redis.restart();
+    // Both replicas held charges of the outage caller: wait until each has sent them.
     let wait = Instant::now() + Duration::from_secs(10);
-    let ok_charges = || -> u64 {
-        [&a, &b]
-            .iter()
-            .map(|e| counter(e, "tollgate_global_budget_charges_total", "outcome.ok"))
-            .sum()
-    };
-    let ok_before = ok_charges();
-    while ok_charges() == ok_before && Instant::now() < wait {
+    let ok_charges = |e: &Envoy| counter(e, "tollgate_global_budget_charges_total", "outcome.ok");
+    let before = [ok_charges(&a), ok_charges(&b)];
+    while (ok_charges(&a) == before[0] || ok_charges(&b) == before[1]) && Instant::now() < wait {
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert!(ok_charges() > ok_before, "queued charges were re-sent");
-    std::thread::sleep(Duration::from_millis(600));
+    assert!(
+        ok_charges(&a) > before[0] && ok_charges(&b) > before[1],
+        "queued charges were re-sent by both replicas"
+    );
     let after = load(
         outage_caller,
         &replicas,
@@ -323,14 +347,24 @@ fn two_replicas_share_one_budget_and_an_outage_loses_no_charge() {
     );
     let total = used_during_outage + after.admitted_tokens;
     println!(
-        "{outage_caller}: {used_during_outage} tokens during the outage, {} after it, {total} in \
-         all (budget {BUDGET}); refused {} after the restart",
-        after.admitted_tokens, after.refused
+        "{outage_caller}: {used_during_outage} tokens during the outage, {} after it ({} \
+         admissions, reservations ≥ {}), {total} in all (budget {BUDGET}); refused {} after the \
+         restart",
+        after.admitted_tokens, after.admitted, after.reserved_at_least, after.refused
     );
     assert!(after.refused >= 3, "enforcement resumed: {after:?}");
     assert!(
         total <= BUDGET + largest.max(after.largest_reservation),
-        "the outage's use was charged: {total} tokens in all"
+        "{total} tokens in all"
+    );
+    // The outage's use was charged: what was reserved after the restart (each admission at
+    // least MAX_TOKENS) fits in what the outage left. Had the charges been lost, the caller
+    // would have been granted the whole budget again.
+    assert!(
+        after.reserved_at_least + used_during_outage <= BUDGET,
+        "{} admissions after the restart on top of {used_during_outage} tokens used during the \
+         outage: its charges were lost",
+        after.admitted
     );
 
     for envoy in [&a, &b, &closed] {

@@ -219,12 +219,14 @@ impl Exchange {
                         &[("dimension", refusal.dimension)],
                     ),
                 );
-                // The local reservation is released when the request ends (`Phase::Replied`).
+                // Release the local reservation now: the reply carries the mesh-wide headers only.
+                self.settle(host, 0);
                 let reply = replies::budget_reply(&refusal);
                 self.reply(host, &reply)
             }
             AdmissionDecision::Unavailable => {
                 count(self, host, budget.failure_mode.label());
+                self.settle(host, 0);
                 let reply = replies::budget_unavailable_reply();
                 self.reply(host, &reply)
             }

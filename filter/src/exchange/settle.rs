@@ -108,7 +108,7 @@ impl Exchange {
     }
 
     /// Releases the reservation and charges `actual` tokens; logs crossed thresholds.
-    fn settle<H: Host>(&mut self, host: &mut H, actual: u64) {
+    pub(super) fn settle<H: Host>(&mut self, host: &mut H, actual: u64) {
         let vm = std::rc::Rc::clone(&self.vm);
         let (Some(budget), Some(admission), Some(user)) = (
             vm.config.budgets.as_ref(),
