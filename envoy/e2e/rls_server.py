@@ -23,7 +23,7 @@ Semantics follow envoyproxy/ratelimit's fixed-window Redis cache:
 Every call is recorded and served as JSON by a tiny HTTP server on ``--http-port``:
 
 * ``GET /calls``  -> ``[{"domain", "hits_addend", "descriptors": [{"entries": [[k, v], ...],
-  "hits_addend": int|null, "hits": int, "code": "OK"|"OVER_LIMIT", "total": int,
+  "hits_addend": int|null, "hits": int, "limit": [requests_per_unit, unit]|null, "code": "OK"|"OVER_LIMIT", "total": int,
   "limit_remaining": int}], "overall": "OK"|"OVER_LIMIT"|"ERROR", "error": str|null,
   "time": float}, ...]`` (``hits`` is the effective charge described above; calls answered with
   a gRPC error have ``overall`` "ERROR", an ``error`` text and ``hits`` 0 on each descriptor)
@@ -325,6 +325,7 @@ class RateLimitState:
                                  "reset_seconds": reset_seconds})
                 call["descriptors"].append({"entries": d["entries"],
                                             "hits_addend": d["hits_addend"], "hits": hits,
+                                            "limit": d["limit"],
                                             "code": CODE_NAMES[code], "total": total,
                                             "limit_remaining": remaining})
             call["overall"] = CODE_NAMES[overall]
