@@ -148,7 +148,6 @@ pub(super) fn mesh_budget(section: usize, settings: &Settings, mock: &MockHandle
         Vars::new()
             .set("UPSTREAM_PORT", upstream)
             .set("RLS_PORT", rls)
-            .set("FAILURE_MODE_DENY", "false")
             .plugin_config(plugin)
     };
     let healthy = |name: &str, config: &str, plugin: &str| {
