@@ -436,11 +436,12 @@ fn plugin_config() -> String {
             "warn_thresholds": [0.5, 0.8],
             "default_max_tokens": 64,
             // Mesh-wide windows no request reaches; the service is unreachable, so admission
-            // fails open and each charge fails once (no retry within the test).
+            // fails open and the charges fail, are kept, and are tried again every 3 s: the
+            // failure counters rise between the scrapes, with quiet stretches to settle in.
             "global": {
                 "cluster": "ratelimit",
                 "timeout_ms": 500,
-                "retry_interval_ms": 600000,
+                "retry_interval_ms": 3000,
                 "windows": [{"period": "hour", "max_tokens": 1_000_000_000u64}]
             }
         },
