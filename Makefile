@@ -98,7 +98,8 @@ demo: setup build mock
 	@envoy/demo/run.sh
 
 ## bench: criterion benches, then plain Envoy vs Envoy + tollgate under the same load, as one
-## table (BENCH_QUICK=1: short rounds, a fast check that every scenario works).
+## table, then what a mesh-wide budget check adds (BENCH_QUICK=1: short rounds, a fast check that
+## every scenario works).
 bench: setup build mock
 	cargo bench -p tollgate-benches --bench filter $(if $(BENCH_QUICK),-- --quick,)
 	cargo bench -p tollgate-benches --bench translate $(if $(BENCH_QUICK),-- --quick,)

@@ -27,6 +27,9 @@
 //! what it adds over its baseline row. Below it: the wasm VM's memory per worker (Envoy RSS and
 //! the VM's linear memory, with vs without the module, `--concurrency 1`, after the load), the
 //! `.wasm` size and the VM start time (Envoy start to `/ready`, with vs without the module).
+//! Then (`mesh`) what a mesh-wide budget's admission check adds to a request (p50 and Envoy CPU
+//! in a client loop, against a real rate limit service on Redis), beside Envoy's native rate limit
+//! filter, and both with the service failing (`envoy_compare/mesh.rs`, docs/budgets.md).
 //! The sections below are still available by name.
 //!
 //! Environment: `BENCH_QUICK=1` (1 round of 1 s, one start: a fast check that every scenario
@@ -34,7 +37,7 @@
 //! `BENCH_CONNECTIONS` (wrk connections, default 16), `BENCH_SAMPLES` (requests per scenario in
 //! the client loops, default 300), `BENCH_STARTS` (Envoy starts per configuration when timing VM
 //! start, default 5), `BENCH_SECTIONS` (comma-separated subset of
-//! `table,jwt,ttfb,masking,failover`; default `table`).
+//! `table,jwt,ttfb,masking,failover,mesh`; default `table,mesh`).
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -90,7 +93,7 @@ impl Settings {
             starts: num("BENCH_STARTS", if quick { 1 } else { 5 }) as usize,
             quick,
             sections: std::env::var("BENCH_SECTIONS")
-                .unwrap_or_else(|_| "table".into())
+                .unwrap_or_else(|_| "table,mesh".into())
                 .split(',')
                 .map(|s| s.trim().to_ascii_lowercase())
                 .filter(|s| !s.is_empty())

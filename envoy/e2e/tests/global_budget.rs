@@ -216,8 +216,17 @@ fn total_tokens(r: &Response) -> u64 {
         .unwrap_or_else(|| panic!("usage.total_tokens in {body}"))
 }
 
-/// One recorded descriptor: (entries, hits_addend, limit as [requests_per_unit, unit]).
-fn descriptors(call: &Value) -> Vec<(Vec<(String, String)>, Option<u64>, Option<(u64, u64)>)> {
+/// One descriptor as the stub recorded it.
+#[derive(Debug)]
+struct Recorded {
+    entries: Vec<(String, String)>,
+    /// The descriptor's own `hits_addend`.
+    hits: Option<u64>,
+    /// Its `RateLimitOverride` as (requests_per_unit, unit).
+    limit: Option<(u64, u64)>,
+}
+
+fn descriptors(call: &Value) -> Vec<Recorded> {
     call["descriptors"]
         .as_array()
         .expect("descriptors array")
@@ -237,7 +246,11 @@ fn descriptors(call: &Value) -> Vec<(Vec<(String, String)>, Option<u64>, Option<
             let limit = d["limit"]
                 .as_array()
                 .map(|l| (l[0].as_u64().expect("rpu"), l[1].as_u64().expect("unit")));
-            (entries, d["hits_addend"].as_u64(), limit)
+            Recorded {
+                entries,
+                hits: d["hits_addend"].as_u64(),
+                limit,
+            }
         })
         .collect()
 }
@@ -276,25 +289,29 @@ fn admission_reserves_every_window_with_its_limit_and_only_a_remainder_is_charge
     let d = descriptors(call);
     assert_eq!(d.len(), 2, "{call}");
     assert_eq!(
-        d[0].0,
+        d[0].entries,
         vec![
             e("user", &user),
             e("window", "minute"),
             e("measure", "tokens")
         ]
     );
-    assert_eq!(d[0].2, Some((5000, 2)), "the window's limit rides along");
-    let reserved = d[0].1.expect("hits_addend");
+    assert_eq!(
+        d[0].limit,
+        Some((5000, 2)),
+        "the window's limit rides along"
+    );
+    let reserved = d[0].hits.expect("hits_addend");
     assert!(reserved >= 50, "prompt estimate + max_tokens: {reserved}");
     assert_eq!(
-        d[1].0,
+        d[1].entries,
         vec![
             e("user", &user),
             e("window", "minute"),
             e("measure", "requests")
         ]
     );
-    assert_eq!((d[1].1, d[1].2), (Some(1), Some((50, 2))));
+    assert_eq!((d[1].hits, d[1].limit), (Some(1), Some((50, 2))));
     assert!(total_tokens(&r) <= reserved);
     assert!(r.header("x-ratelimit-remaining-tokens").is_some());
 
@@ -307,13 +324,13 @@ fn admission_reserves_every_window_with_its_limit_and_only_a_remainder_is_charge
     assert_eq!(r.status, 200, "{}", r.text());
     let calls = stack.rls.wait_calls(3);
     assert_eq!(calls.len(), 3, "{calls:#?}");
-    let reserved = descriptors(&calls[1])[0].1.expect("hits");
+    let reserved = descriptors(&calls[1])[0].hits.expect("hits");
     let remainder = descriptors(&calls[2]);
     assert_eq!(remainder.len(), 1, "tokens only: {:?}", calls[2]);
-    assert_eq!(remainder[0].0[2], e("measure", "tokens"));
-    assert_eq!(remainder[0].2, Some((5000, 2)));
+    assert_eq!(remainder[0].entries[2], e("measure", "tokens"));
+    assert_eq!(remainder[0].limit, Some((5000, 2)));
     assert_eq!(
-        remainder[0].1,
+        remainder[0].hits,
         Some(total_tokens(&r) - reserved),
         "actual − reserved"
     );
@@ -359,23 +376,23 @@ fn a_jwt_caller_is_counted_under_its_subject_in_its_class() {
     assert_eq!(calls[0]["domain"], "mesh");
     let d = descriptors(&calls[0]);
     assert_eq!(
-        d[0].0,
+        d[0].entries,
         vec![
             e("subject", "alice"),
             e("window", "hour"),
             e("measure", "tokens")
         ]
     );
-    assert_eq!(d[0].2, Some((90000, 3)));
+    assert_eq!(d[0].limit, Some((90000, 3)));
     assert_eq!(
-        d[1].0,
+        d[1].entries,
         vec![
             e("class", "gold"),
             e("window", "day"),
             e("measure", "requests")
         ]
     );
-    assert_eq!(d[1].2, Some((500, 4)));
+    assert_eq!(d[1].limit, Some((500, 4)));
 }
 
 #[test]
@@ -384,7 +401,10 @@ fn a_caller_without_a_key_is_counted_by_address() {
     let r = post(&stack, &[], &chat("anonymous", Some(20)));
     assert_eq!(r.status, 200, "{}", r.text());
     let calls = stack.rls.wait_calls(1);
-    assert_eq!(descriptors(&calls[0])[0].0[0], e("user", "ip:127.0.0.1"));
+    assert_eq!(
+        descriptors(&calls[0])[0].entries[0],
+        e("user", "ip:127.0.0.1")
+    );
 }
 
 #[test]
