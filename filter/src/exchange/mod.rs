@@ -12,6 +12,7 @@
 //! | response headers | [`Exchange::on_response_headers`] | walked adoption ([`route`]), own failover ([`failover`]), [`response`] set-up |
 //! | response body | [`Exchange::on_response_body`] | usage, translation, chunk filter, masking ([`response`]) |
 //! | callout answer | [`Exchange::on_callout_response`] | keys ([`auth`]) or the next provider ([`failover`]) |
+//! | gRPC answer | [`Exchange::on_grpc_response`] | mesh-wide budget admission and status view ([`mesh`]) |
 //! | log | [`Exchange::on_log`] | accounting and settlement ([`settle`]) |
 //!
 //! Where the request stands is one [`Phase`]; a response held back for failover is one
