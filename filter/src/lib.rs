@@ -44,5 +44,10 @@ pub mod usage;
 #[cfg(target_arch = "wasm32")]
 mod host;
 
+// A panic must abort the VM, never unwind through the host: `wasm32-wasip1` aborts by default
+// and the workspace's release profile must not change that (see the root `Cargo.toml`).
+#[cfg(all(target_arch = "wasm32", not(panic = "abort")))]
+compile_error!("tollgate.wasm must be built with panic = \"abort\"");
+
 /// The crate version, reported in the VM start banner and the status endpoint.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

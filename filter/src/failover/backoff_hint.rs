@@ -1,7 +1,8 @@
 //! Provider-announced back-off: reading "come back at" hints from response headers and keeping
 //! a per-provider back-off window in shared data, which route planning honours.
 //!
-//! Headers understood: `retry-after` (seconds or IMF-fixdate), `retry-after-ms`, OpenAI's
+//! Headers understood: `retry-after` (seconds or an HTTP-date in any of its three forms),
+//! `retry-after-ms`, OpenAI's
 //! `x-ratelimit-reset-requests` / `x-ratelimit-reset-tokens` (Go durations like `6m0s`) and
 //! Anthropic's `anthropic-ratelimit-{requests,tokens,input-tokens,output-tokens}-reset`
 //! (RFC 3339). An explicit retry-after wins; otherwise the reset of an exhausted limit (its
@@ -11,8 +12,9 @@ use crate::shared_store::SharedStore;
 
 use super::cas::cas_update;
 use super::settings::ProviderSettings;
+use super::http_date::parse_http_date_ms;
 use super::timefmt::{
-    parse_go_duration_ms, parse_imf_fixdate_ms, parse_millis_ms, parse_rfc3339_ms, parse_seconds_ms,
+    parse_go_duration_ms, parse_millis_ms, parse_rfc3339_ms, parse_seconds_ms,
 };
 
 /// Longest back-off window accepted from a provider (one hour); longer hints are clamped.
@@ -80,12 +82,12 @@ fn until_absolute(now_ms: u64, at_ms: i64) -> u64 {
     at.min(now_ms.saturating_add(MAX_BACKOFF_HINT_MS))
 }
 
-/// `retry-after`: delta seconds or an HTTP-date.
+/// `retry-after`: delta seconds or an HTTP-date (IMF-fixdate, RFC 850 or asctime).
 fn retry_after(value: &str, now_ms: u64) -> Option<u64> {
     if let Some(delay) = parse_seconds_ms(value) {
         return Some(after(now_ms, delay));
     }
-    parse_imf_fixdate_ms(value).map(|at| until_absolute(now_ms, at))
+    parse_http_date_ms(value, now_ms).map(|at| until_absolute(now_ms, at))
 }
 
 /// Reads the provider's back-off hint from response headers: the time (Unix ms) before which
@@ -182,6 +184,15 @@ mod tests {
         );
         assert_eq!(
             parse_backoff_hint(&h(&[("retry-after", "Mon, 01 Jan 2024 00:00:20 GMT")]), NOW),
+            Some(NOW + 20_000)
+        );
+        // The obsolete forms RFC 9110 §5.6.7 requires recipients to accept.
+        assert_eq!(
+            parse_backoff_hint(&h(&[("retry-after", "Monday, 01-Jan-24 00:00:20 GMT")]), NOW),
+            Some(NOW + 20_000)
+        );
+        assert_eq!(
+            parse_backoff_hint(&h(&[("retry-after", "Mon Jan  1 00:00:20 2024")]), NOW),
             Some(NOW + 20_000)
         );
         // A date in the past or a zero delay needs no back-off.

@@ -7,6 +7,7 @@
 //! * [`circuit`]: the per-provider circuit breaker in shared data (CAS, one half-open probe).
 //! * [`classify`](mod@classify): what an attempt's status/reset/timeout means.
 //! * [`backoff_hint`]: provider-announced back-off windows from response headers.
+//! * [`http_date`]: the three HTTP-date forms of `Retry-After`.
 //! * [`schedule`]: retry delays, the per-request [`AttemptTracker`], the all-failed reply.
 //! * [`carry`]: what one Envoy retry attempt tells the next (original path, attempt notes).
 //! * [`metrics`]: stat names for attempts, failovers and circuit state.
@@ -22,6 +23,7 @@ pub mod carry;
 mod cas;
 pub mod circuit;
 pub mod classify;
+pub mod http_date;
 pub mod metrics;
 pub mod plan;
 pub mod schedule;

@@ -1,7 +1,7 @@
 //! Small, strict parsers for the time formats providers put in rate-limit headers: RFC 3339
-//! timestamps, IMF-fixdate (the HTTP-date of `Retry-After`), Go-style durations (`1h2m3.5s`,
-//! `20ms`) and plain decimal amounts. No date library: every function returns `None` on
-//! malformed input and never panics.
+//! timestamps, Go-style durations (`1h2m3.5s`, `20ms`) and plain decimal amounts, plus the
+//! cursor and civil-date arithmetic [`super::http_date`] builds the HTTP-date forms on. No date
+//! library: every function returns `None` on malformed input and never panics.
 
 const NANOS_PER_MS: u128 = 1_000_000;
 const NANOS_PER_SECOND: u128 = 1_000_000_000;
@@ -10,38 +10,41 @@ const MAX_INTEGER_DIGITS: usize = 20;
 /// Fraction digits beyond this are read but ignored (sub-nanosecond for every unit we know).
 const MAX_FRACTION_DIGITS: usize = 18;
 
+/// Longest word [`Cursor::letters`] reads (`wednesday`).
+const MAX_WORD_LETTERS: usize = 9;
+
 /// A byte cursor over ASCII input; every read is bounds-checked.
-struct Cursor<'a> {
+pub(super) struct Cursor<'a> {
     bytes: &'a [u8],
     pos: usize,
 }
 
 impl<'a> Cursor<'a> {
-    fn new(text: &'a str) -> Self {
+    pub(super) fn new(text: &'a str) -> Self {
         Self {
             bytes: text.as_bytes(),
             pos: 0,
         }
     }
 
-    fn peek(&self) -> Option<u8> {
+    pub(super) fn peek(&self) -> Option<u8> {
         self.bytes.get(self.pos).copied()
     }
 
-    fn bump(&mut self) -> Option<u8> {
+    pub(super) fn bump(&mut self) -> Option<u8> {
         let b = self.peek()?;
         self.pos += 1;
         Some(b)
     }
 
     /// Consumes `expected` (ASCII case-insensitively) or fails.
-    fn literal(&mut self, expected: u8) -> Option<()> {
+    pub(super) fn literal(&mut self, expected: u8) -> Option<()> {
         let b = self.bump()?;
         b.eq_ignore_ascii_case(&expected).then_some(())
     }
 
     /// Reads exactly `count` ASCII digits as a number.
-    fn digits(&mut self, count: usize) -> Option<u32> {
+    pub(super) fn digits(&mut self, count: usize) -> Option<u32> {
         let mut value: u32 = 0;
         for _ in 0..count {
             let b = self.bump()?;
@@ -53,23 +56,21 @@ impl<'a> Cursor<'a> {
         Some(value)
     }
 
-    /// Reads `count` ASCII letters (for day and month names).
-    fn word(&mut self, count: usize) -> Option<[u8; 3]> {
-        let mut out = [0u8; 3];
-        if count != out.len() {
-            return None;
-        }
-        for slot in out.iter_mut() {
-            let b = self.bump()?;
-            if !b.is_ascii_alphabetic() {
+    /// Reads a run of one to [`MAX_WORD_LETTERS`] ASCII letters (a day or month name),
+    /// lower-cased; `None` when there is none or it is longer.
+    pub(super) fn letters(&mut self) -> Option<Vec<u8>> {
+        let mut out = Vec::new();
+        while let Some(b) = self.peek().filter(u8::is_ascii_alphabetic) {
+            if out.len() == MAX_WORD_LETTERS {
                 return None;
             }
-            *slot = b.to_ascii_lowercase();
+            out.push(b.to_ascii_lowercase());
+            self.bump();
         }
-        Some(out)
+        (!out.is_empty()).then_some(out)
     }
 
-    fn at_end(&self) -> bool {
+    pub(super) fn at_end(&self) -> bool {
         self.pos >= self.bytes.len()
     }
 }
@@ -101,8 +102,26 @@ fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
     era * 146_097 + day_of_era - 719_468
 }
 
+/// The Gregorian year of a Unix-milliseconds instant (Howard Hinnant's `civil_from_days`).
+pub(super) fn year_of_unix_ms(ms: u64) -> i64 {
+    let days = i64::try_from(ms / 86_400_000).unwrap_or(i64::MAX / 2);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let day_of_era = z.rem_euclid(146_097);
+    let year_of_era =
+        (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let month_from_march = (5 * day_of_year + 2) / 153;
+    let year = year_of_era + era * 400;
+    if month_from_march >= 10 {
+        year + 1
+    } else {
+        year
+    }
+}
+
 /// Validated civil date and time (UTC) to Unix milliseconds.
-fn civil_to_unix_ms(
+pub(super) fn civil_to_unix_ms(
     year: i64,
     month: u32,
     day: u32,
@@ -185,45 +204,6 @@ pub fn parse_rfc3339_ms(text: &str) -> Option<i64> {
     }
     let local = civil_to_unix_ms(year, month, day, hour, minute, second, millis)?;
     Some(local - offset_minutes * 60_000)
-}
-
-/// Parses an IMF-fixdate HTTP-date (`Sun, 06 Nov 1994 08:49:37 GMT`) into Unix milliseconds.
-/// Names are matched case-insensitively; the weekday must be a real day name but is not
-/// cross-checked against the date.
-pub fn parse_imf_fixdate_ms(text: &str) -> Option<i64> {
-    const DAYS: [&[u8; 3]; 7] = [b"mon", b"tue", b"wed", b"thu", b"fri", b"sat", b"sun"];
-    const MONTHS: [&[u8; 3]; 12] = [
-        b"jan", b"feb", b"mar", b"apr", b"may", b"jun", b"jul", b"aug", b"sep", b"oct", b"nov",
-        b"dec",
-    ];
-    let mut c = Cursor::new(text.trim());
-    let day_name = c.word(3)?;
-    if !DAYS.iter().any(|d| **d == day_name) {
-        return None;
-    }
-    c.literal(b',')?;
-    c.literal(b' ')?;
-    let day = c.digits(2)?;
-    c.literal(b' ')?;
-    let month_name = c.word(3)?;
-    let month_index = MONTHS.iter().position(|m| **m == month_name)?;
-    let month = u32::try_from(month_index).ok()? + 1;
-    c.literal(b' ')?;
-    let year = i64::from(c.digits(4)?);
-    c.literal(b' ')?;
-    let hour = c.digits(2)?;
-    c.literal(b':')?;
-    let minute = c.digits(2)?;
-    c.literal(b':')?;
-    let second = c.digits(2)?;
-    c.literal(b' ')?;
-    c.literal(b'G')?;
-    c.literal(b'M')?;
-    c.literal(b'T')?;
-    if !c.at_end() {
-        return None;
-    }
-    civil_to_unix_ms(year, month, day, hour, minute, second, 0)
 }
 
 /// Converts a non-negative decimal number (`12`, `1.5`, `.5`) in units of `unit_nanos`
@@ -375,31 +355,15 @@ mod tests {
     }
 
     #[test]
-    fn imf_fixdate() {
-        assert_eq!(
-            parse_imf_fixdate_ms("Sun, 06 Nov 1994 08:49:37 GMT"),
-            Some(784_111_777_000)
-        );
-        assert_eq!(
-            parse_imf_fixdate_ms("mon, 01 jan 2024 00:00:00 gmt"),
-            Some(1_704_067_200_000)
-        );
-        for bad in [
-            "",
-            "Sun, 06 Nov 1994 08:49:37",
-            "Sun, 06 Nov 1994 08:49:37 UTC",
-            "Sunday, 06-Nov-94 08:49:37 GMT",
-            "Sun Nov  6 08:49:37 1994",
-            "Xyz, 06 Nov 1994 08:49:37 GMT",
-            "Sun, 06 Foo 1994 08:49:37 GMT",
-            "Sun, 31 Nov 1994 08:49:37 GMT",
-            "Sun, 6 Nov 1994 08:49:37 GMT",
-            "Sun, 06 Nov 1994 25:49:37 GMT",
-            "Sun, 06 Nov 1994 08:49:37 GMTx",
-            "Sün, 06 Nov 1994 08:49:37 GMT",
-        ] {
-            assert_eq!(parse_imf_fixdate_ms(bad), None, "{bad:?}");
-        }
+    fn year_of_an_instant() {
+        assert_eq!(year_of_unix_ms(0), 1970);
+        assert_eq!(year_of_unix_ms(1_704_067_199_999), 2023);
+        assert_eq!(year_of_unix_ms(1_704_067_200_000), 2024);
+        // 2024-12-31T23:59:59Z and 2025-01-01T00:00:00Z: the last day of March-based eras.
+        assert_eq!(year_of_unix_ms(1_735_689_599_000), 2024);
+        assert_eq!(year_of_unix_ms(1_735_689_600_000), 2025);
+        assert_eq!(year_of_unix_ms(951_782_400_000), 2000);
+        assert!(year_of_unix_ms(u64::MAX) > 500_000_000);
     }
 
     #[test]
@@ -459,7 +423,6 @@ mod tests {
         ];
         for s in samples {
             let _ = parse_rfc3339_ms(s);
-            let _ = parse_imf_fixdate_ms(s);
             let _ = parse_go_duration_ms(s);
             let _ = parse_seconds_ms(s);
         }
