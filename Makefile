@@ -27,8 +27,10 @@ setup-envoy:
 	  bin=$$(envoy_bin); \
 	fi; \
 	"$$bin" --version | grep -m1 version
-	@# grpcio: the in-test rate limit service (envoy/e2e/rls_server.py) speaks gRPC.
+	@# grpcio: the in-test rate limit services (envoy/e2e/rls_server.py, ratelimit_service.py) speak
+	@# gRPC; limits[redis]: the counting engine of the real one (fixed windows in Redis).
 	@$(VENV)/bin/python -c 'import grpc' 2>/dev/null || $(VENV)/bin/pip install --quiet --disable-pip-version-check grpcio
+	@$(VENV)/bin/python -c 'import limits, redis' 2>/dev/null || $(VENV)/bin/pip install --quiet --disable-pip-version-check 'limits[redis]==5.8.0'
 	@# openai, anthropic: envoy/e2e/tests/keys.rs drives the official SDKs with virtual API keys; the cache
 	@# e2e test reads a replayed stream with the OpenAI SDK (envoy/e2e/openai_sdk_chat.py).
 	@$(VENV)/bin/python -c 'import openai, anthropic' 2>/dev/null || $(VENV)/bin/pip install --quiet --disable-pip-version-check openai anthropic
@@ -41,6 +43,7 @@ setup-tools:
 	command -v promtool >/dev/null || missing="$$missing prometheus"; \
 	command -v openssl >/dev/null || missing="$$missing openssl"; \
 	command -v curl >/dev/null || missing="$$missing curl"; \
+	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
@@ -130,7 +133,8 @@ demo: setup build mock
 	@envoy/demo/run.sh
 
 ## bench: criterion benches, then plain Envoy vs Envoy + tollgate under the same load, as one
-## table (BENCH_QUICK=1: short rounds, a fast check that every scenario works).
+## table, then what a mesh-wide budget check adds (BENCH_QUICK=1: short rounds, a fast check that
+## every scenario works).
 bench: setup build mock
 	cargo bench -p tollgate-benches --bench filter $(if $(BENCH_QUICK),-- --quick,)
 	cargo bench -p tollgate-benches --bench translate $(if $(BENCH_QUICK),-- --quick,)

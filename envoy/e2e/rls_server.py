@@ -23,7 +23,7 @@ Semantics follow envoyproxy/ratelimit's fixed-window Redis cache:
 Every call is recorded and served as JSON by a tiny HTTP server on ``--http-port``:
 
 * ``GET /calls``  -> ``[{"domain", "hits_addend", "descriptors": [{"entries": [[k, v], ...],
-  "hits_addend": int|null, "hits": int, "code": "OK"|"OVER_LIMIT", "total": int,
+  "hits_addend": int|null, "hits": int, "limit": [requests_per_unit, unit]|null, "code": "OK"|"OVER_LIMIT", "total": int,
   "limit_remaining": int}], "overall": "OK"|"OVER_LIMIT"|"ERROR", "error": str|null,
   "time": float}, ...]`` (``hits`` is the effective charge described above; calls answered with
   a gRPC error have ``overall`` "ERROR", an ``error`` text and ``hits`` 0 on each descriptor)
@@ -180,7 +180,8 @@ def decode_request(buf):
 
 
 def decode_descriptor(buf):
-    descriptor = {"entries": [], "hits_addend": None}
+    """RateLimitDescriptor; ``limit`` is the RateLimitOverride as (requests_per_unit, unit)."""
+    descriptor = {"entries": [], "hits_addend": None, "limit": None}
     for field, wire, value in iter_fields(buf):
         if field == 1 and wire == 2:
             key, val = "", ""
@@ -190,6 +191,15 @@ def decode_descriptor(buf):
                 elif f == 2 and w == 2:
                     val = text(v)
             descriptor["entries"].append([key, val])
+        elif field == 2 and wire == 2:
+            # RateLimitOverride { uint32 requests_per_unit = 1; RateLimitUnit unit = 2; }
+            per_unit, unit = 0, 0
+            for f, w, v in iter_fields(value):
+                if f == 1 and w == 0:
+                    per_unit = v & UINT32_MAX
+                elif f == 2 and w == 0:
+                    unit = v
+            descriptor["limit"] = (per_unit, unit)
         elif field == 3 and wire == 2:
             hits = 0  # an empty UInt64Value is present with value 0
             for f, w, v in iter_fields(value):
@@ -315,6 +325,7 @@ class RateLimitState:
                                  "reset_seconds": reset_seconds})
                 call["descriptors"].append({"entries": d["entries"],
                                             "hits_addend": d["hits_addend"], "hits": hits,
+                                            "limit": d["limit"],
                                             "code": CODE_NAMES[code], "total": total,
                                             "limit_remaining": remaining})
             call["overall"] = CODE_NAMES[overall]

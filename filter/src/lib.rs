@@ -32,6 +32,7 @@ pub mod identity;
 pub mod jwt;
 pub mod keys;
 pub mod masking;
+pub mod mesh_budget;
 pub mod profile;
 pub mod random;
 pub mod ratelimit_rpc;

@@ -194,6 +194,9 @@ pub struct StatusInputs<'a> {
     pub budget: Option<Vec<WindowStatus>>,
     /// The calling virtual API key and its own budget (`None` without a key).
     pub key: Option<KeyStatus<'a>>,
+    /// The caller's mesh-wide windows as the rate limit service reported them (`None` without
+    /// `budgets.global`, or when the service did not answer).
+    pub mesh_budget: Option<&'a crate::mesh_budget::MeshView>,
 }
 
 #[derive(Serialize)]
@@ -206,6 +209,7 @@ struct Document<'a> {
     providers: Vec<ProviderJson<'a>>,
     budget: Option<BudgetJson<'a>>,
     key: Option<&'a KeyStatus<'a>>,
+    mesh_budget: Option<&'a crate::mesh_budget::MeshView>,
 }
 
 #[derive(Serialize)]
@@ -244,6 +248,7 @@ pub fn render(inputs: &StatusInputs<'_>) -> Vec<u8> {
             .as_deref()
             .map(|windows| BudgetJson { windows }),
         key: inputs.key.as_ref(),
+        mesh_budget: inputs.mesh_budget,
     };
     serde_json::to_vec(&doc).unwrap_or_else(|_| b"{}".to_vec())
 }
@@ -342,6 +347,7 @@ mod tests {
                 10,
             )]),
             key: None,
+            mesh_budget: None,
         };
         let v: serde_json::Value = serde_json::from_slice(&render(&inputs)).unwrap();
         assert_eq!(v["version"], "1.2.3");

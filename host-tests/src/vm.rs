@@ -331,6 +331,44 @@ impl Vm {
         )
     }
 
+    /// Delivers a gRPC callout's answer to the context that dispatched `token`: `status` 0 with
+    /// `message` (`proxy_on_grpc_receive`), otherwise the call's failure with that gRPC status
+    /// (`proxy_on_grpc_close`, as Envoy reports errors and timeouts).
+    pub fn grpc_call_response(
+        &mut self,
+        token: u32,
+        status: u32,
+        message: &[u8],
+    ) -> wasmtime::Result<()> {
+        let ctx = self
+            .store
+            .data()
+            .grpc_calls
+            .iter()
+            .find(|c| c.token == token)
+            .map(|c| c.context_id)
+            .unwrap_or(self.root_id);
+        if status == 0 {
+            self.store.data_mut().grpc_receive = message.to_vec();
+            self.call::<(i32, i32, i32), ()>(
+                ctx,
+                "proxy_on_grpc_receive",
+                (ctx as i32, token as i32, message.len() as i32),
+            )
+        } else {
+            self.call::<(i32, i32, i32), ()>(
+                ctx,
+                "proxy_on_grpc_close",
+                (ctx as i32, token as i32, status as i32),
+            )
+        }
+    }
+
+    /// The root context's id (callouts it dispatched carry it).
+    pub fn root_id(&self) -> u32 {
+        self.root_id
+    }
+
     /// A header of the request as the filter left it.
     pub fn request_header(&self, ctx: u32, name: &str) -> Option<String> {
         self.stream(ctx)

@@ -23,7 +23,7 @@
 //! shared machine spreads over all of them; Envoy CPU time per request comes from
 //! `/proc/<pid>/stat`.
 //!
-//! By default (`BENCH_SECTIONS=table`) it prints **one table**: plain Envoy, then tollgate with
+//! By default (`BENCH_SECTIONS=table,mesh`) it prints **one table**: plain Envoy, then tollgate with
 //! everything optional off (correlation ids only), with each feature alone (usage accounting on a
 //! JSON and on a streamed answer, masking a 64 KiB prompt, JWT ES256/RS256 cached and with the
 //! cache off, one failover per request), Envoy's native `jwt_authn` ES256/RS256, `jwt_authn` +
@@ -35,6 +35,9 @@
 //! VM's memory per worker (Envoy RSS and the VM's linear memory, with vs without the module,
 //! `--concurrency 1`, after the load), the `.wasm` size, the VM start time (Envoy start to
 //! `/ready`, with vs without the module), and issue 13's targets against what this run measured.
+//! Then (`mesh`) what a mesh-wide budget's admission check adds to a request (p50 and Envoy CPU
+//! in a client loop, against a real rate limit service on Redis), beside Envoy's native rate limit
+//! filter, and both with the service failing (`envoy_compare/mesh.rs`, docs/budgets.md).
 //! The sections below are still available by name.
 //!
 //! Environment: `BENCH_QUICK=1` (1 round of 1 s, one start: a fast check that every scenario
@@ -42,7 +45,7 @@
 //! `BENCH_CONNECTIONS` (wrk connections, default 16), `BENCH_SAMPLES` (requests per scenario in
 //! the client loops, default 300), `BENCH_STARTS` (Envoy starts per configuration when timing VM
 //! start, default 5), `BENCH_SECTIONS` (comma-separated subset of
-//! `table,jwt,ttfb,masking,failover,cache`; default `table`).
+//! `table,jwt,ttfb,masking,failover,cache,mesh`; default `table,mesh`).
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -59,6 +62,9 @@ use tollgate_benches::{
 use tollgate_e2e::mock::client::{Connection, Response};
 use tollgate_e2e::mock::{Faults, MockHandle, MockOptions, MockProvider};
 use tollgate_e2e::{envoy_binary, repo_root, temp_dir, template, wasm_path, Envoy, Vars};
+
+#[path = "envoy_compare/mesh.rs"]
+mod mesh;
 
 const CHAT_PATH: &str = "/v1/chat/completions";
 const MODEL: &str = "gpt-4o-mini";
@@ -98,7 +104,7 @@ impl Settings {
             starts: num("BENCH_STARTS", if quick { 1 } else { 5 }) as usize,
             quick,
             sections: std::env::var("BENCH_SECTIONS")
-                .unwrap_or_else(|_| "table".into())
+                .unwrap_or_else(|_| "table,mesh".into())
                 .split(',')
                 .map(|s| s.trim().to_ascii_lowercase())
                 .filter(|s| !s.is_empty())
@@ -147,6 +153,10 @@ fn main() {
     if settings.wants("cache") {
         section += 1;
         cache::cache(section, &settings, &mock);
+    }
+    if settings.wants("mesh") {
+        section += 1;
+        mesh::mesh_budget(section, &settings, &mock);
     }
     println!(
         "\n_Whole run: {:.0} s._",

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 pub use tollgate_mock_provider as mock;
 
 pub mod production;
+pub mod ratelimit;
 pub mod tls;
 
 /// The repository root.

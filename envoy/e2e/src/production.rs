@@ -33,6 +33,8 @@ pub const CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 pub const LISTENER: &str = "address: 0.0.0.0, port_value: 8443";
 /// The admin interface.
 pub const ADMIN: &str = "address: 127.0.0.1, port_value: 9901";
+/// The global rate limit service (`budgets.global`).
+pub const RATELIMIT: &str = "address: ratelimit, port_value: 8081 ";
 
 /// What a test swaps into the production config.
 #[derive(Debug, Clone, Copy)]
@@ -44,8 +46,10 @@ pub struct TestSubstitutions<'a> {
     /// A CA bundle (PEM), for [`CA_BUNDLE`].
     pub ca_bundle: &'a Path,
     /// When set, every upstream in [`UPSTREAM_HOSTS`] is reached at `127.0.0.1:<port>` instead of
-    /// `<host>:443` (SNI and the verified name stay the host's), and the listener and admin
-    /// become `127.0.0.1:{{LISTENER_PORT}}` / `{{ADMIN_PORT}}` for the e2e harness.
+    /// `<host>:443` (SNI and the verified name stay the host's), the listener and admin
+    /// become `127.0.0.1:{{LISTENER_PORT}}` / `{{ADMIN_PORT}}` for the e2e harness, and the rate
+    /// limit service [`RATELIMIT`] becomes a closed port on 127.0.0.1 (the production config fails
+    /// open: requests are served, the failed charges counted).
     pub upstream_port: Option<u16>,
 }
 
@@ -65,6 +69,11 @@ pub fn render(subs: &TestSubstitutions<'_>) -> String {
             &mut yaml,
             ADMIN,
             "address: 127.0.0.1, port_value: {{ADMIN_PORT}}",
+        );
+        swap(
+            &mut yaml,
+            RATELIMIT,
+            &format!("address: 127.0.0.1, port_value: {} ", crate::free_port()),
         );
         for host in UPSTREAM_HOSTS {
             swap(

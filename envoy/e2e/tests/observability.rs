@@ -61,6 +61,7 @@ const EXPECTED_LABELS: &[(&str, &[&str])] = &[
     ("tollgate_jwt_denied_total", &["reason"]),
     ("tollgate_masked_findings_total", &["kind", "place"]),
     ("tollgate_global_budget_charges_total", &["outcome"]),
+    ("tollgate_global_budget_admissions_total", &["outcome"]),
     (
         "gen_ai_client_token_usage",
         &["provider", "model", "token_type"],
@@ -434,7 +435,15 @@ fn plugin_config() -> String {
             "windows": [{"period": "hour", "max_tokens": BUDGET_TOKENS}],
             "warn_thresholds": [0.5, 0.8],
             "default_max_tokens": 64,
-            "global": {"cluster": "ratelimit", "timeout_ms": 500}
+            // Mesh-wide windows no request reaches; the service is unreachable, so admission
+            // fails open and the charges fail, are kept, and are tried again every 3 s: the
+            // failure counters rise between the scrapes, with quiet stretches to settle in.
+            "global": {
+                "cluster": "ratelimit",
+                "timeout_ms": 500,
+                "retry_interval_ms": 3000,
+                "windows": [{"period": "hour", "max_tokens": 1_000_000_000u64}]
+            }
         },
         "jwt": {
             "providers": [{

@@ -11,8 +11,7 @@ use super::raw::{
     RawWindow, Stage,
 };
 use super::{
-    BudgetConfig, CorrelationConfig, EnvoyJwtConfig, FilterConfig, GlobalBudget, MaskingConfig,
-    UsageConfig,
+    BudgetConfig, CorrelationConfig, EnvoyJwtConfig, FilterConfig, MaskingConfig, UsageConfig,
 };
 use crate::budget::{Budgets, WindowLimit};
 use crate::failover::{ApiKeySource, FailoverSettings};
@@ -30,7 +29,11 @@ impl FilterConfig {
         }
         let usage = compile_usage(raw.usage)?;
         let api_key_headers = compile_api_key_headers(&raw.identity)?;
-        let budgets = raw.budgets.map(compile_budgets).transpose()?;
+        let has_prices = !usage.prices.is_empty();
+        let budgets = raw
+            .budgets
+            .map(|b| compile_budgets(b, has_prices))
+            .transpose()?;
         let jwt = match raw.jwt {
             Some(j) => Some(Arc::new(crate::jwt::compile(j, "jwt")?)),
             None => None,
@@ -284,42 +287,18 @@ fn compile_usage(raw: RawUsage) -> Result<UsageConfig, ConfigError> {
 }
 
 /// `budgets`: windows, thresholds and the mesh-wide service.
-fn compile_budgets(raw: RawBudgets) -> Result<BudgetConfig, ConfigError> {
+/// `has_prices`: whether `usage.prices` lists a model (cost windows need one).
+fn compile_budgets(raw: RawBudgets, has_prices: bool) -> Result<BudgetConfig, ConfigError> {
     if raw.windows.is_empty() && raw.global.is_none() {
         return Err(ConfigError::new(
             "budgets.windows",
             "must not be empty (unless budgets.global is set)",
         ));
     }
-    let global = match raw.global {
-        Some(g) => {
-            for (field, value) in [
-                ("cluster", &g.cluster),
-                ("domain", &g.domain),
-                ("descriptor_key", &g.descriptor_key),
-            ] {
-                if value.is_empty() {
-                    return Err(ConfigError::new(
-                        format!("budgets.global.{field}"),
-                        "must not be empty",
-                    ));
-                }
-            }
-            if !(1..=60_000).contains(&g.timeout_ms) {
-                return Err(ConfigError::new(
-                    "budgets.global.timeout_ms",
-                    "must be between 1 and 60000",
-                ));
-            }
-            Some(GlobalBudget {
-                cluster: g.cluster,
-                domain: g.domain,
-                descriptor_key: g.descriptor_key,
-                timeout_ms: g.timeout_ms,
-            })
-        }
-        None => None,
-    };
+    let global = raw
+        .global
+        .map(|g| crate::mesh_budget::config::compile(g, has_prices))
+        .transpose()?;
     let windows = compile_windows(&raw.windows, "budgets.windows")?;
     let mut thresholds = raw.warn_thresholds.clone();
     for (i, t) in thresholds.iter().enumerate() {

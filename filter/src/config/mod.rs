@@ -147,21 +147,8 @@ pub struct BudgetConfig {
     pub budgets: Budgets,
     /// Output tokens reserved when a request names no limit.
     pub default_max_tokens: u64,
-    /// Mesh-wide charging, when configured.
-    pub global: Option<GlobalBudget>,
-}
-
-/// Validated `budgets.global`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GlobalBudget {
-    /// Rate limit service cluster.
-    pub cluster: String,
-    /// Domain.
-    pub domain: String,
-    /// Descriptor key for the user.
-    pub descriptor_key: String,
-    /// Call timeout, ms.
-    pub timeout_ms: u64,
+    /// Mesh-wide budgets, when configured.
+    pub global: Option<crate::mesh_budget::MeshBudget>,
 }
 
 /// Validated correlation settings (header names lowercased).

@@ -229,39 +229,9 @@ pub struct RawBudgets {
     /// Output tokens reserved when a request names no `max_tokens` (default 1024).
     #[serde(default = "default_reserved_output")]
     pub default_max_tokens: u64,
-    /// Mesh-wide budgets: charge each request's tokens to a global rate limit service.
+    /// Mesh-wide budgets: admission against a global rate limit service shared by every replica.
     #[serde(default)]
-    pub global: Option<RawGlobalBudget>,
-}
-
-/// Raw `budgets.global`: an `envoy.service.ratelimit.v3` service charged with token counts.
-#[derive(Debug, Deserialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(deny_unknown_fields)]
-pub struct RawGlobalBudget {
-    /// The Envoy cluster (HTTP/2) of the rate limit service.
-    pub cluster: String,
-    /// The rate limit domain (default `tollgate`).
-    #[serde(default = "default_rls_domain")]
-    pub domain: String,
-    /// The descriptor key carrying the user (default `user`).
-    #[serde(default = "default_rls_key")]
-    pub descriptor_key: String,
-    /// Call timeout in ms (default 1000).
-    #[serde(default = "default_rls_timeout")]
-    pub timeout_ms: u64,
-}
-
-fn default_rls_domain() -> String {
-    "tollgate".into()
-}
-
-fn default_rls_key() -> String {
-    "user".into()
-}
-
-fn default_rls_timeout() -> u64 {
-    1000
+    pub global: Option<crate::mesh_budget::config::RawMeshBudget>,
 }
 
 /// Raw budget window.

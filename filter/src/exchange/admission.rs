@@ -144,8 +144,8 @@ impl Exchange {
         self.info = Some(info);
         let flow = self.admit(host);
         match cache_body {
-            Some(b) if flow == Flow::Continue => self.cache_lookup(host, kind, &b),
-            _ => flow,
+            Some(b) => self.cache_after_admission(host, flow, kind, b),
+            None => flow,
         }
     }
 
@@ -169,7 +169,8 @@ impl Exchange {
         match budget.budgets.admit(&*host, &user, now, estimate) {
             Ok(admission) => {
                 self.admission = Some(admission);
-                Flow::Continue
+                // Admitted locally: now the mesh-wide budget, when there is one.
+                self.admit_mesh(host, estimate)
             }
             Err(refusal) => {
                 self.count(

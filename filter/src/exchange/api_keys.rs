@@ -259,6 +259,8 @@ impl Exchange {
                     tagged_name("tollgate_key_allowed_total", &[("team", &team)]),
                 );
                 self.user = Some(caller.user().to_string());
+                // The key's team is the caller's class for mesh-wide budgets.
+                self.class = Some(caller.entry.team.clone()).filter(|t| !t.is_empty());
                 self.key = Some(KeyUse {
                     caller,
                     admission: None,

@@ -92,6 +92,8 @@ impl Exchange {
                             _ => None,
                         });
                     self.user = claim.or(identity.subject);
+                    self.class =
+                        class_claim(&vm.config).and_then(|name| claim_text(&identity.claims, name));
                     self.count(
                         host,
                         tagged_name(
@@ -215,6 +217,7 @@ impl Exchange {
             );
         }
         self.user = user;
+        self.class = class_claim(&self.vm.config).and_then(|name| claim(host, name));
         self.phase = Phase::Forwarded;
         AuthStep::Proceed
     }
@@ -282,5 +285,34 @@ impl Exchange {
                 );
             }
         }
+    }
+}
+
+/// The claim naming a caller's class for mesh-wide budgets (`budgets.global.class_claim`).
+fn class_claim(config: &crate::config::FilterConfig) -> Option<&str> {
+    config
+        .budgets
+        .as_ref()
+        .and_then(|b| b.global.as_ref())
+        .and_then(|g| g.class_claim.as_deref())
+}
+
+/// A claim's value as text (strings and numbers); dots reach nested claims (`realm.tier`).
+fn claim_text(claims: &serde_json::Map<String, serde_json::Value>, name: &str) -> Option<String> {
+    let value = match claims.get(name) {
+        Some(v) => v,
+        None => {
+            let mut parts = name.split('.');
+            let mut v = claims.get(parts.next()?)?;
+            for part in parts {
+                v = v.as_object()?.get(part)?;
+            }
+            v
+        }
+    };
+    match value {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        _ => None,
     }
 }

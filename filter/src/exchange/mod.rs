@@ -12,6 +12,7 @@
 //! | response headers | [`Exchange::on_response_headers`] | walked adoption ([`route`]), own failover ([`failover`]), [`response`] set-up |
 //! | response body | [`Exchange::on_response_body`] | usage, translation, chunk filter, masking ([`response`]) |
 //! | callout answer | [`Exchange::on_callout_response`] | keys ([`auth`]) or the next provider ([`failover`]) |
+//! | gRPC answer | [`Exchange::on_grpc_response`] | mesh-wide budget admission and status view ([`mesh`]) |
 //! | log | [`Exchange::on_log`] | accounting and settlement ([`settle`]) |
 //!
 //! Where the request stands is one [`Phase`]; a response held back for failover is one
@@ -29,6 +30,7 @@ pub mod fake;
 pub mod host;
 pub mod ids;
 pub mod keys;
+pub mod mesh;
 pub mod metrics;
 pub mod replies;
 pub mod response;
@@ -164,8 +166,12 @@ pub struct Exchange {
     user: Option<String>,
     /// The virtual API key the request presented, when valid.
     key: Option<api_keys::KeyUse>,
+    /// The caller's class for mesh-wide budgets (a JWT claim, an API key's team).
+    class: Option<String>,
     /// The budget reservation to settle.
     admission: Option<Admission>,
+    /// The mesh-wide budget: the admission call out, or what it reserved.
+    mesh: Option<mesh::MeshState>,
     /// tollgate added `include_usage`: the extra usage chunk is stripped for the client.
     injected_usage: bool,
     /// Request headers ended the stream (no body).
@@ -208,7 +214,9 @@ impl Exchange {
             info: None,
             user: None,
             key: None,
+            class: None,
             admission: None,
+            mesh: None,
             injected_usage: false,
             headers_end_stream: false,
             body_complete: None,

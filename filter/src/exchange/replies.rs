@@ -96,8 +96,30 @@ pub fn unavailable_reply(plan: &Plan, model: &str, now_ms: u64) -> ErrorReply {
     .with_header("retry-after", retry_after.to_string())
 }
 
+/// The 503 reply when the mesh-wide budget cannot be checked and `failure_mode` is `closed`.
+pub fn budget_unavailable_reply() -> ErrorReply {
+    ErrorReply::new(
+        503,
+        ErrorKind::Upstream,
+        "budget_service_unavailable",
+        "the budget service did not answer; retry in 1 s",
+    )
+    .with_header("retry-after", "1")
+}
+
 /// The 429 reply for a budget refusal, with `Retry-After` and the rate-limit headers.
 pub fn budget_reply(r: &Refusal) -> ErrorReply {
+    if r.dimension == "cost" {
+        // Cost windows count micro-dollars.
+        let message = format!(
+            "cost budget of ${:.2} per {}s exhausted; retry in {}s",
+            r.limit as f64 / 1_000_000.0,
+            r.period_seconds,
+            r.retry_after
+        );
+        return ErrorReply::new(429, ErrorKind::RateLimit, "cost_budget_exceeded", message)
+            .with_header("retry-after", r.retry_after.to_string());
+    }
     let (message, code) = if r.dimension == "tokens" {
         (
             format!(

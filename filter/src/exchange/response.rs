@@ -80,6 +80,7 @@ impl Exchange {
                 &format!("{}s", h.reset_seconds),
             );
         }
+        self.set_mesh_headers(host);
         let status = self.response.status;
         let mask_this = (status >= 400 && vm.config.masking.error_bodies)
             || (vm.config.masking.responses && self.api.is_some());

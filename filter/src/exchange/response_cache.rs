@@ -23,6 +23,15 @@ pub struct CacheState {
     recorder: Option<Recorder>,
     /// A hit to account in the log hook.
     hit: Option<HitRecord>,
+    /// The lookup waiting for the mesh-wide admission to answer.
+    deferred: Option<DeferredLookup>,
+}
+
+/// A lookup put off while the request waits for an admission callout.
+#[derive(Debug)]
+struct DeferredLookup {
+    kind: ApiKind,
+    body: Vec<u8>,
 }
 
 /// What a hit leaves for the log hook.
@@ -33,14 +42,36 @@ struct HitRecord {
 }
 
 impl Exchange {
-    /// After admission: looks the request up; a hit is answered here. `body` is the request
-    /// body as it goes to the provider (after prompt masking, before any translation).
-    pub(super) fn cache_lookup<H: Host>(
+    /// After admission: looks the request up now (`admitted` is `Continue`), or once the admission
+    /// callout answers (`Pause`; see [`Exchange::deferred_cache_lookup`]).
+    pub(super) fn cache_after_admission<H: Host>(
         &mut self,
         host: &mut H,
+        admitted: Flow,
         kind: ApiKind,
-        body: &[u8],
+        body: Vec<u8>,
     ) -> Flow {
+        match admitted {
+            Flow::Continue => self.cache_lookup(host, kind, &body),
+            Flow::Pause => {
+                self.cache.deferred = Some(DeferredLookup { kind, body });
+                Flow::Pause
+            }
+            other => other,
+        }
+    }
+
+    /// The admission callout admitted the request: the lookup it put off, if any.
+    pub(super) fn deferred_cache_lookup<H: Host>(&mut self, host: &mut H) -> Flow {
+        match self.cache.deferred.take() {
+            Some(DeferredLookup { kind, body }) => self.cache_lookup(host, kind, &body),
+            None => Flow::Continue,
+        }
+    }
+
+    /// Looks the request up; a hit is answered here. `body` is the request
+    /// body as it goes to the provider (after prompt masking, before any translation).
+    fn cache_lookup<H: Host>(&mut self, host: &mut H, kind: ApiKind, body: &[u8]) -> Flow {
         let vm = std::rc::Rc::clone(&self.vm);
         let Some(settings) = vm.config.cache.as_deref() else {
             return Flow::Continue;
@@ -262,7 +293,14 @@ impl Exchange {
             .as_deref()
             .map_or(0.0, |c| c.budget_fraction);
         let charge = budget_charge(fraction, hit.usage.as_ref());
-        self.queue_global_charge(host, charge);
+        // A hit costs the provider nothing: the mesh-wide budget is charged the same fraction.
+        self.charge_mesh(
+            host,
+            crate::mesh_budget::Use {
+                tokens: charge,
+                cost_micros: 0,
+            },
+        );
         self.settle(host, charge);
         true
     }

@@ -1,8 +1,7 @@
 //! The end of a request (access-log time): usage metrics and access-log properties, the billing
-//! rule, budget settlement of the reservation, and the mesh-wide charge queued for the root.
+//! rule, budget settlement of the reservation, and the mesh-wide remainder queued for the root.
 
 use super::host::Host;
-use super::vm::Charge;
 use super::{Exchange, Phase};
 use crate::accounting::{self, RequestRecord};
 
@@ -44,6 +43,8 @@ impl Exchange {
             return;
         };
         let Some(tracker) = self.response.tracker.take() else {
+            // No response was observed: the request is charged what nothing used.
+            self.charge_mesh(host, crate::mesh_budget::Use::default());
             self.settle(host, 0);
             return;
         };
@@ -100,22 +101,17 @@ impl Exchange {
             .usage
             .filter(|_| billed)
             .map_or(0, |u| u.input_tokens.saturating_add(u.output_tokens));
-        self.queue_global_charge(host, actual);
+        let cost_micros = cost
+            .filter(|_| billed)
+            .map_or(0, crate::mesh_budget::MeshBudget::micros);
+        self.charge_mesh(
+            host,
+            crate::mesh_budget::Use {
+                tokens: actual,
+                cost_micros,
+            },
+        );
         self.settle(host, actual);
-    }
-
-    /// Queues a mesh-wide charge for the root context to send.
-    pub(super) fn queue_global_charge<H: Host>(&self, host: &mut H, tokens: u64) {
-        let global = self
-            .vm
-            .config
-            .budgets
-            .as_ref()
-            .and_then(|b| b.global.as_ref());
-        let (Some(_), Some(user), true) = (global, self.user.clone(), tokens > 0) else {
-            return;
-        };
-        self.vm.queue_charge(host, Charge { user, tokens });
     }
 
     /// Releases the reservation and charges `actual` tokens; logs crossed thresholds.

@@ -31,6 +31,23 @@ impl Exchange {
             return Some(self.reply(host, &reply));
         }
         let caller = self.user.clone().or_else(|| self.identify(host));
+        // With the mesh budget on, the caller's windows come from the rate limit service.
+        if let Some(flow) = self.mesh_status(host, caller.clone()) {
+            return Some(flow);
+        }
+        self.send_status(host, caller, None);
+        Some(Flow::Replied)
+    }
+
+    /// Renders and sends the status document; `mesh` is the mesh-wide view when there is one.
+    pub(super) fn send_status<H: Host>(
+        &mut self,
+        host: &mut H,
+        caller: Option<String>,
+        mesh: Option<&crate::mesh_budget::MeshView>,
+    ) {
+        let vm = std::rc::Rc::clone(&self.vm);
+        let config = &vm.config;
         let now_ms = now_ms(host);
         let providers = config
             .failover
@@ -69,6 +86,7 @@ impl Exchange {
             providers,
             budget,
             key: self.key_status(&*host, now_s),
+            mesh_budget: mesh,
         });
         let headers = [
             ("content-type", "application/json"),
@@ -83,6 +101,5 @@ impl Exchange {
         if !host.send_reply(200, &headers, &body) {
             self.log(host, log::Level::Error, "host refused the status reply");
         }
-        Some(Flow::Replied)
     }
 }

@@ -15,22 +15,12 @@ use super::upstream::Attempt;
 use super::Exchange;
 use crate::accounting::{self, ModelLabels, Sample};
 use crate::config::{FilterConfig, Stage};
-use crate::ratelimit_rpc::{decode_response, encode_request, Descriptor, RlsCode};
-
-/// Most charges queued between two ticks; beyond it charges are dropped (and counted).
-pub const MAX_PENDING_CHARGES: usize = 10_000;
+use crate::mesh_budget::pending::{PendingCharges, Queued};
+use crate::mesh_budget::{encode_charges, Charge};
+use crate::ratelimit_rpc::{decode_response, RlsCode};
 
 /// The root context's timer period when it has periodic work (key refresh, charges).
 pub const TICK_PERIOD: Duration = Duration::from_millis(250);
-
-/// Tokens to charge a caller against the mesh-wide budget.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Charge {
-    /// The caller.
-    pub user: String,
-    /// Tokens used.
-    pub tokens: u64,
-}
 
 /// State shared by every request of a VM.
 #[derive(Debug, Default)]
@@ -39,8 +29,10 @@ pub struct VmShared {
     pub metrics: MetricRegistry,
     /// Model labels seen so far.
     pub models: ModelLabels,
-    /// Charges waiting for the next tick.
-    pub pending_charges: Vec<Charge>,
+    /// Mesh-wide completion charges waiting to be sent, and the failed ones (`budgets.global`).
+    pub pending_charges: Option<PendingCharges>,
+    /// The callout token of the batch of charges in flight.
+    pub charge_call: Option<u32>,
 }
 
 /// One VM under one configuration.
@@ -70,6 +62,11 @@ impl Vm {
             .jwt
             .as_ref()
             .map(|s| RefCell::new(JwtRuntime::new(std::sync::Arc::clone(s), now_ms)));
+        let pending_charges = config
+            .budgets
+            .as_ref()
+            .and_then(|b| b.global.as_ref())
+            .map(|g| PendingCharges::new(g.max_pending_charges, g.retry_interval_ms));
         let api_keys = config
             .keys
             .as_ref()
@@ -78,6 +75,7 @@ impl Vm {
             api_keys,
             shared: RefCell::new(VmShared {
                 models: ModelLabels::new(config.usage.max_models),
+                pending_charges,
                 ..VmShared::default()
             }),
             config,
@@ -158,52 +156,83 @@ impl Vm {
         }
     }
 
-    /// A mesh-wide charge's answer from the rate limit service (`status_code` 0: OK).
-    pub fn on_grpc_response<H: Host>(&self, host: &mut H, status_code: u32, size: usize) {
-        if status_code != 0 {
-            self.count_global(host, "error");
+    /// A gRPC callout the root context started answered (`status_code` 0: OK): the batch of
+    /// mesh-wide charges in flight, applied or back into the queue.
+    pub fn on_grpc_response<H: Host>(
+        &self,
+        host: &mut H,
+        token: u32,
+        status_code: u32,
+        size: usize,
+    ) {
+        let ours = self
+            .shared
+            .try_borrow()
+            .is_ok_and(|s| s.charge_call == Some(token));
+        if !ours {
             return;
         }
-        let body = host.body(Body::GrpcResponse, size);
-        match decode_response(&body).map(|v| v.overall) {
-            Some(RlsCode::OverLimit) => self.count_global(host, "over_limit"),
-            Some(_) => self.count_global(host, "ok"),
-            None => self.count_global(host, "error"),
-        }
+        let verdict = (status_code == 0)
+            .then(|| decode_response(&host.body(Body::GrpcResponse, size)))
+            .flatten()
+            .filter(|v| v.overall != RlsCode::Unknown);
+        let outcome = match verdict.as_ref().map(|v| v.overall) {
+            Some(RlsCode::OverLimit) => "over_limit",
+            Some(_) => "ok",
+            None => "error",
+        };
+        let now = now_ms(host);
+        let dropped = match self.shared.try_borrow_mut() {
+            Ok(mut shared) => {
+                shared.charge_call = None;
+                match shared.pending_charges.as_mut() {
+                    Some(q) if verdict.is_some() => {
+                        q.batch_sent();
+                        Vec::new()
+                    }
+                    Some(q) => q.batch_failed(now),
+                    None => Vec::new(),
+                }
+            }
+            Err(_) => Vec::new(),
+        };
+        self.count_global(host, outcome);
+        self.count_dropped(host, &dropped);
     }
 
-    /// Sends the queued token charges to the global rate limit service (`ShouldRateLimit` with
-    /// `hits_addend` = tokens), one call per finished request.
+    /// Sends the next batch of queued mesh-wide charges when one is due (one batch in flight).
     fn send_global_charges<H: Host>(&self, host: &mut H) {
         let Some(global) = self.config.budgets.as_ref().and_then(|b| b.global.as_ref()) else {
             return;
         };
-        let charges = match self.shared.try_borrow_mut() {
-            Ok(mut shared) => std::mem::take(&mut shared.pending_charges),
+        let now = now_ms(host);
+        let batch = match self.shared.try_borrow_mut() {
+            Ok(mut shared) => match shared.pending_charges.as_mut() {
+                Some(q) if q.due(now) => q.take_batch(),
+                _ => return,
+            },
             Err(_) => return,
         };
-        for Charge { user, tokens } in charges {
-            let descriptor = Descriptor {
-                entries: vec![(global.descriptor_key.clone(), user)],
-                hits_addend: Some(tokens),
-            };
-            // Newer rate limit services read the descriptor's hits_addend; older ones only the
-            // request's: set both.
-            let message = encode_request(
-                &global.domain,
-                &[descriptor],
-                u32::try_from(tokens).unwrap_or(u32::MAX),
-            );
-            let sent = host.grpc_call(&GrpcCall {
-                cluster: &global.cluster,
-                service: crate::ratelimit_rpc::GRPC_SERVICE,
-                method: crate::ratelimit_rpc::GRPC_METHOD,
-                message: &message,
-                timeout: Duration::from_millis(global.timeout_ms),
-            });
-            let outcome = if sent.is_some() { "sent" } else { "error" };
-            self.count_global(host, outcome);
-        }
+        let message = encode_charges(&global.domain, &batch);
+        let token = host.grpc_call(&GrpcCall {
+            cluster: &global.cluster,
+            service: crate::ratelimit_rpc::GRPC_SERVICE,
+            method: crate::ratelimit_rpc::GRPC_METHOD,
+            message: &message,
+            timeout: Duration::from_millis(global.timeout_ms),
+        });
+        let dropped = match self.shared.try_borrow_mut() {
+            Ok(mut shared) => {
+                shared.charge_call = token;
+                match (token, shared.pending_charges.as_mut()) {
+                    (None, Some(q)) => q.batch_failed(now),
+                    _ => Vec::new(),
+                }
+            }
+            Err(_) => Vec::new(),
+        };
+        self.count_global(host, if token.is_some() { "sent" } else { "error" });
+        self.count_dropped(host, &dropped);
     }
 
     fn count_global<H: Host>(&self, host: &mut H, outcome: &str) {
@@ -217,18 +246,36 @@ impl Vm {
         );
     }
 
-    /// Queues a mesh-wide charge for the next tick (dropped and counted past the bound).
+    /// Counts charges the full queue could not keep: the calls (`dropped`) and their hits.
+    fn count_dropped<H: Host>(&self, host: &mut H, dropped: &[Queued]) {
+        for d in dropped {
+            if let Queued::Dropped { measure, hits } = d {
+                self.count_global(host, "dropped");
+                self.count(
+                    host,
+                    accounting::tagged_name(
+                        "tollgate_global_budget_dropped_hits_total",
+                        &[("dimension", measure.dimension())],
+                    ),
+                    *hits,
+                );
+            }
+        }
+    }
+
+    /// Queues a mesh-wide completion charge for the root context to send.
     pub fn queue_charge<H: Host>(&self, host: &mut H, charge: Charge) {
         let queued = match self.shared.try_borrow_mut() {
-            Ok(mut shared) if shared.pending_charges.len() < MAX_PENDING_CHARGES => {
-                shared.pending_charges.push(charge);
-                true
-            }
-            _ => false,
+            Ok(mut shared) => match shared.pending_charges.as_mut() {
+                Some(q) => q.push(charge),
+                None => return,
+            },
+            Err(_) => Queued::Dropped {
+                measure: charge.measure,
+                hits: charge.hits,
+            },
         };
-        if !queued {
-            self.count_global(host, "dropped");
-        }
+        self.count_dropped(host, &[queued]);
     }
 
     /// Adds `n` to a tagged counter.

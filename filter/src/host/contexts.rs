@@ -37,9 +37,9 @@ impl Context for Root {
             .on_callout_response(&mut ProxyHost, token, body_size);
     }
 
-    fn on_grpc_call_response(&mut self, _token_id: u32, status_code: u32, response_size: usize) {
+    fn on_grpc_call_response(&mut self, token_id: u32, status_code: u32, response_size: usize) {
         self.vm
-            .on_grpc_response(&mut ProxyHost, status_code, response_size);
+            .on_grpc_response(&mut ProxyHost, token_id, status_code, response_size);
     }
 }
 
@@ -113,6 +113,11 @@ impl Context for ListenerContext {
         _trailers: usize,
     ) {
         self.0.on_callout_response(&mut ProxyHost, token, body_size);
+    }
+
+    fn on_grpc_call_response(&mut self, token_id: u32, status_code: u32, response_size: usize) {
+        self.0
+            .on_grpc_response(&mut ProxyHost, token_id, status_code, response_size);
     }
 }
 
