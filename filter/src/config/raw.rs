@@ -37,6 +37,9 @@ pub struct RawConfig {
     pub failover: Option<RawFailoverSettings>,
     /// Where this instance runs: the listener's filter chain or a cluster's upstream chain.
     pub stage: Stage,
+    /// Upstream stage only: the `failover.name` of the listener stage (same VM) whose catalog
+    /// this stage uses; needed only when several listener stages of the VM have one.
+    pub failover_name: Option<String>,
     /// Add a `Server-Timing` header (tollgate's own time, the upstream's) to responses
     /// (default true).
     pub server_timing: Option<bool>,

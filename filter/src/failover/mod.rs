@@ -10,6 +10,7 @@
 //! * [`http_date`]: the three HTTP-date forms of `Retry-After`.
 //! * [`schedule`]: retry delays, the per-request [`AttemptTracker`], the all-failed reply.
 //! * [`carry`]: what one Envoy retry attempt tells the next (original path, attempt notes).
+//! * [`catalog`]: the catalog a listener stage shares with the upstream stage of its VM.
 //! * [`metrics`]: stat names for attempts, failovers and circuit state.
 //!
 //! Typical use by the host layer: `plan` → `AttemptTracker::new` → loop { `next_attempt` →
@@ -20,6 +21,7 @@
 
 pub mod backoff_hint;
 pub mod carry;
+pub mod catalog;
 mod cas;
 pub mod circuit;
 pub mod classify;

@@ -89,6 +89,9 @@ impl ProviderKind {
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct RawFailoverSettings {
+    /// Names this catalog for the upstream stages of the VM (their `failover_name`); needed
+    /// only when several listener stages with a failover section share one VM.
+    pub name: Option<String>,
     /// The provider catalog.
     pub providers: Vec<RawProvider>,
     /// Client model (or `prefix*`) → ordered provider names.
@@ -106,6 +109,7 @@ pub struct RawFailoverSettings {
 impl Default for RawFailoverSettings {
     fn default() -> Self {
         Self {
+            name: None,
             providers: Vec::new(),
             routes: Vec::new(),
             default_route: None,
@@ -414,6 +418,8 @@ pub struct Route {
 /// The validated failover settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FailoverSettings {
+    /// The catalog's name for the upstream stages of the VM (see [`super::catalog`]).
+    pub name: Option<String>,
     /// The provider catalog, in configuration order.
     pub providers: Vec<ProviderSettings>,
     /// Routes in configuration order (lookup prefers exact, then longest prefix).
@@ -501,6 +507,9 @@ fn compile_relative(
 ) -> Result<FailoverSettings, FailoverConfigError> {
     let key_prefix = validate_key_prefix(&raw.shared_key_prefix)
         .map_err(|r| FailoverConfigError::new("shared_key_prefix", r))?;
+    if let Some(name) = raw.name.as_deref() {
+        super::catalog::validate_name(name).map_err(|r| FailoverConfigError::new("name", r))?;
+    }
     let mut providers: Vec<ProviderSettings> = Vec::with_capacity(raw.providers.len());
     let mut inline_api_key_paths = Vec::new();
     for (i, p) in raw.providers.into_iter().enumerate() {
@@ -564,6 +573,7 @@ fn compile_relative(
     let backoff = compile_backoff(&raw.backoff)?;
 
     Ok(FailoverSettings {
+        name: raw.name,
         providers,
         routes,
         default_route,
