@@ -1056,14 +1056,6 @@ fn walk_failover_config() -> String {
     v.to_string()
 }
 
-/// The upstream stage's configuration for `benches/routing_walk.yaml`.
-fn walk_upstream_config() -> String {
-    let mut v: serde_json::Value =
-        serde_json::from_str(&walk_failover_config()).unwrap_or_default();
-    v["stage"] = serde_json::json!("upstream");
-    v.to_string()
-}
-
 fn failover(section: usize, settings: &Settings, mock: &MockHandle) {
     let failing = MockProvider::start(MockOptions {
         max_recorded: 16,
@@ -1090,10 +1082,6 @@ fn failover(section: usize, settings: &Settings, mock: &MockHandle) {
             .set("SECONDARY_PORT", mock.port())
             .set("PRIMARY_KEY", "sk-bench-primary-key-0123456789abcdef")
             .set("SECONDARY_KEY", "sk-bench-secondary-key-0123456789abcdef")
-            .set(
-                "UPSTREAM_PLUGIN_CONFIG",
-                serde_json::to_string(&walk_upstream_config()).unwrap_or_default(),
-            )
             .plugin_config(&walk_failover_config())
     };
     let a = start_envoy("failover A (primary healthy)", &config, vars(mock.port()));

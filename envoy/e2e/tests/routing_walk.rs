@@ -21,7 +21,7 @@ struct Setup {
     envoy: Envoy,
 }
 
-/// The failover section both stages share; `stage` is added for the upstream one.
+/// The listener stage's failover section: the catalog the upstream stage takes from its VM.
 fn failover(threshold: u32, cooldown_ms: u64) -> String {
     format!(
         r#""failover": {{
@@ -46,10 +46,6 @@ fn setup_with(threshold: u32, cooldown_ms: u64) -> Setup {
     let openai = MockProvider::start(MockOptions::with_api_key(OPENAI_KEY)).unwrap();
     let anthropic = MockProvider::start(MockOptions::with_api_key(ANTHROPIC_KEY)).unwrap();
     let gemini = MockProvider::start(MockOptions::with_api_key(GEMINI_KEY)).unwrap();
-    let upstream = format!(
-        r#"{{"stage": "upstream", {}}}"#,
-        failover(threshold, cooldown_ms)
-    );
     let envoy = Envoy::start(
         &template("e2e/configs/routing_walk.yaml"),
         Vars::new()
@@ -59,10 +55,6 @@ fn setup_with(threshold: u32, cooldown_ms: u64) -> Setup {
             .set("OPENAI_KEY", OPENAI_KEY)
             .set("ANTHROPIC_KEY", ANTHROPIC_KEY)
             .set("GEMINI_KEY", GEMINI_KEY)
-            .set(
-                "UPSTREAM_PLUGIN_CONFIG",
-                serde_json::to_string(&upstream).unwrap(),
-            )
             .plugin_config(&format!("{{{}}}", failover(threshold, cooldown_ms))),
     );
     Setup {

@@ -236,7 +236,6 @@ fn eight_clients_a_thousand_requests_each_thirty_percent_primary_faults_none_los
         seed: Some(12),
         ..Faults::default()
     });
-    let upstream = format!(r#"{{"stage": "upstream", {}}}"#, failover_section());
     let envoy = Envoy::start(
         &template("e2e/configs/routing_walk.yaml"),
         Vars::new()
@@ -246,10 +245,6 @@ fn eight_clients_a_thousand_requests_each_thirty_percent_primary_faults_none_los
             .set("OPENAI_KEY", OPENAI_KEY)
             .set("ANTHROPIC_KEY", ANTHROPIC_KEY)
             .set("GEMINI_KEY", GEMINI_KEY)
-            .set(
-                "UPSTREAM_PLUGIN_CONFIG",
-                serde_json::to_string(&upstream).unwrap(),
-            )
             .plugin_config(&format!("{{{}}}", failover_section())),
     );
     // The breaker Envoy actually runs with, as its admin reports it.

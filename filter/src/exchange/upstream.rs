@@ -96,10 +96,11 @@ impl Attempt {
     pub fn on_request_headers<H: Host>(&mut self, host: &mut H, end_of_stream: bool) -> Flow {
         self.started_ns = host.now_ns();
         let resolved = catalog::resolve(self.vm.config.failover_name.as_deref());
-        let id_header = resolved.as_ref().map_or(
-            &self.vm.config.correlation.request_id_header,
-            |c| &c.request_id_header,
-        );
+        let id_header = resolved
+            .as_ref()
+            .map_or(&self.vm.config.correlation.request_id_header, |c| {
+                &c.request_id_header
+            });
         self.request_id = host.header(Map::Request, id_header).unwrap_or_default();
         let catalog = match resolved {
             Ok(catalog) => catalog,
@@ -173,7 +174,10 @@ impl Attempt {
              stage (the log names the cause)",
         )
         .with_header(STAGE_ERROR_HEADER, error.code());
-        let headers = reply.all_headers(&self.vm.config.correlation.request_id_header, &self.request_id);
+        let headers = reply.all_headers(
+            &self.vm.config.correlation.request_id_header,
+            &self.request_id,
+        );
         let refs: Vec<(&str, &str)> = headers
             .iter()
             .map(|(k, v)| (k.as_str(), v.as_str()))

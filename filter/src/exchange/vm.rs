@@ -74,15 +74,7 @@ impl Vm {
             .keys
             .as_ref()
             .map(|k| RefCell::new(KeySetRuntime::new(std::sync::Arc::clone(k), now_ms)));
-        let catalog = match (&config.failover, config.stage) {
-            (Some(failover), Stage::Downstream) => Some(Rc::new(Catalog {
-                failover: std::sync::Arc::clone(failover),
-                provider_keys: config.provider_keys.clone(),
-                request_id_header: config.correlation.request_id_header.clone(),
-                usage: config.usage.clone(),
-            })),
-            _ => None,
-        };
+        let catalog = Catalog::of(&config).map(Rc::new);
         Self {
             api_keys,
             catalog,

@@ -41,6 +41,22 @@ pub struct Catalog {
     pub usage: crate::config::UsageConfig,
 }
 
+impl Catalog {
+    /// The catalog a listener stage with a failover section publishes; `None` for an upstream
+    /// stage or a configuration without failover.
+    pub fn of(config: &crate::config::FilterConfig) -> Option<Self> {
+        if config.stage != crate::config::Stage::Downstream {
+            return None;
+        }
+        Some(Self {
+            failover: Arc::clone(config.failover.as_ref()?),
+            provider_keys: config.provider_keys.clone(),
+            request_id_header: config.correlation.request_id_header.clone(),
+            usage: config.usage.clone(),
+        })
+    }
+}
+
 /// Why an upstream stage has no catalog.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CatalogError {
@@ -119,7 +135,8 @@ impl Catalogs {
     /// Publishes `catalog` under its name, replacing an earlier catalog of that name.
     pub fn publish(&mut self, catalog: &Rc<Catalog>) {
         let name = catalog.failover.name.clone().unwrap_or_default();
-        self.entries.retain(|(n, c)| *n != name && c.strong_count() > 0);
+        self.entries
+            .retain(|(n, c)| *n != name && c.strong_count() > 0);
         self.entries.push((name, Rc::downgrade(catalog)));
     }
 
@@ -192,9 +209,8 @@ mod tests {
     use super::*;
 
     fn catalog(name: Option<&str>, provider: &str) -> Rc<Catalog> {
-        let doc = format!(
-            r#"{{"providers":[{{"name":"{provider}","kind":"openai","cluster":"c"}}]}}"#
-        );
+        let doc =
+            format!(r#"{{"providers":[{{"name":"{provider}","kind":"openai","cluster":"c"}}]}}"#);
         let mut raw: super::super::RawFailoverSettings = serde_json::from_str(&doc).unwrap();
         raw.name = name.map(str::to_string);
         Rc::new(Catalog {

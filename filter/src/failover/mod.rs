@@ -21,8 +21,8 @@
 
 pub mod backoff_hint;
 pub mod carry;
-pub mod catalog;
 mod cas;
+pub mod catalog;
 pub mod circuit;
 pub mod classify;
 pub mod http_date;

@@ -119,7 +119,10 @@ fn an_attempt_that_gets_no_answer_tells_the_next_one() {
 fn the_upstream_stage_configured_first_finds_the_catalog_at_its_first_attempt() {
     let mut host = FakeHost::new();
     // Envoy configures plugins in no guaranteed order: the upstream stage comes first here.
-    let upstream = vm(&mut host, r#"{"stage":"upstream","failover_name":"egress"}"#);
+    let upstream = vm(
+        &mut host,
+        r#"{"stage":"upstream","failover_name":"egress"}"#,
+    );
     let listener = vm(
         &mut host,
         &listener_config().replacen(r#""failover":{"#, r#""failover":{"name":"egress","#, 1),
@@ -128,7 +131,11 @@ fn the_upstream_stage_configured_first_finds_the_catalog_at_its_first_attempt() 
         .insert(PROVIDER_METADATA.join("."), b"anthropic".to_vec());
     host.set_map(
         Map::Request,
-        &[(":method", "GET"), (":path", "/v1/models"), ("x-corr", "rid-1")],
+        &[
+            (":method", "GET"),
+            (":path", "/v1/models"),
+            ("x-corr", "rid-1"),
+        ],
     );
     let mut attempt = upstream.attempt().unwrap();
     assert_eq!(attempt.on_request_headers(&mut host, true), Flow::Continue);
@@ -173,7 +180,8 @@ fn without_a_catalog_the_attempt_answers_a_json_error_with_the_correlation_id() 
             host.logs
                 .borrow()
                 .iter()
-                .any(|(level, l)| *level == log::Level::Error && l.contains("[rid-9] upstream stage without a catalog")),
+                .any(|(level, l)| *level == log::Level::Error
+                    && l.contains("[rid-9] upstream stage without a catalog")),
             "the cause is logged"
         );
         // Nothing of the attempt reaches a provider and nothing is counted for one.
