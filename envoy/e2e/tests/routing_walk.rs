@@ -43,11 +43,19 @@ fn setup(threshold: u32) -> Setup {
 }
 
 fn setup_with(threshold: u32, cooldown_ms: u64) -> Setup {
+    setup_from(
+        &template("e2e/configs/routing_walk.yaml"),
+        threshold,
+        cooldown_ms,
+    )
+}
+
+fn setup_from(config: &str, threshold: u32, cooldown_ms: u64) -> Setup {
     let openai = MockProvider::start(MockOptions::with_api_key(OPENAI_KEY)).unwrap();
     let anthropic = MockProvider::start(MockOptions::with_api_key(ANTHROPIC_KEY)).unwrap();
     let gemini = MockProvider::start(MockOptions::with_api_key(GEMINI_KEY)).unwrap();
     let envoy = Envoy::start(
-        &template("e2e/configs/routing_walk.yaml"),
+        config,
         Vars::new()
             .set("OPENAI_PORT", openai.port())
             .set("ANTHROPIC_PORT", anthropic.port())
@@ -402,4 +410,57 @@ fn a_back_off_hint_is_honoured_until_it_passes_and_an_open_circuit_is_probed_onc
         tried + 3,
         "the probe succeeded and closed the circuit: openai serves again"
     );
+}
+
+/// The upstream stage's `vm_config` of `e2e/configs/routing_walk.yaml` replaced by `vm_config`.
+fn with_upstream_vm(vm_config: &str) -> String {
+    let config = template("e2e/configs/routing_walk.yaml");
+    assert_eq!(config.matches("vm_config: *tollgate_vm").count(), 1);
+    config.replacen("vm_config: *tollgate_vm", vm_config, 1)
+}
+
+#[test]
+fn an_upstream_stage_outside_the_listener_stages_vm_answers_the_catalog_error() {
+    // Envoy runs the upstream stage in a VM of its own when its vm_config differs — another
+    // vm_id, and (Envoy 1.40) also the same vm_id and code with other environment variables —
+    // where no listener stage published a catalog. The attempt answers the documented error;
+    // the listener stage passes it on instead of failing over, and no provider is called.
+    let wasm = r#"code: { local: { filename: "{{WASM}}" } }"#;
+    for (case, vm_config) in [
+        (
+            "another vm_id",
+            format!("vm_config: {{ vm_id: elsewhere, runtime: envoy.wasm.runtime.v8, {wasm} }}"),
+        ),
+        (
+            "same vm_id and code, no environment variables",
+            format!("vm_config: {{ vm_id: tollgate, runtime: envoy.wasm.runtime.v8, {wasm} }}"),
+        ),
+    ] {
+        let s = setup_from(&with_upstream_vm(&vm_config), 100, 60_000);
+        let resp = request(
+            s.envoy.port,
+            "POST",
+            "/v1/chat/completions",
+            &[CLIENT_AUTH, ("x-request-id", "walk-no-catalog-1")],
+            body(false).as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(resp.status, 500, "{case}: {}", resp.text());
+        let answer: serde_json::Value = resp.json().unwrap();
+        assert_eq!(
+            answer["error"]["code"], "failover_catalog_missing",
+            "{case}: {answer}"
+        );
+        assert_eq!(answer["error"]["request_id"], "walk-no-catalog-1");
+        assert!(resp.header("x-tollgate-stage-error").is_none());
+        for mock in [&s.openai, &s.anthropic, &s.gemini] {
+            assert!(mock.requests().is_empty(), "{case}: no provider is called");
+        }
+        assert!(
+            s.envoy
+                .log()
+                .contains("[walk-no-catalog-1] upstream stage without a catalog"),
+            "{case}: the cause is logged"
+        );
+    }
 }
