@@ -385,3 +385,35 @@ fn walked_route_where_every_provider_reset_gets_the_openai_shaped_summary() {
         "every provider failed: openai: no response after 3 ms; anthropic: no response after 4 ms; backup: no response after 2 ms"
     );
 }
+
+#[test]
+fn the_upstream_stages_catalog_error_reaches_the_client_as_it_is() {
+    // A 500 from the upstream stage itself (no catalog) is a misconfiguration: not taken over
+    // nor summarised as "every provider failed".
+    let mut host = FakeHost::new();
+    let vm = super::vm(&mut host, &walked_config());
+    let mut r = Req::new(&vm);
+    r.send(
+        &mut host,
+        &chat_headers(&[]),
+        &[&chat_body("gpt-4o-mini", false)],
+    );
+    let error = br#"{"error":{"message":"tollgate is misconfigured","type":"internal_error","code":"failover_catalog_missing","request_id":"x"}}"#;
+    r.respond(
+        &mut host,
+        &[
+            (":status", "500"),
+            ("content-type", "application/json"),
+            ("x-tollgate-stage-error", "failover_catalog_missing"),
+        ],
+        &[error],
+    );
+    assert!(
+        host.calls.is_empty(),
+        "no provider is called by the listener"
+    );
+    assert_eq!(host.get(Map::Response, ":status"), Some("500"));
+    assert_eq!(host.get(Map::Response, "x-tollgate-stage-error"), None);
+    let reply: serde_json::Value = serde_json::from_slice(&r.client).unwrap();
+    assert_eq!(reply["error"]["code"], "failover_catalog_missing");
+}
