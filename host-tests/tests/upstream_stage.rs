@@ -35,7 +35,8 @@ fn vm() -> (Vm, u32) {
         .push(("ANTHROPIC_API_KEY".into(), ANTHROPIC_KEY.into()));
     assert!(vm.configure(LISTENER).unwrap(), "{:?}", vm.logs());
     let upstream = vm.add_plugin(UPSTREAM).unwrap();
-    (vm, upstream.unwrap_or_else(|| panic!("{:?}", vm.logs())))
+    let upstream = upstream.unwrap_or_else(|| panic!("{:?}", vm.logs()));
+    (vm, upstream)
 }
 
 /// One attempt to `provider`, carrying `carry` from an earlier attempt (if any).
