@@ -528,3 +528,91 @@ fn the_listener_buffer_holds_the_largest_body_tollgate_accepts() {
     );
     assert!(findings(&text).is_empty(), "{}", render(&findings(&text)));
 }
+
+/// The walked fixture with a second listener (`llm2`, port 10001) whose tollgate filter has the
+/// same `vm_config` and a catalog that walks nothing; `edit` changes that listener's text.
+fn two_listeners(edit: impl Fn(&str) -> String) -> String {
+    let text = fixture("walked.yaml");
+    let start = text.find("  - name: llm\n    address").unwrap();
+    let end = text.find("  clusters:\n").unwrap();
+    let second = text[start..end]
+        .replacen("  - name: llm\n", "  - name: llm2\n", 1)
+        .replacen("port_value: 10000", "port_value: 10001", 1)
+        .replacen(", \"cluster\": \"llm\" }]", " }]", 1);
+    assert_ne!(second, text[start..end]);
+    format!("{}{}{}", &text[..end], edit(&second), &text[end..])
+}
+
+fn checks_of(all: &[Finding]) -> Vec<Check> {
+    all.iter().map(|f| f.check).collect()
+}
+
+#[test]
+fn several_listener_stages_in_one_vm_name_their_catalogs() {
+    // Both unnamed: two catalogs under one name, and the upstream stage takes the later one.
+    let text = two_listeners(|s| s.to_string());
+    let all = findings(&text);
+    assert_eq!(
+        checks_of(&all),
+        vec![Check::UpstreamStage, Check::UpstreamStage],
+        "{}",
+        render(&all)
+    );
+    assert!(
+        all.iter().any(
+            |f| f.field == "listener llm2 › filter tollgate › failover.name"
+                && f.message.contains("same name (unnamed)")
+        ),
+        "{}",
+        render(&all)
+    );
+    assert!(
+        all.iter().any(|f| f.message.contains(
+            "takes the catalog of listener llm2 › filter tollgate, but the walked routes of listener llm"
+        )),
+        "{}",
+        render(&all)
+    );
+
+    // The second one named: the upstream stage names none of the two.
+    let named = |s: &str| {
+        s.replacen(
+            "\"failover\": {\n",
+            "\"failover\": {\n                        \"name\": \"ingress\",\n",
+            1,
+        )
+    };
+    let text = two_listeners(named);
+    let f = only(&text);
+    assert_eq!(f.check, Check::UpstreamStage);
+    assert_eq!(
+        f.field,
+        "cluster llm › upstream filter tollgate-upstream › stage"
+    );
+    assert!(f.message.contains("several listener stages"), "{f}");
+    assert!(f.message.contains("(unnamed), \"ingress\""), "{f}");
+
+    // Naming the wrong one: the walked routes of llm go through the upstream stage of llm2.
+    let wrong = text.replacen(
+        r#"{ "stage": "upstream" }"#,
+        r#"{ "stage": "upstream", "failover_name": "ingress" }"#,
+        1,
+    );
+    let f = only(&wrong);
+    assert!(f.field.ends_with("› failover_name"), "{f}");
+    assert!(f.message.contains("set failover_name"), "{f}");
+
+    // Naming the right one resolves.
+    let right = text
+        .replacen(
+            r#"{ "stage": "upstream" }"#,
+            r#"{ "stage": "upstream", "failover_name": "egress" }"#,
+            1,
+        )
+        .replacen(
+            "\"failover\": {\n",
+            "\"failover\": {\n                        \"name\": \"egress\",\n",
+            1,
+        );
+    assert!(findings(&right).is_empty(), "{}", render(&findings(&right)));
+}
