@@ -111,21 +111,27 @@ impl FilterConfig {
 /// The upstream stage's document holds `stage` and at most `failover_name`: everything else it
 /// takes from the listener stage of its VM, so any other field is refused by name.
 pub fn check_upstream_form(bytes: &[u8]) -> Result<(), ConfigError> {
-    let doc: serde_json::Map<String, serde_json::Value> =
+    // A `Value`, as the usage code reads request bodies: no new deserializer in the module.
+    let doc: serde_json::Value =
         serde_json::from_slice(bytes).map_err(|e| ConfigError::new(".", e.to_string()))?;
-    let mut extra: Vec<&String> = doc
-        .keys()
+    let extra: Vec<&String> = doc
+        .as_object()
+        .into_iter()
+        .flat_map(serde_json::Map::keys)
         .filter(|k| !matches!(k.as_str(), "stage" | "failover_name"))
         .collect();
     // The section operators most likely carry over from the full form comes first.
-    extra.sort_by_key(|k| k.as_str() != "failover");
-    match extra.first() {
+    let first = extra
+        .iter()
+        .find(|k| k.as_str() == "failover")
+        .or(extra.first());
+    match first {
         None => Ok(()),
         Some(k) if k.as_str() == "failover" => Err(ConfigError::new(
             "failover",
             "the upstream stage takes the provider catalog (providers, keys, models) from the \
              listener stage of its VM: remove this section and give both stages the same vm_config \
-             (docs/configuration.md, \"Failover walked by Envoy\")",
+             (docs/configuration.md, \"One catalog for both stages\")",
         )),
         Some(k) => Err(ConfigError::new(
             k.as_str(),
