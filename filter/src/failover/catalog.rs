@@ -140,29 +140,37 @@ impl Catalogs {
         self.entries.push((name, Rc::downgrade(catalog)));
     }
 
-    /// The catalog named `wanted`; without a name, the only one published.
+    /// The catalog named `wanted`; without a name, the only one published. Allocates only for
+    /// an error.
     pub fn resolve(&self, wanted: Option<&str>) -> Result<Rc<Catalog>, CatalogError> {
-        let live: Vec<(&str, Rc<Catalog>)> = self
-            .entries
-            .iter()
-            .filter_map(|(n, c)| Some((n.as_str(), c.upgrade()?)))
-            .collect();
-        let known = || live.iter().map(|(n, _)| n.to_string()).collect();
+        let mut live = self.entries.iter().filter_map(|(_, c)| c.upgrade());
         match wanted {
-            Some(w) => live
+            Some(w) => self
+                .entries
                 .iter()
-                .find(|(n, _)| *n == w)
-                .map(|(_, c)| Rc::clone(c))
+                .find(|(n, _)| n == w)
+                .and_then(|(_, c)| c.upgrade())
                 .ok_or_else(|| CatalogError::NotFound {
                     wanted: w.to_string(),
-                    known: known(),
+                    known: self.known(),
                 }),
-            None => match live.as_slice() {
-                [] => Err(CatalogError::NonePublished),
-                [(_, only)] => Ok(Rc::clone(only)),
-                _ => Err(CatalogError::Ambiguous { known: known() }),
+            None => match (live.next(), live.next()) {
+                (None, _) => Err(CatalogError::NonePublished),
+                (Some(only), None) => Ok(only),
+                (Some(_), Some(_)) => Err(CatalogError::Ambiguous {
+                    known: self.known(),
+                }),
             },
         }
+    }
+
+    /// The names of the catalogs alive, in publishing order.
+    fn known(&self) -> Vec<String> {
+        self.entries
+            .iter()
+            .filter(|(_, c)| c.strong_count() > 0)
+            .map(|(n, _)| n.clone())
+            .collect()
     }
 }
 
