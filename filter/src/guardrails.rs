@@ -10,6 +10,7 @@
 
 use serde::Deserialize;
 
+use crate::config::ConfigError;
 use crate::error_reply::{ErrorKind, ErrorReply};
 use crate::usage::{ApiKind, BodyShape, InputField, MessageList};
 
@@ -19,9 +20,6 @@ pub const REJECTIONS_METRIC: &str = "tollgate_guardrail_rejections_total";
 pub const DEFAULT_MAX_MESSAGES: u64 = 1000;
 /// Default `max_message_chars`.
 pub const DEFAULT_MAX_MESSAGE_CHARS: u64 = 1_048_576;
-
-/// A guardrails configuration error: the one configuration error type (JSON path and reason).
-pub type GuardrailConfigError = crate::config::ConfigError;
 
 /// Raw `guardrails` section.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -239,8 +237,8 @@ pub fn compile(
     raw: &RawGuardrails,
     default_max_request_bytes: u64,
     path: &str,
-) -> Result<Guardrails, GuardrailConfigError> {
-    let err = |field: String, reason: &str| GuardrailConfigError {
+) -> Result<Guardrails, ConfigError> {
+    let err = |field: String, reason: &str| ConfigError {
         path: field,
         reason: reason.to_string(),
     };
@@ -457,7 +455,7 @@ mod tests {
     use super::*;
     use crate::usage::{classify_path, RequestInfo};
 
-    fn guardrails(json: &str) -> Result<Guardrails, GuardrailConfigError> {
+    fn guardrails(json: &str) -> Result<Guardrails, ConfigError> {
         let raw: RawGuardrails = serde_json::from_str(json).unwrap();
         compile(&raw, 1 << 20, "guardrails")
     }

@@ -43,7 +43,7 @@ pub use schedule::{
     FailedReply, Failover, NextStep, StopReason,
 };
 pub use settings::{
-    compile, parse, ApiKeySource, BackoffSettings, CircuitSettings, FailoverConfigError,
-    FailoverSettings, ModelMap, ModelPattern, ProviderKind, ProviderSettings, RawApiKey,
-    RawBackoff, RawCircuit, RawFailoverSettings, RawProvider, RawRoute, Route,
+    compile, parse, ApiKeySource, BackoffSettings, CircuitSettings, FailoverSettings, ModelMap,
+    ModelPattern, ProviderKind, ProviderSettings, RawApiKey, RawBackoff, RawCircuit,
+    RawFailoverSettings, RawProvider, RawRoute, Route,
 };

@@ -43,11 +43,7 @@ const MAX_PROVIDER_NAME_LEN: usize = 64;
 /// Longest shared-data key prefix.
 const MAX_KEY_PREFIX_LEN: usize = 128;
 
-/// A failover configuration error: the one configuration error type, whose path names the
-/// offending field, e.g. `failover.routes[0].providers[2]: unknown provider "x"`.
-pub type FailoverConfigError = crate::config::ConfigError;
-
-use crate::config::join_path;
+use crate::config::{join_path, ConfigError};
 
 /// The wire protocol a provider speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -481,7 +477,7 @@ impl FailoverSettings {
 /// Parses and validates a JSON `failover` section on its own; error paths start with
 /// `path_prefix`. (The plugin configuration reads the section once with the rest of the
 /// document and calls [`compile`].)
-pub fn parse(bytes: &[u8], path_prefix: &str) -> Result<FailoverSettings, FailoverConfigError> {
+pub fn parse(bytes: &[u8], path_prefix: &str) -> Result<FailoverSettings, ConfigError> {
     let raw: RawFailoverSettings = crate::config::deserialize_json(bytes, path_prefix)?;
     compile(raw, path_prefix)
 }
@@ -491,22 +487,22 @@ pub fn parse(bytes: &[u8], path_prefix: &str) -> Result<FailoverSettings, Failov
 pub fn compile(
     raw: RawFailoverSettings,
     path_prefix: &str,
-) -> Result<FailoverSettings, FailoverConfigError> {
+) -> Result<FailoverSettings, ConfigError> {
     compile_relative(raw, path_prefix).map_err(|e| e.under(path_prefix))
 }
 
 fn compile_relative(
     raw: RawFailoverSettings,
     path_prefix: &str,
-) -> Result<FailoverSettings, FailoverConfigError> {
+) -> Result<FailoverSettings, ConfigError> {
     let key_prefix = validate_key_prefix(&raw.shared_key_prefix)
-        .map_err(|r| FailoverConfigError::new("shared_key_prefix", r))?;
+        .map_err(|r| ConfigError::new("shared_key_prefix", r))?;
     let mut providers: Vec<ProviderSettings> = Vec::with_capacity(raw.providers.len());
     let mut inline_api_key_paths = Vec::new();
     for (i, p) in raw.providers.into_iter().enumerate() {
         let base = format!("providers[{i}]");
         if providers.iter().any(|q| q.name == p.name) {
-            return Err(FailoverConfigError::new(
+            return Err(ConfigError::new(
                 format!("{base}.name"),
                 format!("duplicate provider name {:?}", p.name),
             ));
@@ -526,16 +522,16 @@ fn compile_relative(
     for (i, r) in raw.routes.iter().enumerate() {
         let base = format!("routes[{i}]");
         let pattern = ModelPattern::parse(&r.model)
-            .map_err(|reason| FailoverConfigError::new(format!("{base}.model"), reason))?;
+            .map_err(|reason| ConfigError::new(format!("{base}.model"), reason))?;
         if routes.iter().any(|existing| existing.pattern == pattern) {
-            return Err(FailoverConfigError::new(
+            return Err(ConfigError::new(
                 format!("{base}.model"),
                 format!("duplicate route for {:?}", r.model),
             ));
         }
         let list = resolve_providers(&providers, &r.providers, &format!("{base}.providers"))?;
         if r.cluster.as_deref().is_some_and(str::is_empty) {
-            return Err(FailoverConfigError::new(
+            return Err(ConfigError::new(
                 format!("{base}.cluster"),
                 "must not be empty",
             ));
@@ -553,7 +549,7 @@ fn compile_relative(
     };
 
     if !(1..=MAX_TIMEOUT_MS).contains(&raw.total_deadline_ms) {
-        return Err(FailoverConfigError::new(
+        return Err(ConfigError::new(
             "total_deadline_ms",
             format!(
                 "must be between 1 and {MAX_TIMEOUT_MS}, got {}",
@@ -574,15 +570,15 @@ fn compile_relative(
     })
 }
 
-fn compile_backoff(raw: &RawBackoff) -> Result<BackoffSettings, FailoverConfigError> {
+fn compile_backoff(raw: &RawBackoff) -> Result<BackoffSettings, ConfigError> {
     if raw.max_ms > MAX_BACKOFF_DELAY_MS {
-        return Err(FailoverConfigError::new(
+        return Err(ConfigError::new(
             "backoff.max_ms",
             format!("must be at most {MAX_BACKOFF_DELAY_MS}, got {}", raw.max_ms),
         ));
     }
     if raw.base_ms > raw.max_ms {
-        return Err(FailoverConfigError::new(
+        return Err(ConfigError::new(
             "backoff.max_ms",
             format!(
                 "must be at least base_ms ({}), got {}",
@@ -591,13 +587,13 @@ fn compile_backoff(raw: &RawBackoff) -> Result<BackoffSettings, FailoverConfigEr
         ));
     }
     if !(raw.jitter.is_finite() && (0.0..=1.0).contains(&raw.jitter)) {
-        return Err(FailoverConfigError::new(
+        return Err(ConfigError::new(
             "backoff.jitter",
             format!("must be between 0.0 and 1.0, got {}", raw.jitter),
         ));
     }
     if raw.base_ms != 0 {
-        return Err(FailoverConfigError::new(
+        return Err(ConfigError::new(
             "backoff.base_ms",
             format!(
                 "must be 0, got {}: tollgate retries a provider at once (a request cannot wait \
@@ -630,12 +626,9 @@ fn resolve_providers(
     providers: &[ProviderSettings],
     names: &[String],
     path: &str,
-) -> Result<Vec<usize>, FailoverConfigError> {
+) -> Result<Vec<usize>, ConfigError> {
     if names.is_empty() {
-        return Err(FailoverConfigError::new(
-            path,
-            "must name at least one provider",
-        ));
+        return Err(ConfigError::new(path, "must name at least one provider"));
     }
     let mut out: Vec<usize> = Vec::with_capacity(names.len());
     for (j, name) in names.iter().enumerate() {
@@ -643,9 +636,9 @@ fn resolve_providers(
         let index = providers
             .iter()
             .position(|p| &p.name == name)
-            .ok_or_else(|| FailoverConfigError::new(&here, format!("unknown provider {name:?}")))?;
+            .ok_or_else(|| ConfigError::new(&here, format!("unknown provider {name:?}")))?;
         if out.contains(&index) {
-            return Err(FailoverConfigError::new(
+            return Err(ConfigError::new(
                 here,
                 format!("provider {name:?} is listed twice"),
             ));
@@ -659,9 +652,8 @@ fn compile_provider(
     p: RawProvider,
     base: &str,
     key_prefix: &str,
-) -> Result<ProviderSettings, FailoverConfigError> {
-    let at =
-        |field: &str, reason: String| FailoverConfigError::new(format!("{base}.{field}"), reason);
+) -> Result<ProviderSettings, ConfigError> {
+    let at = |field: &str, reason: String| ConfigError::new(format!("{base}.{field}"), reason);
 
     validate_provider_name(&p.name).map_err(|r| at("name", r))?;
     if p.cluster.is_empty() {
@@ -817,17 +809,13 @@ fn validate_env_name(name: &str) -> Result<(), String> {
     }
 }
 
-fn compile_models(
-    models: &BTreeMap<String, String>,
-    path: &str,
-) -> Result<ModelMap, FailoverConfigError> {
+fn compile_models(models: &BTreeMap<String, String>, path: &str) -> Result<ModelMap, ConfigError> {
     let mut map = ModelMap::default();
     for (client, target) in models {
         let here = format!("{path}.{client}");
-        let pattern =
-            ModelPattern::parse(client).map_err(|r| FailoverConfigError::new(&here, r))?;
+        let pattern = ModelPattern::parse(client).map_err(|r| ConfigError::new(&here, r))?;
         if target.is_empty() || target.chars().any(char::is_control) {
-            return Err(FailoverConfigError::new(
+            return Err(ConfigError::new(
                 &here,
                 "target model must be non-empty without control characters",
             ));
@@ -840,7 +828,7 @@ fn compile_models(
             }
         };
         if !target_ok {
-            return Err(FailoverConfigError::new(
+            return Err(ConfigError::new(
                 &here,
                 format!(
                     "target {target:?}: `*` is only allowed at the end, and only for a prefix key"
@@ -890,7 +878,7 @@ pub(crate) mod tests {
         parse(SAMPLE.as_bytes(), "failover").unwrap()
     }
 
-    fn err(json: &str) -> FailoverConfigError {
+    fn err(json: &str) -> ConfigError {
         parse(json.as_bytes(), "failover").unwrap_err()
     }
 

@@ -9,9 +9,10 @@ use std::sync::Arc;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::errors::JwtConfigError;
 use super::keys::{fingerprint_of, parse_jwks_value, KeySet};
 use super::rules::{CompiledRule, PathMatch, Requirement};
+use crate::config::ConfigError;
+use crate::refresh::RemoteSource;
 
 /// Default `WWW-Authenticate` realm.
 pub const DEFAULT_REALM: &str = "tollgate";
@@ -336,11 +337,8 @@ pub enum JwksSource {
     /// Keys given inline, parsed at configuration time.
     Local(Arc<KeySet>),
     /// Keys fetched from a cluster.
-    Remote(RemoteJwksConfig),
+    Remote(RemoteSource),
 }
-
-/// A validated remote JWKS source (the shared remote-document settings).
-pub type RemoteJwksConfig = crate::refresh::RemoteSource;
 
 /// A validated token location.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -372,7 +370,7 @@ pub struct ClaimHeader {
 /// Deserializes a JSON value into `RawJwtSettings` and compiles it; serde errors carry the
 /// JSON path too (e.g. `jwt.providers[0].foo: unknown field ...`). The plugin configuration
 /// reads the section once with the rest of the document and calls [`compile`] instead.
-pub fn from_json_value(value: Value, path_prefix: &str) -> Result<JwtSettings, JwtConfigError> {
+pub fn from_json_value(value: Value, path_prefix: &str) -> Result<JwtSettings, ConfigError> {
     let raw: RawJwtSettings = crate::config::deserialize_value(value, path_prefix)?;
     compile(raw, path_prefix)
 }
@@ -382,8 +380,8 @@ fn join(prefix: &str, field: &str) -> String {
     crate::config::join_path(prefix, field)
 }
 
-fn err<T>(path: String, reason: impl Into<String>) -> Result<T, JwtConfigError> {
-    Err(JwtConfigError::new(path, reason))
+fn err<T>(path: String, reason: impl Into<String>) -> Result<T, ConfigError> {
+    Err(ConfigError::new(path, reason))
 }
 
 /// True for a lowercase-able HTTP token (RFC 9110 `tchar`) header name.
@@ -403,7 +401,7 @@ fn is_simple_name(s: &str) -> bool {
 }
 
 /// Splits a dotted claim name; every segment must be non-empty.
-fn claim_path(path: String, claim: &str) -> Result<Vec<String>, JwtConfigError> {
+fn claim_path(path: String, claim: &str) -> Result<Vec<String>, ConfigError> {
     if claim.is_empty() || claim.len() > 256 {
         return err(
             path,
@@ -418,7 +416,7 @@ fn claim_path(path: String, claim: &str) -> Result<Vec<String>, JwtConfigError> 
 }
 
 /// Validates `raw` into `JwtSettings`; `path_prefix` (e.g. `jwt`) starts every error path.
-pub fn compile(raw: RawJwtSettings, path_prefix: &str) -> Result<JwtSettings, JwtConfigError> {
+pub fn compile(raw: RawJwtSettings, path_prefix: &str) -> Result<JwtSettings, ConfigError> {
     let p = |field: &str| join(path_prefix, field);
     if raw.providers.is_empty() {
         return err(p("providers"), "must not be empty");
@@ -435,11 +433,11 @@ pub fn compile(raw: RawJwtSettings, path_prefix: &str) -> Result<JwtSettings, Jw
         }
         providers.push(compile_provider(rp, &ppath)?);
     }
-    let find = |name: &str, path: String| -> Result<usize, JwtConfigError> {
+    let find = |name: &str, path: String| -> Result<usize, ConfigError> {
         providers
             .iter()
             .position(|pr| pr.name == name)
-            .ok_or_else(|| JwtConfigError::new(path, format!("unknown provider \"{name}\"")))
+            .ok_or_else(|| ConfigError::new(path, format!("unknown provider \"{name}\"")))
     };
     let mut rules = Vec::with_capacity(raw.rules.len());
     for (i, rr) in raw.rules.into_iter().enumerate() {
@@ -536,7 +534,7 @@ fn compile_path_match(
     prefix: Option<String>,
     exact: Option<String>,
     path: &str,
-) -> Result<PathMatch, JwtConfigError> {
+) -> Result<PathMatch, ConfigError> {
     let (m, field, value) = match (prefix, exact) {
         (Some(v), None) => (PathMatch::Prefix(v.clone()), "path_prefix", v),
         (None, Some(v)) => (PathMatch::Exact(v.clone()), "path_exact", v),
@@ -556,7 +554,7 @@ fn compile_path_match(
     Ok(m)
 }
 
-fn compile_provider(rp: RawProvider, ppath: &str) -> Result<CompiledProvider, JwtConfigError> {
+fn compile_provider(rp: RawProvider, ppath: &str) -> Result<CompiledProvider, ConfigError> {
     let f = |field: &str| join(ppath, field);
     if !is_simple_name(&rp.name) {
         return err(f("name"), "must be 1..=64 characters of [A-Za-z0-9_.-]");
@@ -671,11 +669,11 @@ fn compile_provider(rp: RawProvider, ppath: &str) -> Result<CompiledProvider, Jw
     })
 }
 
-fn compile_local_jwks(local: Value, path: &str) -> Result<KeySet, JwtConfigError> {
+fn compile_local_jwks(local: Value, path: &str) -> Result<KeySet, ConfigError> {
     let (value, fingerprint) = match local {
         Value::String(s) => {
             let v: Value = serde_json::from_str(&s).map_err(|e| {
-                JwtConfigError::new(path, format!("is not a valid JSON document: {e}"))
+                ConfigError::new(path, format!("is not a valid JSON document: {e}"))
             })?;
             (v, fingerprint_of(s.as_bytes()))
         }
@@ -685,8 +683,8 @@ fn compile_local_jwks(local: Value, path: &str) -> Result<KeySet, JwtConfigError
         }
         _ => return err(path.to_string(), "must be a JWKS object or a JSON string"),
     };
-    let load = parse_jwks_value(&value, fingerprint)
-        .map_err(|e| JwtConfigError::new(path, e.to_string()))?;
+    let load =
+        parse_jwks_value(&value, fingerprint).map_err(|e| ConfigError::new(path, e.to_string()))?;
     if let Some(s) = load.skipped.first() {
         return err(format!("{path}.keys[{}]", s.index), s.reason.clone());
     }
@@ -699,7 +697,7 @@ fn compile_local_jwks(local: Value, path: &str) -> Result<KeySet, JwtConfigError
 pub(crate) fn compile_remote_jwks(
     r: RawRemoteJwks,
     path: &str,
-) -> Result<RemoteJwksConfig, JwtConfigError> {
+) -> Result<RemoteSource, ConfigError> {
     let f = |field: &str| join(path, field);
     if r.cluster.is_empty() {
         return err(f("cluster"), "must not be empty");
@@ -709,9 +707,7 @@ pub(crate) fn compile_remote_jwks(
             let rest = uri
                 .strip_prefix("https://")
                 .or_else(|| uri.strip_prefix("http://"))
-                .ok_or_else(|| {
-                    JwtConfigError::new(f("uri"), "must start with http:// or https://")
-                })?;
+                .ok_or_else(|| ConfigError::new(f("uri"), "must start with http:// or https://"))?;
             let (auth, p) = rest
                 .find('/')
                 .and_then(|pos| rest.split_at_checked(pos))
@@ -724,7 +720,7 @@ pub(crate) fn compile_remote_jwks(
         }
         (None, Some(p)) => {
             let authority = r.authority.ok_or_else(|| {
-                JwtConfigError::new(f("authority"), "is required when [path] is given")
+                ConfigError::new(f("authority"), "is required when [path] is given")
             })?;
             (authority, p)
         }
@@ -761,7 +757,7 @@ pub(crate) fn compile_remote_jwks(
     if initial_wait_ms > 60_000 {
         return err(f("initial_wait_ms"), "must be at most 60000");
     }
-    Ok(RemoteJwksConfig {
+    Ok(RemoteSource {
         cluster: r.cluster,
         authority,
         path: req_path,
@@ -772,7 +768,7 @@ pub(crate) fn compile_remote_jwks(
     })
 }
 
-fn compile_location(l: RawTokenLocation, path: &str) -> Result<TokenLocation, JwtConfigError> {
+fn compile_location(l: RawTokenLocation, path: &str) -> Result<TokenLocation, ConfigError> {
     let f = |field: &str| join(path, field);
     match (l.header, l.query, l.cookie) {
         (Some(h), None, None) => {

@@ -21,6 +21,7 @@ use super::keys::{parse_jwks, parse_jwks_value, KeySet, Verifier};
 use super::settings::{from_json_value, CompiledProvider, JwtSettings};
 use super::verify::verify_signature;
 use super::*;
+use crate::refresh::Availability;
 
 // ---------------------------------------------------------------- RFC examples
 
@@ -840,7 +841,7 @@ fn run(
     method: &str,
     path: &str,
     headers: &[(String, String)],
-    remote: KeyAvailability,
+    remote: Availability<KeySet>,
 ) -> AuthOutcome {
     let req = RequestInfo {
         method,
@@ -878,7 +879,7 @@ fn authenticate_allows_and_edits_request() {
         "POST",
         "/v1/chat/completions",
         &headers,
-        KeyAvailability::Unavailable,
+        Availability::Unavailable,
     );
     match out {
         AuthOutcome::Allow {
@@ -908,7 +909,7 @@ fn authenticate_allows_and_edits_request() {
         "POST",
         "/v1/chat/completions",
         &headers,
-        KeyAvailability::Unavailable,
+        Availability::Unavailable,
     );
     assert!(matches!(
         out,
@@ -932,7 +933,7 @@ fn authenticate_denials() {
         "GET",
         "/v1/models",
         &none,
-        KeyAvailability::Unavailable,
+        Availability::Unavailable,
     ));
     assert_eq!(d.status, 401);
     assert_eq!(d.www_authenticate.as_deref(), Some("Bearer realm=\"api\""));
@@ -948,7 +949,7 @@ fn authenticate_denials() {
         "GET",
         "/v1/models",
         &h(&[("authorization", &format!("Bearer {expired}"))]),
-        KeyAvailability::Unavailable,
+        Availability::Unavailable,
     ));
     assert_eq!(d.reason, "expired");
     assert!(d
@@ -965,7 +966,7 @@ fn authenticate_denials() {
         "GET",
         "/v1/admin/users",
         &auth,
-        KeyAvailability::Unavailable,
+        Availability::Unavailable,
     ));
     assert_eq!(d.status, 403);
     assert_eq!(
@@ -979,7 +980,7 @@ fn authenticate_denials() {
         "GET",
         "/elsewhere",
         &auth,
-        KeyAvailability::Unavailable,
+        Availability::Unavailable,
     ));
     assert_eq!((d.status, d.reason), (403, "unmatched_path"));
     let d = denial(run(
@@ -988,7 +989,7 @@ fn authenticate_denials() {
         "GET",
         "/v1/%2f",
         &auth,
-        KeyAvailability::Unavailable,
+        Availability::Unavailable,
     ));
     assert_eq!((d.status, d.reason), (400, "ambiguous_path"));
     // A provider API key sent as a bearer token is malformed.
@@ -998,7 +999,7 @@ fn authenticate_denials() {
         "GET",
         "/v1/models",
         &h(&[("authorization", "Bearer sk-proj-abcdef")]),
-        KeyAvailability::Unavailable,
+        Availability::Unavailable,
     ));
     assert_eq!(d.reason, "malformed");
     // Two different tokens under `any`: refused.
@@ -1013,7 +1014,7 @@ fn authenticate_denials() {
         "GET",
         &format!("/v1/models?access_token={rs}"),
         &auth,
-        KeyAvailability::Unavailable,
+        Availability::Unavailable,
     ));
     assert_eq!(d.reason, "multiple_tokens");
     // Unknown kid names the provider for a refetch.
@@ -1027,7 +1028,7 @@ fn authenticate_denials() {
         "GET",
         "/v1/admin/x",
         &h(&[("authorization", &format!("Bearer {t}"))]),
-        KeyAvailability::Unavailable,
+        Availability::Unavailable,
     ));
     assert_eq!((d.reason, d.unknown_kid_provider), ("unknown_kid", Some(0)));
 }
@@ -1049,7 +1050,7 @@ fn authenticate_any_optional_bypass_and_remote_states() {
         "GET",
         &format!("/v1/models?access_token={rs}"),
         &none,
-        KeyAvailability::Unavailable,
+        Availability::Unavailable,
     );
     match out {
         AuthOutcome::Allow {
@@ -1068,7 +1069,7 @@ fn authenticate_any_optional_bypass_and_remote_states() {
             "GET",
             "/public/x",
             &none,
-            KeyAvailability::Unavailable
+            Availability::Unavailable
         ),
         AuthOutcome::Allow {
             identity: None,
@@ -1084,7 +1085,7 @@ fn authenticate_any_optional_bypass_and_remote_states() {
             "GET",
             "/public/x",
             &bad,
-            KeyAvailability::Unavailable
+            Availability::Unavailable
         ))
         .reason,
         "malformed"
@@ -1097,7 +1098,7 @@ fn authenticate_any_optional_bypass_and_remote_states() {
             "GET",
             path,
             &none,
-            KeyAvailability::Unavailable,
+            Availability::Unavailable,
         ) {
             AuthOutcome::Allow { bypass, edits, .. } => {
                 assert!(bypass.is_some());
@@ -1118,7 +1119,7 @@ fn authenticate_any_optional_bypass_and_remote_states() {
             "OPTIONS",
             "/v1/chat",
             &preflight,
-            KeyAvailability::Unavailable
+            Availability::Unavailable
         ),
         AuthOutcome::Allow {
             bypass: Some(BypassReason::CorsPreflight),
@@ -1135,7 +1136,7 @@ fn authenticate_any_optional_bypass_and_remote_states() {
             "GET",
             "/remote/x",
             &auth,
-            KeyAvailability::Pending { wait_until_ms: 9 }
+            Availability::Pending { wait_until_ms: 9 }
         ),
         AuthOutcome::Wait {
             provider: 2,
@@ -1149,12 +1150,12 @@ fn authenticate_any_optional_bypass_and_remote_states() {
             "GET",
             "/remote/x",
             &auth,
-            KeyAvailability::Unavailable
+            Availability::Unavailable
         ))
         .reason,
         "no_keys_yet"
     );
-    let ready = KeyAvailability::Ready(Arc::new(parse_jwks(&hs_jwks()).unwrap().keys));
+    let ready = Availability::Ready(Arc::new(parse_jwks(&hs_jwks()).unwrap().keys));
     assert!(matches!(
         run(&s, &mut cache, "GET", "/remote/x", &auth, ready),
         AuthOutcome::Allow { .. }

@@ -31,7 +31,7 @@ fn own_routed_500_fails_over_to_a_translated_answer_at_every_chunking() {
             for callout_first in [true, false] {
                 let mut host = FakeHost::new();
                 let vm = super::vm(&mut host, &config(0, ""));
-                let mut r = Req::new(&vm);
+                let mut r = Driver::new(&vm);
                 r.send(
                     &mut host,
                     &chat_headers(&[("authorization", "Bearer client")]),
@@ -93,10 +93,10 @@ fn own_routed_500_fails_over_to_a_translated_answer_at_every_chunking() {
 }
 
 /// Runs a request whose primary answers 500 and then answers each callout with `answers`.
-fn fail_every_callout(config: &str, answers: &[Option<u16>]) -> (FakeHost, Req) {
+fn fail_every_callout(config: &str, answers: &[Option<u16>]) -> (FakeHost, Driver) {
     let mut host = FakeHost::new();
     let vm = super::vm(&mut host, config);
-    let mut r = Req::new(&vm);
+    let mut r = Driver::new(&vm);
     r.send(
         &mut host,
         &chat_headers(&[]),
@@ -183,7 +183,7 @@ fn a_fallback_the_request_cannot_be_written_for_is_skipped() {
     for chunks in chunkings(body) {
         let mut host = FakeHost::new();
         let vm = super::vm(&mut host, config);
-        let mut r = Req::new(&vm);
+        let mut r = Driver::new(&vm);
         r.send(&mut host, &chat_headers(&[]), &chunks);
         r.respond(&mut host, &[(":status", "502")], &[b"bad gateway"]);
         assert_eq!(host.calls.len(), 1);
@@ -212,7 +212,7 @@ fn a_primary_the_request_cannot_be_written_for_is_skipped_too() {
           "routes":[{"model":"m","providers":["anthropic","openai"]}]}}"#;
     let mut host = FakeHost::new();
     let vm = super::vm(&mut host, config);
-    let mut r = Req::new(&vm);
+    let mut r = Driver::new(&vm);
     r.send(
         &mut host,
         &chat_headers(&[]),
@@ -225,7 +225,7 @@ fn a_primary_the_request_cannot_be_written_for_is_skipped_too() {
           "routes":[{"model":"m","providers":["anthropic"]}]}}"#;
     let mut host = FakeHost::new();
     let vm = super::vm(&mut host, config);
-    let mut r = Req::new(&vm);
+    let mut r = Driver::new(&vm);
     r.send(
         &mut host,
         &chat_headers(&[]),
@@ -245,7 +245,7 @@ fn failover_callouts_carry_the_configured_request_id_header_and_the_trace() {
     let extra = r#","correlation":{"request_id_header":"x-tollgate-id"}"#;
     let mut host = FakeHost::new();
     let vm = super::vm(&mut host, &config(0, extra));
-    let mut r = Req::new(&vm);
+    let mut r = Driver::new(&vm);
     let trace = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
     r.send(
         &mut host,
@@ -274,7 +274,7 @@ fn the_up_front_refusal_names_the_reasons_in_words() {
           "routes":[{"model":"gpt-4o-mini","providers":["openai"]}]}}"#;
     let mut host = FakeHost::new();
     let vm = super::vm(&mut host, config);
-    let (mut first, mut second) = (Req::new(&vm), Req::new(&vm));
+    let (mut first, mut second) = (Driver::new(&vm), Driver::new(&vm));
     first.send(
         &mut host,
         &chat_headers(&[]),
@@ -318,7 +318,7 @@ fn walked_route_whose_retry_envoy_refused_goes_to_the_next_untried_provider() {
     for chunks in some_chunkings(OPENAI_500.as_bytes(), 5) {
         let mut host = FakeHost::new();
         let vm = super::vm(&mut host, &walked_config());
-        let mut r = Req::new(&vm);
+        let mut r = Driver::new(&vm);
         r.send(&mut host, &chat_headers(&[]), &[&body]);
         assert_eq!(host.get(Map::Request, "x-tollgate-cluster"), Some("llm"));
         r.respond(
@@ -355,7 +355,7 @@ fn walked_route_where_every_provider_reset_gets_the_openai_shaped_summary() {
     // 503 with an empty body.
     let mut host = FakeHost::new();
     let vm = super::vm(&mut host, &walked_config());
-    let mut r = Req::new(&vm);
+    let mut r = Driver::new(&vm);
     r.send(
         &mut host,
         &chat_headers(&[]),

@@ -50,7 +50,7 @@ fn a_translated_stream_reports_usage_and_is_masked_at_every_chunking() {
     for (request_chunks, stream_chunks) in each_chunking(&body, stream.as_bytes()) {
         let mut host = FakeHost::new();
         let vm = vm(&mut host, &config);
-        let mut r = Req::new(&vm);
+        let mut r = Driver::new(&vm);
         r.send(&mut host, &chat_headers(&[]), &request_chunks);
         let sent = r.upstream_json();
         assert_eq!(sent["model"], "claude-sonnet-4");
@@ -125,7 +125,7 @@ fn a_provider_error_echoing_the_key_reaches_the_client_masked_at_every_chunking(
     for (request_chunks, error_chunks) in each_chunking(&body, error.as_bytes()) {
         let mut host = FakeHost::new();
         let vm = vm(&mut host, &config);
-        let mut r = Req::new(&vm);
+        let mut r = Driver::new(&vm);
         r.send(&mut host, &chat_headers(&[]), &request_chunks);
         r.respond(
             &mut host,
@@ -160,7 +160,7 @@ fn an_openai_stream_ending_without_done_is_ended_with_an_error_event_at_every_ch
     for chunks in chunkings(OPENAI_STREAM_NO_DONE.as_bytes()) {
         let mut host = FakeHost::new();
         let vm = vm(&mut host, "{}");
-        let mut r = Req::new(&vm);
+        let mut r = Driver::new(&vm);
         r.send(
             &mut host,
             &chat_headers(&[]),
@@ -187,7 +187,7 @@ fn a_complete_openai_stream_is_left_as_it_is() {
     for chunks in chunkings(complete.as_bytes()) {
         let mut host = FakeHost::new();
         let vm = vm(&mut host, "{}");
-        let mut r = Req::new(&vm);
+        let mut r = Driver::new(&vm);
         r.send(
             &mut host,
             &chat_headers(&[]),
