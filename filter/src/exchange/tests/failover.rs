@@ -92,6 +92,56 @@ fn own_routed_500_fails_over_to_a_translated_answer_at_every_chunking() {
     }
 }
 
+#[test]
+fn an_oversized_event_in_a_failover_stream_ends_it_at_every_chunking() {
+    // The fallback's stream (a callout answer) is translated under `usage.max_event_bytes` too.
+    let big = "y".repeat(1100);
+    let stream: String = [
+        ("message_start", r#"{"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","model":"claude-sonnet-4","content":[],"usage":{"input_tokens":12,"output_tokens":1}}}"#.to_string()),
+        ("content_block_start", r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#.to_string()),
+        ("content_block_delta", r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hi "}}"#.to_string()),
+        ("content_block_delta", format!(r#"{{"type":"content_block_delta","index":0,"delta":{{"type":"text_delta","text":"{big}"}}}}"#)),
+        ("message_stop", r#"{"type":"message_stop"}"#.to_string()),
+    ]
+    .iter()
+    .map(|(name, data)| format!("event: {name}\ndata: {data}\n\n"))
+    .collect();
+    let config = config(0, r#","usage":{"max_event_bytes":1024}"#);
+    let body = chat_body("gpt-4o-mini", true);
+    for request_chunks in chunkings(&body) {
+        let mut host = FakeHost::new();
+        let vm = super::vm(&mut host, &config);
+        let mut r = Driver::new(&vm);
+        r.send(&mut host, &chat_headers(&[]), &request_chunks);
+        r.respond(
+            &mut host,
+            &[(":status", "500"), ("content-type", "application/json")],
+            &[OPENAI_500.as_bytes()],
+        );
+        let token = host
+            .calls
+            .first()
+            .map(|c| c.token)
+            .expect("a fallback callout");
+        r.answer(
+            &mut host,
+            token,
+            Some(200),
+            &[("content-type", "text/event-stream")],
+            stream.as_bytes(),
+        );
+        assert!(r.client_released);
+        let text = r.client_text();
+        assert!(text.contains(r#""content":"Hi ""#), "{text}");
+        assert!(
+            !text.contains("yyyy"),
+            "the oversized event was translated: {text}"
+        );
+        assert!(text.contains("upstream_event_too_large"), "{text}");
+        assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
+    }
+}
+
 /// Runs a request whose primary answers 500 and then answers each callout with `answers`.
 fn fail_every_callout(config: &str, answers: &[Option<u16>]) -> (FakeHost, Driver) {
     let mut host = FakeHost::new();
