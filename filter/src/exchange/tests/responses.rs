@@ -42,24 +42,44 @@ fn data_events(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// The `delta.content` of the chunks among `events`, joined.
+fn delta_content(events: &[String]) -> String {
+    events
+        .iter()
+        .filter_map(|e| serde_json::from_str::<serde_json::Value>(e).ok())
+        .filter_map(|v| {
+            v["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_string)
+        })
+        .collect()
+}
+
+/// A VM of `config` whose client sends a streamed chat request cut as `request` and whose
+/// provider answers 200 with the SSE `stream` cut as `stream`.
+fn stream_through(config: &str, request: &[&[u8]], stream: &[&[u8]]) -> (FakeHost, Driver) {
+    let mut host = FakeHost::new();
+    let vm = vm(&mut host, config);
+    let mut r = Driver::new(&vm);
+    r.send(&mut host, &chat_headers(&[]), request);
+    r.respond(
+        &mut host,
+        &[(":status", "200"), ("content-type", "text/event-stream")],
+        stream,
+    );
+    (host, r)
+}
+
 #[test]
 fn a_translated_stream_reports_usage_and_is_masked_at_every_chunking() {
     let stream = anthropic_stream();
     let config = anthropic_only(r#","masking":{"responses":true}"#);
     let body = chat_body("gpt-4o-mini", true);
     for (request_chunks, stream_chunks) in each_chunking(&body, stream.as_bytes()) {
-        let mut host = FakeHost::new();
-        let vm = vm(&mut host, &config);
-        let mut r = Driver::new(&vm);
-        r.send(&mut host, &chat_headers(&[]), &request_chunks);
+        let (mut host, mut r) = stream_through(&config, &request_chunks, &stream_chunks);
         let sent = r.upstream_json();
         assert_eq!(sent["model"], "claude-sonnet-4");
         assert_eq!(sent["stream"], true);
-        r.respond(
-            &mut host,
-            &[(":status", "200"), ("content-type", "text/event-stream")],
-            &stream_chunks,
-        );
         assert_eq!(
             host.get(Map::Response, "content-type"),
             Some("text/event-stream")
@@ -72,15 +92,7 @@ fn a_translated_stream_reports_usage_and_is_masked_at_every_chunking() {
         assert!(text.contains("[REDACTED:"), "{text}");
         let events = data_events(&text);
         assert_eq!(events.last().map(String::as_str), Some("[DONE]"), "{text}");
-        let content: String = events
-            .iter()
-            .filter_map(|e| serde_json::from_str::<serde_json::Value>(e).ok())
-            .filter_map(|v| {
-                v["choices"][0]["delta"]["content"]
-                    .as_str()
-                    .map(str::to_string)
-            })
-            .collect();
+        let content = delta_content(&events);
         assert!(content.starts_with("Here: [REDACTED:"), "{content}");
         r.log(&mut host);
         assert_eq!(
@@ -126,31 +138,14 @@ fn an_oversized_event_ends_a_translated_stream_at_every_chunking() {
     let config = anthropic_only(r#","usage":{"max_event_bytes":1024}"#);
     let body = chat_body("gpt-4o-mini", true);
     for (request_chunks, stream_chunks) in each_chunking(&body, stream.as_bytes()) {
-        let mut host = FakeHost::new();
-        let vm = vm(&mut host, &config);
-        let mut r = Driver::new(&vm);
-        r.send(&mut host, &chat_headers(&[]), &request_chunks);
-        r.respond(
-            &mut host,
-            &[(":status", "200"), ("content-type", "text/event-stream")],
-            &stream_chunks,
-        );
+        let (_, r) = stream_through(&config, &request_chunks, &stream_chunks);
         let text = r.client_text();
         assert!(
             !text.contains("yyyy"),
             "the oversized event was translated: {text}"
         );
         let events = data_events(&text);
-        let content: String = events
-            .iter()
-            .filter_map(|e| serde_json::from_str::<serde_json::Value>(e).ok())
-            .filter_map(|v| {
-                v["choices"][0]["delta"]["content"]
-                    .as_str()
-                    .map(str::to_string)
-            })
-            .collect();
-        assert_eq!(content, "Here: ", "{text}");
+        assert_eq!(delta_content(&events), "Here: ", "{text}");
         let error = events
             .iter()
             .filter_map(|e| serde_json::from_str::<serde_json::Value>(e).ok())
@@ -177,15 +172,7 @@ fn a_translated_stream_under_max_event_bytes_is_translated_whole() {
     let config = anthropic_only(r#","usage":{"max_event_bytes":2048}"#);
     let body = chat_body("gpt-4o-mini", true);
     for stream_chunks in some_chunkings(stream.as_bytes(), 97) {
-        let mut host = FakeHost::new();
-        let vm = vm(&mut host, &config);
-        let mut r = Driver::new(&vm);
-        r.send(&mut host, &chat_headers(&[]), &[&body]);
-        r.respond(
-            &mut host,
-            &[(":status", "200"), ("content-type", "text/event-stream")],
-            &stream_chunks,
-        );
+        let (_, r) = stream_through(&config, &[&body], &stream_chunks);
         let text = r.client_text();
         assert!(text.contains(&big), "{text}");
         assert!(!text.contains("upstream_event_too_large"), "{text}");
