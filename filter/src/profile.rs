@@ -22,7 +22,7 @@ use serde_json::Value;
 use crate::config::error::ConfigError;
 use crate::config::raw::{RawConfig, Stage};
 use crate::failover::settings::RawApiKey;
-use crate::jwt::settings::RawRequires;
+use crate::jwt::raw::RawRequires;
 use crate::jwt::RawJwtSettings;
 use crate::masking::PromptAction;
 use crate::usage::classify_path;

@@ -12,6 +12,7 @@ pub mod errors;
 pub mod extract;
 pub mod fetcher;
 pub mod keys;
+pub mod raw;
 pub mod rules;
 pub mod settings;
 pub mod verify;
@@ -23,8 +24,9 @@ pub use cache::VerifiedTokenCache;
 pub use errors::{AuthFailureReply, JwtError};
 pub use extract::{HeaderFn, HeaderLookup, RequestEdit};
 pub use keys::KeySet;
+pub use raw::RawJwtSettings;
 pub use rules::{BypassReason, Requirement};
-pub use settings::{compile, from_json_value, CompiledProvider, JwtSettings, RawJwtSettings};
+pub use settings::{compile, from_json_value, CompiledProvider, JwtSettings};
 pub use verify::{verify, VerifiedToken};
 
 use crate::refresh::Availability;
