@@ -43,11 +43,27 @@ impl WalkedStack {
     /// Starts the stack with [`failover_section`]`(threshold, cooldown_ms)`; the mocks start
     /// from `options` ([`Providers::start`]).
     pub fn start(threshold: u32, cooldown_ms: u64, options: &MockOptions) -> WalkedStack {
+        Self::start_from(
+            &template("e2e/configs/routing_walk.yaml"),
+            threshold,
+            cooldown_ms,
+            options,
+        )
+    }
+
+    /// Like [`WalkedStack::start`] with the Envoy configuration `config` (a variant of
+    /// `routing_walk.yaml`, with the same placeholders).
+    pub fn start_from(
+        config: &str,
+        threshold: u32,
+        cooldown_ms: u64,
+        options: &MockOptions,
+    ) -> WalkedStack {
         let providers = Providers::start(options);
         let section = failover_section(threshold, cooldown_ms);
         let upstream = format!(r#"{{"stage": "upstream", {section}}}"#);
         let envoy = Envoy::start(
-            &template("e2e/configs/routing_walk.yaml"),
+            config,
             providers
                 .vars()
                 .set(
