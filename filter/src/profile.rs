@@ -21,7 +21,7 @@ use serde_json::Value;
 
 use crate::config::error::ConfigError;
 use crate::config::raw::{RawConfig, Stage};
-use crate::failover::settings::RawApiKey;
+use crate::failover::raw::RawApiKey;
 use crate::jwt::raw::RawRequires;
 use crate::jwt::RawJwtSettings;
 use crate::masking::PromptAction;

@@ -2,6 +2,10 @@
 //! as `sample`/`SAMPLE`), model maps, and every refusal naming its JSON path.
 
 use super::*;
+use crate::failover::raw::{
+    DEFAULT_COOLDOWN_MS, DEFAULT_FAILURE_THRESHOLD, DEFAULT_MAX_RETRIES,
+    DEFAULT_PROVIDER_TIMEOUT_MS, DEFAULT_SHARED_KEY_PREFIX, DEFAULT_TOTAL_DEADLINE_MS,
+};
 
 /// A catalog of three providers routed for `gpt-*` and `claude-*`.
 pub(crate) const SAMPLE: &str = r#"{
