@@ -10,6 +10,9 @@
 //! - under load: 8 clients × 1,000 requests through `envoy/e2e/configs/routing_walk.yaml` with
 //!   30 % primary faults, every one answered 200, and Envoy's stats show retries taken and none
 //!   refused.
+//! - when Envoy refuses a retry anyway (a breaker of 0), the listener stage sends the request to
+//!   the next untried provider itself: every request answered 200 by the fallback, each retry
+//!   counted as `upstream_rq_retry_overflow`.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -287,4 +290,52 @@ fn eight_clients_a_thousand_requests_each_thirty_percent_primary_faults_none_los
         elapsed < Duration::from_secs(90),
         "took {elapsed:?}: keep e2e tests short"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Envoy refuses the retry: tollgate routes the request itself
+
+#[test]
+fn when_envoy_refuses_every_retry_tollgate_sends_the_request_to_the_next_provider_itself() {
+    // A breaker that refuses every retry (`max_retries: 0` on the aggregate cluster): each walk
+    // stops after the primary's 500 with `upstream_rq_retry_overflow`, and the listener stage,
+    // seeing providers left untried, calls the next one itself.
+    let shipped = tollgate_e2e::template("e2e/configs/routing_walk.yaml");
+    let refusing = shipped.replace("max_retries: 1024", "max_retries: 0");
+    assert_ne!(
+        refusing, shipped,
+        "routing_walk.yaml sets max_retries: 1024"
+    );
+    let quiet = MockOptions {
+        max_recorded: 8,
+        ..MockOptions::default()
+    };
+    let stack = WalkedStack::start_from(&refusing, 10_000, 60_000, &quiet);
+    let (envoy, openai, anthropic) = (&stack.envoy, &stack.openai, &stack.anthropic);
+    openai.set_faults(Faults {
+        status: Some(500),
+        ..Faults::default()
+    });
+    const REQUESTS: usize = 12;
+    let tally = Tally::default();
+    let failures = client(envoy.port, REQUESTS, &tally);
+    let stats = envoy.admin("/stats");
+    let overflow = cluster_stat(&stats, "llm", ".upstream_rq_retry_overflow");
+    assert_eq!(
+        tally.ok.load(Ordering::Relaxed),
+        REQUESTS as u64,
+        "every request answered 200 (failures: {failures:#?})"
+    );
+    assert_eq!(
+        overflow, REQUESTS as u64,
+        "Envoy refused each request's retry"
+    );
+    assert_eq!(openai.stats().requests, REQUESTS as u64);
+    assert_eq!(
+        anthropic.stats().requests,
+        REQUESTS as u64,
+        "the fallback served each one, called by tollgate"
+    );
+    let log = envoy.log();
+    assert!(!log.contains("tollgate panic"), "{log}");
 }
