@@ -18,8 +18,7 @@ use libfuzzer_sys::fuzz_target;
 use serde_json::{json, Value};
 use tollgate::jwt::settings::{CompiledProvider, JwksSource};
 use tollgate::jwt::{
-    authenticate, from_json_value, verify, JwtError, JwtSettings, KeySet,
-    VerifiedTokenCache,
+    authenticate, from_json_value, verify, JwtError, JwtSettings, KeySet, VerifiedTokenCache,
 };
 use tollgate::jwt::{is_jwt_shaped, RequestInfo};
 use tollgate::refresh::Availability;

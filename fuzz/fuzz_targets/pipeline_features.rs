@@ -46,19 +46,12 @@ fn config(selector: u8, key: &str) -> String {
 fuzz_target!(|data: &[u8]| {
     let input = SplitInput::decode(data);
     let selector = input.selector;
-    let mut cuts = input.cuts.clone();
-    let split = if cuts.is_empty() {
-        input.payload.len() / 2
-    } else {
-        cuts.remove(0)
-    };
-    let (request, answer) = input.payload.split_at(split.min(input.payload.len()));
-    let request_cuts: Vec<usize> = cuts.iter().copied().filter(|c| *c < request.len()).collect();
-    let answer_cuts: Vec<usize> = cuts
-        .iter()
-        .filter_map(|c| c.checked_sub(request.len()))
-        .filter(|c| *c <= answer.len())
-        .collect();
+    let tollgate_fuzz::Exchange {
+        request,
+        request_cuts,
+        answer,
+        answer_cuts,
+    } = input.exchange();
 
     let key = encode(&[7; 32]);
     let mut host = FakeHost::new();
@@ -72,8 +65,8 @@ fuzz_target!(|data: &[u8]| {
     let mut off_by_one = key.clone();
     off_by_one.pop();
     off_by_one.push(if key.ends_with('A') { 'B' } else { 'A' });
-    let fuzzed_line = String::from_utf8_lossy(answer.split(|b| *b == b'\n').next().unwrap_or(b""))
-        .into_owned();
+    let fuzzed_line =
+        String::from_utf8_lossy(answer.split(|b| *b == b'\n').next().unwrap_or(b"")).into_owned();
     let credential = match (selector >> 5) & 3 {
         0 => Some(format!("Bearer {key}")),
         1 => Some(format!("Bearer {off_by_one}")),
@@ -106,7 +99,10 @@ fuzz_target!(|data: &[u8]| {
         while let Some(call) = host.grpc_calls.get(answered).cloned() {
             r.answer_grpc(&mut host, call.token, grpc_status, answer);
             answered += 1;
-            assert!(answered - grpc_before <= 2, "one admission call per request");
+            assert!(
+                answered - grpc_before <= 2,
+                "one admission call per request"
+            );
         }
         if host.replies.len() == replies_before && r.upstream_released {
             r.respond(
@@ -124,9 +120,15 @@ fuzz_target!(|data: &[u8]| {
 
     let now_s = host.clock_ns.get() / 1_000_000_000;
     if let Some(budget) = vm.config.budgets.as_ref() {
-        for user in [tollgate::identity::address_identity(ADDRESS), "app-owner".to_string()] {
+        for user in [
+            tollgate::identity::address_identity(ADDRESS),
+            "app-owner".to_string(),
+        ] {
             for (_, window) in budget.budgets.snapshot(&host, &user, now_s) {
-                assert_eq!(window.reserved_tokens, 0, "a reservation outlived its request");
+                assert_eq!(
+                    window.reserved_tokens, 0,
+                    "a reservation outlived its request"
+                );
             }
         }
     }
@@ -137,7 +139,10 @@ fuzz_target!(|data: &[u8]| {
     if let Some(entry) = inline {
         if let Some(budgets) = entry.budgets.as_ref() {
             for (_, window) in budgets.snapshot(&host, &entry.id, now_s) {
-                assert_eq!(window.reserved_tokens, 0, "a key reservation outlived its request");
+                assert_eq!(
+                    window.reserved_tokens, 0,
+                    "a key reservation outlived its request"
+                );
             }
         }
     }
