@@ -180,7 +180,9 @@ pub struct RawUsage {
     pub max_models: usize,
     /// Largest non-streamed response body kept in memory for parsing (default 1 MiB).
     pub max_json_body_bytes: usize,
-    /// Largest SSE event / NDJSON line parsed (default 1 MiB).
+    /// Largest SSE event / NDJSON line parsed (default 1 MiB). A larger event passes through
+    /// uncounted; in a translated stream it ends the stream with an error event
+    /// (`upstream_event_too_large`) and `[DONE]`.
     pub max_event_bytes: usize,
 }
 

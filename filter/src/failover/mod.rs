@@ -28,6 +28,7 @@ pub mod classify;
 pub mod http_date;
 pub mod metrics;
 pub mod plan;
+pub mod raw;
 pub mod schedule;
 pub mod settings;
 pub mod timefmt;
@@ -40,12 +41,14 @@ pub use circuit::{
 };
 pub use classify::{classify, FailureKind, Outcome};
 pub use plan::{attempt_allowed, peek, plan, Plan, PlannedProvider, SkipReason};
+pub use raw::{
+    ProviderKind, RawApiKey, RawBackoff, RawCircuit, RawFailoverSettings, RawProvider, RawRoute,
+};
 pub use schedule::{
     all_failed_reply, backoff_delay_ms, AfterAttempt, Attempt, AttemptSummary, AttemptTracker,
     FailedReply, Failover, NextStep, StopReason,
 };
 pub use settings::{
-    compile, parse, ApiKeySource, BackoffSettings, CircuitSettings, FailoverConfigError,
-    FailoverSettings, ModelMap, ModelPattern, ProviderKind, ProviderSettings, RawApiKey,
-    RawBackoff, RawCircuit, RawFailoverSettings, RawProvider, RawRoute, Route,
+    compile, parse, ApiKeySource, BackoffSettings, CircuitSettings, FailoverSettings, ModelMap,
+    ModelPattern, ProviderSettings, Route,
 };
