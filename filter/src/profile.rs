@@ -20,7 +20,7 @@
 use serde_json::Value;
 
 use crate::config::error::ConfigError;
-use crate::config::raw::{RawConfig, Stage};
+use crate::config::raw::RawConfig;
 use crate::failover::raw::RawApiKey;
 use crate::jwt::raw::RawRequires;
 use crate::jwt::RawJwtSettings;
@@ -58,12 +58,10 @@ pub fn check(raw: &RawConfig) -> Vec<ConfigError> {
     if raw.environment != Environment::Production {
         return issues;
     }
-    // The upstream stage sees requests the downstream stage already authenticated and masked:
-    // only the secrets it holds are its own concern.
-    if raw.stage == Stage::Downstream {
-        check_authentication(raw, &mut issues);
-        check_masking(raw, &mut issues);
-    }
+    // Only the listener stage gets here: the upstream stage's document holds nothing the profile
+    // checks (see `config::compile::check_upstream_form`).
+    check_authentication(raw, &mut issues);
+    check_masking(raw, &mut issues);
     check_inline_secrets(raw, &mut issues);
     issues
 }
@@ -407,16 +405,6 @@ mod tests {
             GOOD_JWT.replace("/healthz", "/tollgate/status")
         );
         assert_eq!(paths(&json), vec!["status.path"]);
-    }
-
-    #[test]
-    fn the_upstream_stage_is_only_checked_for_inline_secrets() {
-        let doc = r#"{"environment":"production","stage":"upstream","failover":{"providers":[{"name":"a","kind":"openai","cluster":"a","api_key":{"value":"sk-inline"}}]}}"#;
-        let issues = check(&raw(doc));
-        assert_eq!(issues.len(), 1, "{issues:?}");
-        assert!(issues[0].path.contains("api_key"), "{issues:?}");
-        let doc = r#"{"environment":"production","stage":"upstream","failover":{"providers":[{"name":"a","kind":"openai","cluster":"a","api_key":{"env":"K"}}]}}"#;
-        assert!(check(&raw(doc)).is_empty());
     }
 
     #[test]
