@@ -125,6 +125,7 @@ pub fn check_bootstrap(file: &str, root: &Node) -> Report {
     for plugin in &plugins {
         check_stage(plugin, &mut out);
         check_cluster_names(&b, plugin, &mut out);
+        check_grpc_cluster(&b, plugin, &mut out);
         if let Place::Listener(manager) = plugin.filter.place {
             check_buffer_limit(&b, manager, plugin, &mut out);
             if !plugin.failover().is_null() {
@@ -367,6 +368,9 @@ fn check_cluster_names(b: &Bootstrap, plugin: &Plugin, out: &mut Out) {
             named.push((format!("jwt.providers[{i}].remote_jwks.cluster"), c));
         }
     }
+    if let Some(c) = j["keys"]["remote"]["cluster"].as_str() {
+        named.push(("keys.remote.cluster".into(), c));
+    }
     if let Some(c) = j["budgets"]["global"]["cluster"].as_str() {
         named.push(("budgets.global.cluster".into(), c));
     }
@@ -395,6 +399,41 @@ fn check_cluster_names(b: &Bootstrap, plugin: &Plugin, out: &mut Out) {
                 message,
             );
         }
+    }
+}
+
+/// The rate limit service is called over gRPC: its cluster must speak HTTP/2, or every admission
+/// call fails (and `budgets.global.failure_mode` decides every request).
+fn check_grpc_cluster(b: &Bootstrap, plugin: &Plugin, out: &mut Out) {
+    let path = "budgets.global.cluster";
+    let Some(cluster) = plugin.json["budgets"]["global"]["cluster"]
+        .as_str()
+        .and_then(|name| b.cluster(name))
+    else {
+        return; // none, or reported by check_cluster_names
+    };
+    let node = cluster.node;
+    let options = node.at(&[
+        "typed_extension_protocol_options",
+        "envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
+    ]);
+    let http2 = !node.get("http2_protocol_options").is_null()
+        || !options
+            .at(&["explicit_http_config", "http2_protocol_options"])
+            .is_null()
+        || !options.get("auto_config").is_null();
+    if !http2 {
+        out.error(
+            Check::GrpcCluster,
+            plugin.line(path),
+            plugin.field(path),
+            format!(
+                "cluster {:?} (line {}) must speak HTTP/2 for the rate limit service's gRPC: set \
+                 typed_extension_protocol_options › envoy.extensions.upstreams.http.v3.HttpProtocolOptions \
+                 › explicit_http_config › http2_protocol_options: {{}}",
+                cluster.name, node.line
+            ),
+        );
     }
 }
 

@@ -44,6 +44,8 @@ pub enum Check {
     Stage,
     /// A cluster the configuration names exists.
     ClusterExists,
+    /// The rate limit service's cluster (`budgets.global.cluster`) speaks HTTP/2, as gRPC needs.
+    GrpcCluster,
     /// A route takes its cluster from tollgate's `cluster_header`.
     ClusterHeaderRoute,
     /// The cluster_header route's retry policy walks every provider.

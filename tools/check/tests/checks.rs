@@ -616,3 +616,49 @@ fn several_listener_stages_in_one_vm_name_their_catalogs() {
         );
     assert!(findings(&right).is_empty(), "{}", render(&findings(&right)));
 }
+
+/// `walked.yaml` with a mesh-wide budget on the `idp` cluster (HTTP/1 there) and, when
+/// `http2`, that cluster switched to HTTP/2.
+fn with_global_budget(http2: bool) -> String {
+    let text = variant(
+        "walked.yaml",
+        r#"                      "failover": {"#,
+        r#"                      "budgets": { "windows": [{ "period": "minute", "max_tokens": 1000 }],
+                        "global": { "cluster": "idp", "windows": [{ "period": "minute", "max_tokens": 5000 }] } },
+                      "failover": {"#,
+    );
+    if !http2 {
+        return text;
+    }
+    text.replacen(
+        "      cluster_name: idp\n",
+        "      cluster_name: idp\n    typed_extension_protocol_options:\n      envoy.extensions.upstreams.http.v3.HttpProtocolOptions:\n        \"@type\": type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions\n        explicit_http_config: { http2_protocol_options: {} }\n",
+        1,
+    )
+}
+
+#[test]
+fn the_rate_limit_services_cluster_must_speak_http2() {
+    let text = with_global_budget(false);
+    let f = only(&text);
+    assert_eq!(f.check, Check::GrpcCluster);
+    assert_eq!(f.severity, Severity::Error);
+    assert!(f.field.ends_with("budgets.global.cluster"), "{f}");
+    assert!(f.message.contains("http2_protocol_options"), "{f}");
+    let fixed = with_global_budget(true);
+    assert!(findings(&fixed).is_empty(), "{}", render(&findings(&fixed)));
+}
+
+#[test]
+fn the_remote_key_sets_cluster_must_exist() {
+    let text = variant(
+        "walked.yaml",
+        r#"                      "failover": {"#,
+        r#"                      "keys": { "remote": { "cluster": "keyring", "path": "/keys.json", "authority": "keyring" } },
+                      "failover": {"#,
+    );
+    let f = only(&text);
+    assert_eq!(f.check, Check::ClusterExists);
+    assert!(f.field.ends_with("keys.remote.cluster"), "{f}");
+    assert_eq!(f.line, line_of(&text, "\"keyring\""));
+}
