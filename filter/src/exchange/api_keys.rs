@@ -6,16 +6,15 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::Duration;
 
 use super::auth::AuthStep;
-use super::host::{now_ms, Body, Host, HttpCall, Map};
+use super::host::{now_ms, Host, Map};
 use super::{replies, Exchange, Flow, Phase};
 use crate::accounting::tagged_name;
 use crate::budget::Admission;
 use crate::jwt::RequestEdit;
 use crate::keys::{self, ApiKeySet, KeyCaller, KeyOutcome, KeySettings, KeySource, TeamLabels};
-use crate::refresh::{Availability, FetchFailure, Fetcher};
+use crate::refresh::{Availability, Fetcher};
 use crate::status::KeyStatus;
 use crate::usage::RequestInfo;
 
@@ -81,39 +80,9 @@ impl KeySetRuntime {
     /// Starts a fetch of the remote set from the current context: the callout token, or
     /// `None` for inline keys or when the host refused the call.
     pub fn dispatch<H: Host>(&mut self, host: &mut H, now_ms: u64) -> Option<u32> {
-        let fetcher = self.fetcher.as_mut()?;
-        let req = fetcher.request();
-        let headers = [
-            (":method", "GET"),
-            (":path", req.path.as_str()),
-            (":authority", req.authority.as_str()),
-            ("accept", "application/json"),
-        ];
-        let call = HttpCall {
-            cluster: &req.cluster,
-            headers: &headers,
-            body: None,
-            timeout: Duration::from_millis(req.timeout_ms),
-        };
-        match host.http_call(&call) {
-            Some(token) => {
-                fetcher.on_fetch_started(now_ms);
-                self.in_flight.insert(token);
-                Some(token)
-            }
-            None => {
-                let failure = FetchFailure::Transport("dispatch refused".into());
-                let _ = fetcher.on_fetch_result(now_ms, Err(failure));
-                host.log(
-                    log::Level::Warn,
-                    &format!(
-                        "tollgate: key set fetch for cluster {} refused by the host",
-                        req.cluster
-                    ),
-                );
-                None
-            }
-        }
+        let token = super::fetch::dispatch(host, self.fetcher.as_mut()?, now_ms)?;
+        self.in_flight.insert(token);
+        Some(token)
     }
 
     /// Applies the answer of callout `token` when it is a key set fetch; true when it was.
@@ -130,18 +99,8 @@ impl KeySetRuntime {
         let Some(fetcher) = self.fetcher.as_mut() else {
             return true;
         };
-        let status = host
-            .header(Map::CalloutResponse, ":status")
-            .and_then(|s| s.parse::<u16>().ok());
-        let body = host.body(Body::CalloutResponse, body_size);
-        let result = match status {
-            Some(200) => Ok(body.as_slice()),
-            Some(code) => Err(FetchFailure::Status(code)),
-            None => Err(FetchFailure::Transport(
-                "no response (timeout or reset)".into(),
-            )),
-        };
-        let report = fetcher.on_fetch_result(now_ms, result);
+        let answer = super::fetch::answer(&*host, body_size);
+        let report = fetcher.on_fetch_result(now_ms, answer.as_deref().map_err(Clone::clone));
         match (&report.error, report.keys_changed) {
             (Some(err), _) => host.log(
                 log::Level::Warn,

@@ -5,13 +5,12 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
-use super::host::{Body, Host, HttpCall, Map};
+use super::host::Host;
 
 use crate::jwt::settings::JwksSource;
 use crate::jwt::{JwtSettings, KeySet, VerifiedTokenCache};
-use crate::refresh::{Availability, FetchFailure, Fetcher};
+use crate::refresh::{Availability, Fetcher};
 
 /// JWT state of one VM (one Envoy worker).
 pub struct JwtRuntime {
@@ -68,39 +67,9 @@ impl JwtRuntime {
     /// token, or `None` when the provider has local keys or the host refused the call.
     pub fn dispatch<H: Host>(&mut self, host: &mut H, provider: usize, now_ms: u64) -> Option<u32> {
         let fetcher = self.fetchers.get_mut(provider)?.as_mut()?;
-        let req = fetcher.request();
-        let headers = [
-            (":method", "GET"),
-            (":path", req.path.as_str()),
-            (":authority", req.authority.as_str()),
-            ("accept", "application/json"),
-        ];
-        match host.http_call(&HttpCall {
-            cluster: &req.cluster,
-            headers: &headers,
-            body: None,
-            timeout: Duration::from_millis(req.timeout_ms),
-        }) {
-            Some(token) => {
-                fetcher.on_fetch_started(now_ms);
-                self.in_flight.insert(token, provider);
-                Some(token)
-            }
-            None => {
-                let _ = fetcher.on_fetch_result(
-                    now_ms,
-                    Err(FetchFailure::Transport("dispatch refused".into())),
-                );
-                host.log(
-                    log::Level::Warn,
-                    &format!(
-                        "tollgate: JWKS fetch for cluster {} refused by the host",
-                        req.cluster
-                    ),
-                );
-                None
-            }
-        }
+        let token = super::fetch::dispatch(host, fetcher, now_ms)?;
+        self.in_flight.insert(token, provider);
+        Some(token)
     }
 
     /// Applies the response of callout `token` (read from the host). Returns the provider it
@@ -113,17 +82,7 @@ impl JwtRuntime {
         now_ms: u64,
     ) -> Option<usize> {
         let provider = self.in_flight.remove(&token)?;
-        let status = host
-            .header(Map::CalloutResponse, ":status")
-            .and_then(|s| s.parse::<u16>().ok());
-        let body = host.body(Body::CalloutResponse, body_size);
-        let result = match status {
-            Some(200) => Ok(body.as_slice()),
-            Some(code) => Err(FetchFailure::Status(code)),
-            None => Err(FetchFailure::Transport(
-                "no response (timeout or reset)".into(),
-            )),
-        };
+        let answer = super::fetch::answer(&*host, body_size);
         let name = self
             .settings
             .providers
@@ -131,7 +90,7 @@ impl JwtRuntime {
             .map(|p| p.name.clone())
             .unwrap_or_default();
         if let Some(fetcher) = self.fetchers.get_mut(provider).and_then(Option::as_mut) {
-            let report = fetcher.on_fetch_result(now_ms, result);
+            let report = fetcher.on_fetch_result(now_ms, answer.as_deref().map_err(Clone::clone));
             let line = match (&report.error, report.keys_changed) {
                 (Some(err), _) => {
                     format!("tollgate: JWKS of provider {name}: {err}; keeping the last good keys")

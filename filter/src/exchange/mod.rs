@@ -27,6 +27,7 @@ pub mod auth;
 pub mod drive;
 pub mod failover;
 pub mod fake;
+pub mod fetch;
 pub mod host;
 pub mod ids;
 pub mod keys;
