@@ -5,6 +5,7 @@
 use super::host::{Body, Host, Map};
 use super::{replies, Exchange, Flow, Phase};
 use crate::accounting::tagged_name;
+use crate::budget::Refusal;
 use crate::error_reply::{ErrorKind, ErrorReply};
 use crate::guardrails::{RequestView, Violation};
 use crate::identity::{address_identity, api_key_identity};
@@ -172,18 +173,21 @@ impl Exchange {
                 // Admitted locally: now the mesh-wide budget, when there is one.
                 self.admit_mesh(host, estimate)
             }
-            Err(refusal) => {
-                self.count(
-                    host,
-                    tagged_name(
-                        "tollgate_budget_rejections_total",
-                        &[("dimension", refusal.dimension)],
-                    ),
-                );
-                let reply = replies::budget_reply(&refusal);
-                self.reply(host, &reply)
-            }
+            Err(refusal) => self.refuse_over_budget(host, &refusal),
         }
+    }
+
+    /// Refuses the request over a budget window (the caller's, its key's or the mesh-wide one):
+    /// counts it by dimension and sends the 429 naming the window.
+    pub(super) fn refuse_over_budget<H: Host>(&mut self, host: &mut H, refusal: &Refusal) -> Flow {
+        self.count(
+            host,
+            tagged_name(
+                "tollgate_budget_rejections_total",
+                &[("dimension", refusal.dimension)],
+            ),
+        );
+        self.reply(host, &replies::budget_reply(refusal))
     }
 
     /// Refuses the request for `violation`: counts it by reason and sends the OpenAI-shaped reply.

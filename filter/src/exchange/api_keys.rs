@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use super::auth::AuthStep;
 use super::host::{now_ms, Host, Map};
-use super::{replies, Exchange, Flow, Phase};
+use super::{Exchange, Flow, Phase};
 use crate::accounting::tagged_name;
 use crate::budget::Admission;
 use crate::jwt::RequestEdit;
@@ -349,16 +349,7 @@ impl Exchange {
                 }
                 None
             }
-            Err(refusal) => {
-                self.count(
-                    host,
-                    tagged_name(
-                        "tollgate_budget_rejections_total",
-                        &[("dimension", refusal.dimension)],
-                    ),
-                );
-                Some(self.reply(host, &replies::budget_reply(&refusal)))
-            }
+            Err(refusal) => Some(self.refuse_over_budget(host, &refusal)),
         }
     }
 

@@ -215,17 +215,9 @@ impl Exchange {
             }
             AdmissionDecision::Refused { refusal, .. } => {
                 count(self, host, "over_limit");
-                self.count(
-                    host,
-                    tagged_name(
-                        "tollgate_budget_rejections_total",
-                        &[("dimension", refusal.dimension)],
-                    ),
-                );
                 // Release the local reservation now: the reply carries the mesh-wide headers only.
                 self.settle(host, 0);
-                let reply = replies::budget_reply(&refusal);
-                self.reply(host, &reply)
+                self.refuse_over_budget(host, &refusal)
             }
             AdmissionDecision::Unavailable => {
                 count(self, host, budget.failure_mode.label());
