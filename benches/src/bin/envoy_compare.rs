@@ -45,7 +45,10 @@
 //! `BENCH_CONNECTIONS` (wrk connections, default 16), `BENCH_SAMPLES` (requests per scenario in
 //! the client loops, default 300), `BENCH_STARTS` (Envoy starts per configuration when timing VM
 //! start, default 5), `BENCH_SECTIONS` (comma-separated subset of
-//! `table,jwt,ttfb,masking,failover,cache,mesh`; default `table,mesh`).
+//! `table,jwt,ttfb,masking,failover,cache,mesh`; default `table,mesh`), `BENCH_ROWS` (comma-separated
+//! row numbers of the `table` section to run, with their baseline rows; then the table only),
+//! `BENCH_WASM_B` (a second `.wasm`: each selected tollgate row runs again with it, in the same
+//! rounds, appended as "[B]" rows — two builds compared within one run).
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -84,6 +87,8 @@ struct Settings {
     starts: usize,
     quick: bool,
     sections: Vec<String>,
+    /// Rows of the `table` section to run (1-based; empty: all). Their baseline rows run too.
+    rows: Vec<usize>,
 }
 
 impl Settings {
@@ -108,6 +113,11 @@ impl Settings {
                 .split(',')
                 .map(|s| s.trim().to_ascii_lowercase())
                 .filter(|s| !s.is_empty())
+                .collect(),
+            rows: std::env::var("BENCH_ROWS")
+                .unwrap_or_default()
+                .split(',')
+                .filter_map(|r| r.trim().parse().ok())
                 .collect(),
         }
     }
@@ -241,6 +251,7 @@ fn display_relative(path: &Path) -> String {
 // wrk scenarios
 
 /// What a scenario's single check request must show before load is applied.
+#[derive(Clone)]
 enum Check {
     /// Status 200.
     Ok,
@@ -272,11 +283,35 @@ struct WrkScenario {
     problem: Option<String>,
 }
 
-fn start_wrk_scenarios(specs: Vec<WrkSpec>, mock: &MockHandle, dir: &Path) -> Vec<WrkScenario> {
+fn start_wrk_scenarios(
+    specs: Vec<WrkSpec>,
+    rows: &[usize],
+    mock: &MockHandle,
+    dir: &Path,
+) -> Vec<WrkScenario> {
+    let wanted = |row: usize| {
+        rows.is_empty()
+            || rows.contains(&row)
+            || specs
+                .iter()
+                .enumerate()
+                .any(|(i, s)| rows.contains(&(i + 1)) && s.base == Some(row))
+    };
+    let wanted: Vec<bool> = (1..=specs.len()).map(wanted).collect();
     specs
         .into_iter()
         .enumerate()
         .map(|(i, spec)| {
+            if !wanted.get(i).copied().unwrap_or(true) {
+                return WrkScenario {
+                    name: spec.name,
+                    envoy: None,
+                    script: PathBuf::new(),
+                    base: spec.base,
+                    runs: Vec::new(),
+                    problem: Some("not run (`BENCH_ROWS`)".into()),
+                };
+            }
             eprintln!("starting Envoy: {}", spec.name);
             let body_file = dir.join(format!("body-{i}.json"));
             let script = dir.join(format!("load-{i}.lua"));
@@ -307,6 +342,42 @@ fn start_wrk_scenarios(specs: Vec<WrkSpec>, mock: &MockHandle, dir: &Path) -> Ve
             }
         })
         .collect()
+}
+
+/// With `BENCH_WASM_B=<path>`: every selected tollgate row again, with that module instead of
+/// `target/tollgate.wasm` (`TOLLGATE_WASM`), appended to the table and run in the same rounds, so
+/// two builds are compared within one run. Returns the specs and the rows to run.
+fn with_module_b(mut specs: Vec<WrkSpec>, rows: &[usize]) -> (Vec<WrkSpec>, Vec<usize>) {
+    let Some(b) = std::env::var("BENCH_WASM_B").ok().filter(|p| !p.is_empty()) else {
+        return (specs, rows.to_vec());
+    };
+    let mut rows = rows.to_vec();
+    let selected: Vec<usize> = (1..=specs.len())
+        .filter(|r| rows.is_empty() || rows.contains(r))
+        .collect();
+    if rows.is_empty() {
+        rows = selected.clone();
+    }
+    for r in selected {
+        let Some(spec) = specs.get(r - 1) else {
+            continue;
+        };
+        if !spec.config.contains("{{WASM}}") {
+            continue;
+        }
+        let copy = WrkSpec {
+            name: format!("{} [B: {b}]", spec.name),
+            config: spec.config.replace("{{WASM}}", &b),
+            vars: spec.vars.clone(),
+            body: spec.body.clone(),
+            headers: spec.headers.clone(),
+            base: spec.base,
+            check: spec.check.clone(),
+        };
+        specs.push(copy);
+        rows.push(specs.len());
+    }
+    (specs, rows)
 }
 
 /// Sends one request as wrk will and checks the outcome; returns what is wrong, if anything.
@@ -614,7 +685,7 @@ fn overhead_and_jwt(section: usize, settings: &Settings, mock: &MockHandle, dir:
         ));
     }
     specs.push(virtual_key_spec(&basic, upstream, &chat));
-    let mut scenarios = start_wrk_scenarios(specs, mock, dir);
+    let mut scenarios = start_wrk_scenarios(specs, &[], mock, dir);
     run_wrk_rounds(&mut scenarios, settings);
     println!(
         "\n#### {section}. Per-request overhead and JWT verification (wrk, small chat request)"
@@ -1018,7 +1089,7 @@ fn masking(section: usize, settings: &Settings, mock: &MockHandle, dir: &Path) {
             Check::UpstreamContains("[REDACTED"),
         ),
     ];
-    let mut scenarios = start_wrk_scenarios(specs, mock, dir);
+    let mut scenarios = start_wrk_scenarios(specs, &[], mock, dir);
     run_wrk_rounds(&mut scenarios, settings);
     println!(
         "\n#### {section}. Masking a 64 KiB prompt (wrk, POST {CHAT_PATH}, body {} bytes)",
@@ -1485,7 +1556,8 @@ fn one_table(section: usize, settings: &Settings, mock: &MockHandle, dir: &Path)
             &json, bearer(&es), Some(1), Check::Ok,
         ),
     ];
-    let mut scenarios = start_wrk_scenarios(specs, mock, dir);
+    let (specs, rows) = with_module_b(specs, &settings.rows);
+    let mut scenarios = start_wrk_scenarios(specs, &rows, mock, dir);
     run_wrk_rounds(&mut scenarios, settings);
     println!(
         "\n#### {section}. Plain Envoy vs Envoy + tollgate, feature by feature (wrk; POST {CHAT_PATH})"
@@ -1495,6 +1567,10 @@ fn one_table(section: usize, settings: &Settings, mock: &MockHandle, dir: &Path)
         "\n\"added\" is this row minus row \"vs #\": its baseline without the feature (plain Envoy with the same request). Usage accounting rows include correlation ids, which are always on. A cold JWT row verifies the signature on every request; \"cached\" reuses tollgate's per-worker verified-token cache."
     );
     drop(scenarios);
+    if !settings.rows.is_empty() {
+        println!("\n_Rows limited by `BENCH_ROWS`: latency, memory and start time not measured._");
+        return;
+    }
     let latency = latency_at_concurrency_one(settings, mock, &all_features, &es);
 
     // VM memory and start time.

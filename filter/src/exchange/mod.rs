@@ -156,8 +156,11 @@ pub struct Exchange {
     started_ns: u64,
     /// The LLM API the response speaks, when the request is one.
     api: Option<ApiKind>,
-    /// The client's request path (after authentication edits).
+    /// The client's request path (after authentication edits), set once authenticated.
     path: String,
+    /// `:path` as read at the request headers, with authentication's edit applied: read once,
+    /// it becomes `path` when the request is authenticated.
+    arrived_path: String,
     /// The provider path the request was sent to, when tollgate rewrote it.
     upstream_path: Option<String>,
     /// What the request body said.
@@ -210,6 +213,7 @@ impl Exchange {
             started_ns: 0,
             api: None,
             path: String::new(),
+            arrived_path: String::new(),
             upstream_path: None,
             info: None,
             user: None,
@@ -244,18 +248,24 @@ impl Exchange {
     /// The request headers arrived.
     pub fn on_request_headers<H: Host>(&mut self, host: &mut H, end_of_stream: bool) -> Flow {
         let started = host.now_ns();
+        self.started_ns = started;
         let flow = self.request_headers(host, end_of_stream);
         self.add_own_time(host, started);
         flow
     }
 
     /// A request body chunk arrived (`size`: bytes buffered so far when the pipeline paused).
+    /// Only a held body is worked on; counting the bytes of a chunk that goes on is not worth
+    /// the two clock reads that would time it.
     pub fn on_request_body<H: Host>(
         &mut self,
         host: &mut H,
         size: usize,
         end_of_stream: bool,
     ) -> Flow {
+        if self.phase != Phase::HoldingBody {
+            return self.request_body(host, size, end_of_stream);
+        }
         let started = host.now_ns();
         let flow = self.request_body(host, size, end_of_stream);
         self.add_own_time(host, started);
@@ -275,13 +285,16 @@ impl Exchange {
         flow
     }
 
-    /// A response body chunk arrived.
+    /// A response body chunk arrived. A response nothing observes or rewrites passes untimed.
     pub fn on_response_body<H: Host>(
         &mut self,
         host: &mut H,
         size: usize,
         end_of_stream: bool,
     ) -> Flow {
+        if self.response_passes_through() {
+            return Flow::Continue;
+        }
         let started = host.now_ns();
         let flow = self.response_body(host, size, end_of_stream);
         self.add_own_time(host, started);
@@ -311,14 +324,13 @@ impl Exchange {
     }
 
     fn request_headers<H: Host>(&mut self, host: &mut H, end_of_stream: bool) -> Flow {
-        self.started_ns = host.now_ns();
         self.vm.metrics.requests.add(host, 1);
         self.apply_correlation(host);
         let declared = host
             .header(Map::Request, "content-length")
             .and_then(|v| v.trim().parse::<u64>().ok());
-        let path = host.header(Map::Request, ":path").unwrap_or_default();
-        self.body_limit = self.vm.config.max_request_bytes_for(&path);
+        self.arrived_path = host.header(Map::Request, ":path").unwrap_or_default();
+        self.body_limit = self.vm.config.max_request_bytes_for(&self.arrived_path);
         if declared.is_some_and(|n| n > self.body_limit) {
             return self.reject(
                 host,
@@ -337,8 +349,8 @@ impl Exchange {
             auth::AuthStep::Replied => return Flow::Replied,
             auth::AuthStep::Waiting => return Flow::Pause,
         }
-        // The token may have been stripped from the path; read it after authentication.
-        self.path = host.header(Map::Request, ":path").unwrap_or_default();
+        // Authentication may have stripped the token from the path (and kept the edit).
+        self.path = std::mem::take(&mut self.arrived_path);
         self.after_auth(host)
     }
 
