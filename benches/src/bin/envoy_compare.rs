@@ -1455,6 +1455,15 @@ fn one_table(section: usize, settings: &Settings, mock: &MockHandle, dir: &Path)
     })
     .to_string();
     let envoy_jwt = template("e2e/configs/envoy_jwt.yaml");
+    // The same with `jwt_authn`'s own verified-token cache: the counterpart of tollgate's
+    // cached-token row (issue 13 compares the two).
+    let anchor = "payload_in_metadata: jwt_payload";
+    assert!(envoy_jwt.contains(anchor), "envoy_jwt.yaml: no `{anchor}` line");
+    let envoy_jwt_cached = envoy_jwt.replacen(
+        anchor,
+        &format!("{anchor}\n                  jwt_cache_config: {{ jwt_cache_size: 1000 }}"),
+        1,
+    );
     let specs = vec![
         // 1–3: baselines.
         spec("plain Envoy, JSON answer", &plain, Vars::new(), &json, vec![], None, Check::Ok),
@@ -1527,10 +1536,10 @@ fn one_table(section: usize, settings: &Settings, mock: &MockHandle, dir: &Path)
             Vars::new().set("JWKS", &jwks_text).set("JWT_CACHE", "# no jwt_cache_config"),
             &json, bearer(&rs), Some(1), Check::Ok,
         ),
-        // 14: jwt_authn + tollgate in envoy_jwt mode.
+        // 14: jwt_authn (its cache on, as tollgate's in row 16) + tollgate in envoy_jwt mode.
         spec(
-            "`jwt_authn` ES256 (no cache) + tollgate in `envoy_jwt` mode: usage, budget, prompt masking",
-            &envoy_jwt,
+            "`jwt_authn` ES256 (`jwt_cache_config`) + tollgate in `envoy_jwt` mode: usage, budget, prompt masking",
+            &envoy_jwt_cached,
             Vars::new().set("JWKS", &jwks_text).plugin_config(&envoy_jwt_features),
             &json, bearer(&es), Some(1), Check::Ok,
         ),
@@ -1553,6 +1562,22 @@ fn one_table(section: usize, settings: &Settings, mock: &MockHandle, dir: &Path)
             "tollgate, all together: JWT ES256 (cached) + routing (healthy primary) + usage + prompt masking",
             &routing,
             routing_vars(upstream, &all_together),
+            &json, bearer(&es), Some(1), Check::Ok,
+        ),
+        // 18: row 14 with jwt_authn verifying every token (no cache).
+        spec(
+            "`jwt_authn` ES256 (no cache) + tollgate in `envoy_jwt` mode: usage, budget, prompt masking",
+            &envoy_jwt,
+            Vars::new().set("JWKS", &jwks_text).plugin_config(&envoy_jwt_features),
+            &json, bearer(&es), Some(1), Check::Ok,
+        ),
+        // 19: jwt_authn ES256 with its cache, no tollgate (row 14's Envoy part).
+        spec(
+            "native `jwt_authn` ES256 with `jwt_cache_config` (no tollgate)",
+            &native,
+            Vars::new()
+                .set("JWKS", &jwks_text)
+                .set("JWT_CACHE", "jwt_cache_config: { jwt_cache_size: 1000 }"),
             &json, bearer(&es), Some(1), Check::Ok,
         ),
     ];
