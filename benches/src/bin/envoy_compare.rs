@@ -1458,7 +1458,10 @@ fn one_table(section: usize, settings: &Settings, mock: &MockHandle, dir: &Path)
     // The same with `jwt_authn`'s own verified-token cache: the counterpart of tollgate's
     // cached-token row (issue 13 compares the two).
     let anchor = "payload_in_metadata: jwt_payload";
-    assert!(envoy_jwt.contains(anchor), "envoy_jwt.yaml: no `{anchor}` line");
+    assert!(
+        envoy_jwt.contains(anchor),
+        "envoy_jwt.yaml: no `{anchor}` line"
+    );
     let envoy_jwt_cached = envoy_jwt.replacen(
         anchor,
         &format!("{anchor}\n                  jwt_cache_config: {{ jwt_cache_size: 1000 }}"),

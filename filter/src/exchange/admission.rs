@@ -29,7 +29,8 @@ impl Exchange {
         if self.user.is_none() {
             self.user = self.identify(host);
         }
-        if self.headers_end_stream {
+        if self.headers_end_stream || !self.body_needed() {
+            // No body, or nothing enabled reads it: the body streams through unheld.
             self.phase = Phase::Forwarded;
             return self.admit(host);
         }
@@ -41,6 +42,22 @@ impl Exchange {
         // budget decision come from it, and a rewritten body needs a new content-length.
         self.phase = Phase::HoldingBody;
         Flow::Pause
+    }
+
+    /// Whether anything enabled for this request works on its whole body: usage accounting (the
+    /// prompt estimate, `include_usage`), prompt masking, guardrails, routing, the response
+    /// cache, budgets (the estimate) or the presented virtual key (its models and budgets).
+    /// Otherwise the headers are not held for it and the body is never read.
+    fn body_needed(&self) -> bool {
+        let c = &self.vm.config;
+        c.usage.enabled
+            || (c.masking.prompts != crate::masking::PromptAction::Off
+                && c.masking.engine.is_some())
+            || c.guardrails.is_some()
+            || c.failover.is_some()
+            || c.cache.is_some()
+            || c.budgets.is_some()
+            || self.key.is_some()
     }
 
     /// The caller: API key hash from the configured headers, else the client address.
