@@ -26,10 +26,13 @@ impl Exchange {
             self.phase = Phase::Forwarded;
             return Flow::Continue;
         }
-        if self.user.is_none() {
+        // Who sends it matters to what reads the body (usage, budgets, the cache, a key): with
+        // none of them on, the caller is not looked up.
+        let body_needed = self.body_needed();
+        if self.user.is_none() && body_needed {
             self.user = self.identify(host);
         }
-        if self.headers_end_stream || !self.body_needed() {
+        if self.headers_end_stream || !body_needed {
             // No body, or nothing enabled reads it: the body streams through unheld.
             self.phase = Phase::Forwarded;
             return self.admit(host);
@@ -47,7 +50,8 @@ impl Exchange {
     /// Whether anything enabled for this request works on its whole body: usage accounting (the
     /// prompt estimate, `include_usage`), prompt masking, guardrails, routing, the response
     /// cache, budgets (the estimate) or the presented virtual key (its models and budgets).
-    /// Otherwise the headers are not held for it and the body is never read.
+    /// Otherwise the headers are not held for it, the body is never read and the caller is not
+    /// identified.
     fn body_needed(&self) -> bool {
         let c = &self.vm.config;
         c.usage.enabled
