@@ -55,5 +55,9 @@ fn main() {
         host.set_properties.clear();
         delivered += r.client.len();
     }
-    assert_eq!(delivered, n * answer.len(), "every answer reached the client");
+    assert_eq!(
+        delivered,
+        n * answer.len(),
+        "every answer reached the client"
+    );
 }
