@@ -161,7 +161,8 @@ for p in sse_fixtures[:3]:
 readme = read("README.md").decode() + read("docs/configuration.md").decode()
 configs = [b.encode() for b in re.findall(r"```json\n(.*?)```", readme, re.S)]
 configs += json_objects(raw_literals(files("envoy/e2e/tests/*.rs") + files("host-tests/tests/*.rs")
-                                     + ["filter/src/config.rs"] + files("filter/src/failover/*.rs")))
+                                     + files("filter/src/config/*.rs") + files("filter/src/failover/*.rs")
+                                     + files("filter/src/exchange/tests/*.rs")))
 for c in configs:
     seed("config", c)
 seed("config", b"")
@@ -217,6 +218,18 @@ for sel, value in [
     (4, "2026-12-03T00:00:05Z"), (5, "2026-12-03T00:00:03.250+00:00"),
 ]:
     seed("backoff_hint", bytes([sel]) + now + value.encode())
+
+# ---- pipeline, pipeline_features: a chat request (JSON or stream) and the provider's answer
+# (the usage fixtures), cut between them and once inside the answer, for each configuration.
+chat_json = b'{"model":"gpt-4o-mini","temperature":0,"max_tokens":20,"messages":[{"role":"user","content":"hello there"}]}'
+chat_stream = b'{"model":"gpt-4o-mini","temperature":0,"stream":true,"messages":[{"role":"user","content":"hello there"}]}'
+answer_json = read("filter/src/usage/fixtures/openai_chat.json")
+answer_sse = read("filter/src/usage/fixtures/openai_chat_stream.sse")
+for target in ["pipeline", "pipeline_features"]:
+    for features in range(4):
+        for request, answer, bits in [(chat_json, answer_json, 0x00), (chat_stream, answer_sse, 0x90)]:
+            cuts = [len(request), len(request) + 37]
+            seed(target, split_input(features | bits, request + answer, cuts))
 
 for target, n in sorted(written.items()):
     print(f"{target}: {n} seeds")

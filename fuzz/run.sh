@@ -17,7 +17,7 @@ mkdir -p fuzz/logs
 failed=0
 rows=()
 for t in $targets; do
-  mkdir -p "fuzz/corpus/$t" "fuzz/artifacts/$t"
+  mkdir -p "fuzz/corpus/$t" "fuzz/artifacts/$t" "fuzz/seeds/$t"
   before=$(ls "fuzz/artifacts/$t" | wc -l)
   log="fuzz/logs/$t.log"
   echo "== $t (${seconds}s)"

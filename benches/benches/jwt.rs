@@ -11,8 +11,9 @@ use jwt_simple::prelude::*;
 use serde_json::{json, Map, Value};
 use tollgate::jwt::{
     authenticate, from_json_value, local_keys, verify_with_cache, AuthOutcome, CompiledProvider,
-    JwtSettings, KeyAvailability, KeySet, RequestInfo, VerifiedTokenCache,
+    JwtSettings, KeySet, RequestInfo, VerifiedTokenCache,
 };
+use tollgate::refresh::Availability;
 
 /// The verification time (seconds since the epoch).
 const NOW: u64 = 1_750_000_000;
@@ -130,7 +131,7 @@ fn settings(jwks: Value) -> JwtSettings {
 
 fn provider_keys(provider: &CompiledProvider) -> Arc<KeySet> {
     match local_keys(provider) {
-        Some(KeyAvailability::Ready(keys)) => keys,
+        Some(Availability::Ready(keys)) => keys,
         _ => panic!("local keys expected"),
     }
 }
@@ -201,7 +202,7 @@ fn verification(c: &mut Criterion) {
             let outcome = authenticate(
                 &settings,
                 black_box(&request),
-                |_| KeyAvailability::Ready(Arc::clone(&keys)),
+                |_| Availability::Ready(Arc::clone(&keys)),
                 &mut cache,
                 NOW,
             );

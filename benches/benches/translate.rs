@@ -7,6 +7,7 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use tollgate::sse::DEFAULT_MAX_EVENT_BYTES;
 use tollgate::translate::{
     anthropic_to_openai_at, gemini_to_openai_at, openai_to_anthropic, openai_to_gemini,
     AnthropicOptions, GeminiOptions, SourceFormat, StreamTranslator,
@@ -50,7 +51,14 @@ fn chat_request() -> Vec<u8> {
 
 /// Translates a whole stream fed in `chunk`-byte pieces; returns the output length.
 fn translate_stream(source: SourceFormat, stream: &[u8], chunk: usize) -> usize {
-    let mut t = StreamTranslator::new(source, "gpt-4o-mini", "chatcmpl-bench", 1_700_000_000, true);
+    let mut t = StreamTranslator::new(
+        source,
+        "gpt-4o-mini",
+        "chatcmpl-bench",
+        1_700_000_000,
+        true,
+        DEFAULT_MAX_EVENT_BYTES,
+    );
     let mut out = 0;
     for piece in stream.chunks(chunk) {
         out += t.push(piece).len();

@@ -1,5 +1,5 @@
 //! Shared helpers for tollgate's benchmarks (the Envoy-level comparison lives in
-//! `src/bin/envoy_compare.rs`, the criterion benches in `benches/`): parsing wrk's output,
+//! `src/bin/envoy_compare/`, the criterion benches in `benches/`): parsing wrk's output,
 //! reading a process's CPU time, folding rounds into table rows, percentiles, formatting, wrk
 //! Lua scripts, and deterministic bench inputs (prose prompts, fake secrets).
 

@@ -8,9 +8,9 @@
 //! that let the request crossing the budget through.
 //!
 //! The module is pure: shared data is reached through the [`SharedStore`] trait, implemented by
-//! the host layer over proxy-wasm and by [`MemoryStore`] in tests.
+//! the host layer over proxy-wasm and by [`MemoryStore`](crate::shared_store::MemoryStore) in tests.
 
-pub use crate::shared_store::{MemoryStore, SharedStore};
+use crate::shared_store::SharedStore;
 
 /// One budget window as configured.
 #[derive(Debug, Clone, PartialEq)]
@@ -332,6 +332,7 @@ impl Budgets {
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
+    use crate::shared_store::MemoryStore;
 
     fn budgets(max_tokens: u64) -> Budgets {
         Budgets {

@@ -21,16 +21,13 @@ use serde_json::Value;
 
 use crate::config::error::ConfigError;
 use crate::config::raw::{RawConfig, Stage};
-use crate::failover::settings::RawApiKey;
-use crate::jwt::settings::RawRequires;
+use crate::failover::raw::RawApiKey;
+use crate::jwt::raw::RawRequires;
 use crate::jwt::RawJwtSettings;
 use crate::masking::PromptAction;
 use crate::usage::classify_path;
 
-pub use crate::config::raw::Environment;
-
-/// One reason a production configuration is refused (the one configuration error type).
-pub type ProfileIssue = ConfigError;
+use crate::config::raw::Environment;
 
 /// Smallest HMAC secret accepted, bytes (as RFC 7518 §3.2 requires for HS256).
 pub const MIN_HMAC_SECRET_BYTES: usize = 32;
@@ -56,7 +53,7 @@ pub const LLM_API_PATHS: &[&str] = &[
 const PRIVATE_JWK_MEMBERS: &[&str] = &["d", "p", "q", "dp", "dq", "qi", "oth"];
 
 /// Every production-profile problem of `raw` (empty in development or when there is none).
-pub fn check(raw: &RawConfig) -> Vec<ProfileIssue> {
+pub fn check(raw: &RawConfig) -> Vec<ConfigError> {
     let mut issues = Vec::new();
     if raw.environment != Environment::Production {
         return issues;
@@ -72,7 +69,7 @@ pub fn check(raw: &RawConfig) -> Vec<ProfileIssue> {
 }
 
 /// The one-line summary listing every issue: `production profile: 3 problems: a: …; b: …`.
-pub fn summarize(issues: &[ProfileIssue]) -> String {
+pub fn summarize(issues: &[ConfigError]) -> String {
     let list: Vec<String> = issues
         .iter()
         .map(|i| format!("{}: {}", i.path, i.reason))
@@ -85,7 +82,7 @@ pub fn summarize(issues: &[ProfileIssue]) -> String {
     )
 }
 
-fn check_authentication(raw: &RawConfig, issues: &mut Vec<ProfileIssue>) {
+fn check_authentication(raw: &RawConfig, issues: &mut Vec<ConfigError>) {
     let status_path = raw.status.as_ref().map(|s| s.path.as_str());
     if let Some(e) = raw.envoy_jwt.as_ref() {
         if !e.required {
@@ -147,7 +144,7 @@ fn check_authentication(raw: &RawConfig, issues: &mut Vec<ProfileIssue>) {
     }
     // allow_unmatched is reported once, above.
     let mut reported: Vec<String> = vec!["jwt.allow_unmatched".to_string()];
-    let mut report = |path: String, reason: String, issues: &mut Vec<ProfileIssue>| {
+    let mut report = |path: String, reason: String, issues: &mut Vec<ConfigError>| {
         if !reported.contains(&path) {
             reported.push(path.clone());
             issues.push(ConfigError::new(path, reason));
@@ -204,7 +201,7 @@ fn unauthenticated_by(jwt: &RawJwtSettings, path: &str) -> Option<String> {
     }
 }
 
-fn check_masking(raw: &RawConfig, issues: &mut Vec<ProfileIssue>) {
+fn check_masking(raw: &RawConfig, issues: &mut Vec<ConfigError>) {
     if !raw.masking.logs {
         issues.push(ConfigError::new(
             "masking.logs",
@@ -225,7 +222,7 @@ fn check_masking(raw: &RawConfig, issues: &mut Vec<ProfileIssue>) {
     }
 }
 
-fn check_inline_secrets(raw: &RawConfig, issues: &mut Vec<ProfileIssue>) {
+fn check_inline_secrets(raw: &RawConfig, issues: &mut Vec<ConfigError>) {
     if let Some(failover) = raw.failover.as_ref() {
         for (i, p) in failover.providers.iter().enumerate() {
             if matches!(p.api_key, Some(RawApiKey::Value(_))) {

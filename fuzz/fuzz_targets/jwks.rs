@@ -11,8 +11,9 @@ use std::sync::OnceLock;
 use libfuzzer_sys::fuzz_target;
 use serde_json::{json, Value};
 use tollgate::jwt::keys::parse_jwks_bytes;
-use tollgate::jwt::settings::{CompiledProvider, JwksSource, RemoteJwksConfig};
-use tollgate::jwt::{from_json_value, verify, JwksFetcher};
+use tollgate::jwt::settings::{CompiledProvider, JwksSource};
+use tollgate::jwt::{from_json_value, verify, KeySet};
+use tollgate::refresh::{Fetcher, RemoteSource};
 
 /// RFC 7515 A.1 (HS256), A.2 (RS256), A.3 (ES256) and RFC 8037 A.4 (EdDSA) example tokens.
 const TOKENS: [&str; 4] = [
@@ -39,12 +40,12 @@ fn provider() -> &'static CompiledProvider {
     })
 }
 
-fn remote_config() -> RemoteJwksConfig {
-    static REMOTE: OnceLock<RemoteJwksConfig> = OnceLock::new();
+fn remote_config() -> RemoteSource {
+    static REMOTE: OnceLock<RemoteSource> = OnceLock::new();
     REMOTE.get_or_init(remote_config_uncached).clone()
 }
 
-fn remote_config_uncached() -> RemoteJwksConfig {
+fn remote_config_uncached() -> RemoteSource {
     let config = json!({"providers": [{
         "name": "r",
         "remote_jwks": {"cluster": "idp", "uri": "https://idp.test/jwks.json"}
@@ -73,7 +74,7 @@ fuzz_target!(|data: &[u8]| {
         }
     }
 
-    let mut fetcher = JwksFetcher::new(remote_config(), 1_000);
+    let mut fetcher = Fetcher::<KeySet>::new(remote_config(), 1_000);
     fetcher.on_fetch_started(1_000);
     let _report = fetcher.on_fetch_result(1_050, Ok(data));
     let usable = matches!(&parsed, Ok(load) if !load.keys.is_empty());

@@ -18,10 +18,10 @@ use libfuzzer_sys::fuzz_target;
 use serde_json::{json, Value};
 use tollgate::jwt::settings::{CompiledProvider, JwksSource};
 use tollgate::jwt::{
-    authenticate, from_json_value, verify, JwtError, JwtSettings, KeyAvailability, KeySet,
-    VerifiedTokenCache,
+    authenticate, from_json_value, verify, JwtError, JwtSettings, KeySet, VerifiedTokenCache,
 };
 use tollgate::jwt::{is_jwt_shaped, RequestInfo};
+use tollgate::refresh::Availability;
 use tollgate_fuzz::{b64url, hmac_sha256};
 
 /// "Now" for every check, seconds since the epoch.
@@ -167,7 +167,7 @@ fn request(f: &Fixture, bytes: &[u8]) {
         let _ = authenticate(
             &f.settings,
             &request,
-            |_| KeyAvailability::Ready(Arc::clone(&f.keys)),
+            |_| Availability::Ready(Arc::clone(&f.keys)),
             &mut cache,
             NOW,
         );

@@ -46,19 +46,12 @@ fn config(selector: u8) -> String {
 fuzz_target!(|data: &[u8]| {
     let input = SplitInput::decode(data);
     let selector = input.selector;
-    let mut cuts = input.cuts.clone();
-    let split = if cuts.is_empty() {
-        input.payload.len() / 2
-    } else {
-        cuts.remove(0)
-    };
-    let (request, answer) = input.payload.split_at(split.min(input.payload.len()));
-    let request_cuts: Vec<usize> = cuts.iter().copied().filter(|c| *c < request.len()).collect();
-    let answer_cuts: Vec<usize> = cuts
-        .iter()
-        .filter_map(|c| c.checked_sub(request.len()))
-        .filter(|c| *c <= answer.len())
-        .collect();
+    let tollgate_fuzz::Exchange {
+        request,
+        request_cuts,
+        answer,
+        answer_cuts,
+    } = input.exchange();
 
     let mut host = FakeHost::new();
     host.properties
@@ -97,7 +90,13 @@ fuzz_target!(|data: &[u8]| {
         if call.cluster == "jwks" {
             break;
         }
-        r.answer(&mut host, call.token, callout_status, &[("content-type", content_type)], answer);
+        r.answer(
+            &mut host,
+            call.token,
+            callout_status,
+            &[("content-type", content_type)],
+            answer,
+        );
         answered += 1;
         assert!(answered <= 8, "failover stops");
     }
@@ -111,7 +110,10 @@ fuzz_target!(|data: &[u8]| {
         panic!("every config has a budget");
     };
     for (_, window) in budget.budgets.snapshot(&host, &user, now_s) {
-        assert_eq!(window.reserved_tokens, 0, "a reservation outlived its request");
+        assert_eq!(
+            window.reserved_tokens, 0,
+            "a reservation outlived its request"
+        );
         let logged = ["tollgate_input_tokens", "tollgate_output_tokens"]
             .iter()
             .filter_map(|p| host.property_text(p)?.parse::<u64>().ok())

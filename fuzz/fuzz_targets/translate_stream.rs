@@ -11,6 +11,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use tollgate::sse::DEFAULT_MAX_EVENT_BYTES;
 use tollgate::translate::{SourceFormat, StreamTranslator, TokenUsage};
 use tollgate_fuzz::SplitInput;
 
@@ -33,10 +34,12 @@ fn run(selector: u8, pieces: &[&[u8]]) -> Run {
         "chatcmpl-fuzz",
         1_700_000_000,
         selector & 2 != 0,
+        if selector & 4 != 0 {
+            64
+        } else {
+            DEFAULT_MAX_EVENT_BYTES
+        },
     );
-    if selector & 4 != 0 {
-        translator = translator.with_max_event_bytes(64);
-    }
     let mut output = Vec::new();
     for piece in pieces {
         output.extend(translator.push(piece));

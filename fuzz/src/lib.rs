@@ -57,6 +57,49 @@ impl<'a> SplitInput<'a> {
     }
 }
 
+/// A request and its answer, each cut in pieces: the first cut of a [`SplitInput`] separates
+/// them (the middle when there is none), the other cuts chunk both.
+#[derive(Debug, Clone)]
+pub struct Exchange<'a> {
+    /// The request body.
+    pub request: &'a [u8],
+    /// The request body's cuts.
+    pub request_cuts: Vec<usize>,
+    /// The answer body.
+    pub answer: &'a [u8],
+    /// The answer body's cuts.
+    pub answer_cuts: Vec<usize>,
+}
+
+impl<'a> SplitInput<'a> {
+    /// This input as a request and its answer (see [`Exchange`]).
+    pub fn exchange(&self) -> Exchange<'a> {
+        let mut cuts = self.cuts.clone();
+        let split = if cuts.is_empty() {
+            self.payload.len() / 2
+        } else {
+            cuts.remove(0)
+        };
+        let (request, answer) = self.payload.split_at(split.min(self.payload.len()));
+        let request_cuts = cuts
+            .iter()
+            .copied()
+            .filter(|c| *c < request.len())
+            .collect();
+        let answer_cuts = cuts
+            .iter()
+            .filter_map(|c| c.checked_sub(request.len()))
+            .filter(|c| *c <= answer.len())
+            .collect();
+        Exchange {
+            request,
+            request_cuts,
+            answer,
+            answer_cuts,
+        }
+    }
+}
+
 /// `payload` cut at the sorted offsets `cuts`.
 pub fn pieces<'a>(payload: &'a [u8], cuts: &[usize]) -> Vec<&'a [u8]> {
     let mut out = Vec::with_capacity(cuts.len() + 1);

@@ -155,8 +155,21 @@ impl Vm {
     /// Creates the root context, starts the VM and configures the plugin with `config`.
     /// Returns what `on_configure` returned.
     pub fn configure(&mut self, config: &str) -> wasmtime::Result<bool> {
-        self.store.data_mut().plugin_config = config.as_bytes().to_vec();
         let root = self.root_id;
+        self.configure_root(root, config)
+    }
+
+    /// Adds another plugin to this VM, as Envoy does for every plugin whose `vm_config` is the
+    /// same: a root context of its own, started and configured with `config` (the module's
+    /// globals are shared). Returns its root context id, `None` when `on_configure` refused.
+    pub fn add_plugin(&mut self, config: &str) -> wasmtime::Result<Option<u32>> {
+        let root = self.next_context;
+        self.next_context += 1;
+        Ok(self.configure_root(root, config)?.then_some(root))
+    }
+
+    fn configure_root(&mut self, root: u32, config: &str) -> wasmtime::Result<bool> {
+        self.store.data_mut().plugin_config = config.as_bytes().to_vec();
         self.call::<(i32, i32), ()>(root, "proxy_on_context_create", (root as i32, 0))?;
         let vm_len = self.store.data().vm_config.len() as i32;
         let started: i32 = self.call(root, "proxy_on_vm_start", (root as i32, vm_len))?;
@@ -179,13 +192,19 @@ impl Vm {
 
     /// Creates a new HTTP context (one request) and returns its id.
     pub fn new_http(&mut self) -> u32 {
+        let root = self.root_id;
+        self.new_http_in(root)
+    }
+
+    /// Creates a new HTTP context (one request) of the plugin whose root context is `root`
+    /// (see [`Vm::add_plugin`]) and returns its id.
+    pub fn new_http_in(&mut self, root: u32) -> u32 {
         let id = self.next_context;
         self.next_context += 1;
         self.store
             .data_mut()
             .streams
             .insert(id, StreamState::default());
-        let root = self.root_id;
         // A trap here surfaces on the next call; creation itself cannot fail in the SDK.
         let _ =
             self.call::<(i32, i32), ()>(id, "proxy_on_context_create", (id as i32, root as i32));

@@ -19,8 +19,11 @@ use std::time::{Duration, Instant};
 pub use tollgate_mock_provider as mock;
 
 pub mod production;
+pub mod providers;
 pub mod ratelimit;
+pub mod sidecar;
 pub mod tls;
+pub mod walk;
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
@@ -299,6 +302,16 @@ impl Envoy {
         let r =
             mock::client::request(self.admin_port, "GET", path, &[], b"").expect("admin request");
         String::from_utf8_lossy(&r.body).into_owned()
+    }
+
+    /// The sum of the `/stats` counters whose line contains both `name` and `filter` (a stat
+    /// summed over its labels, e.g. `tollgate_mesh_budget_total` and `outcome=failed_open`).
+    pub fn stat_sum(&self, name: &str, filter: &str) -> u64 {
+        self.admin("/stats")
+            .lines()
+            .filter(|l| l.contains(name) && l.contains(filter))
+            .filter_map(|l| l.rsplit(": ").next()?.trim().parse::<u64>().ok())
+            .sum()
     }
 
     /// `/stats/prometheus` text.

@@ -4,13 +4,14 @@
 //! windows in that Redis) from the project venv.
 
 use std::fs;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::{free_port, repo_root, temp_dir};
+use crate::sidecar::Sidecar;
+use crate::{free_port, temp_dir};
 
 /// A `redis-server` process, killed on drop.
 pub struct RedisServer {
@@ -110,8 +111,7 @@ impl Drop for RedisServer {
 pub struct RateLimitService {
     /// Its gRPC port.
     pub port: u16,
-    child: Option<Child>,
-    stderr_path: PathBuf,
+    sidecar: Sidecar,
 }
 
 impl RateLimitService {
@@ -122,69 +122,28 @@ impl RateLimitService {
 
     /// Like [`RateLimitService::start`] with extra arguments (`--limit`, `--unit`, …).
     pub fn start_with(redis_url: &str, args: &[&str]) -> RateLimitService {
-        let python = repo_root().join(".venv/bin/python");
-        let script = repo_root().join("envoy/e2e/ratelimit_service.py");
-        let stderr_path = temp_dir("ratelimit").join("ratelimit.stderr");
-        let mut child = Command::new(&python)
-            .arg(&script)
-            .args(["--redis", redis_url, "--port", "0"])
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(
-                fs::File::create(&stderr_path).expect("create stderr file"),
-            ))
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {}: {e}", python.display()));
-        let stdout = child.stdout.take().expect("stdout piped");
-        let mut service = RateLimitService {
-            port: 0,
-            child: Some(child),
-            stderr_path,
-        };
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while service.port == 0 {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = rx.recv_timeout(left).unwrap_or_else(|_| {
-                panic!(
-                    "ratelimit service did not start (`make setup` installs limits[redis]):\n{}",
-                    service.stderr()
-                )
-            });
-            if let Some(port) = line.strip_prefix("ratelimit listening on ") {
-                service.port = port.trim().parse().expect("port number");
-            }
+        let mut all = vec!["--redis", redis_url, "--port", "0"];
+        all.extend_from_slice(args);
+        let sidecar = Sidecar::start(
+            "ratelimit_service.py",
+            &all,
+            &["ratelimit listening on "],
+            Duration::from_secs(30),
+            "`make setup` installs limits[redis]",
+        );
+        RateLimitService {
+            port: sidecar.port(0),
+            sidecar,
         }
-        service
     }
 
     /// What the service wrote to stderr.
     pub fn stderr(&self) -> String {
-        fs::read_to_string(&self.stderr_path).unwrap_or_default()
+        self.sidecar.stderr()
     }
 
     /// The service's process id.
     pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
-    }
-}
-
-impl Drop for RateLimitService {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        if std::thread::panicking() {
-            eprintln!("---- ratelimit service stderr ----\n{}", self.stderr());
-        }
+        self.sidecar.pid()
     }
 }

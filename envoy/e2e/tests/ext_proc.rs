@@ -10,70 +10,40 @@
 //! provider's answer, the processor saw every byte once (length and SHA-256), and the provider
 //! received the body byte for byte.
 
-use std::fs;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tollgate_e2e::mock::client::request;
 use tollgate_e2e::mock::{MockOptions, MockProvider};
-use tollgate_e2e::{free_port, repo_root, temp_dir, template, Envoy, Vars};
+use tollgate_e2e::sidecar::Sidecar;
+use tollgate_e2e::{free_port, template, Envoy, Vars};
 
-/// The external processor, killed on drop (its stderr printed if the test failed).
+/// The external processor (`ext_proc_server.py`), killed on drop (its stderr printed if the test
+/// failed).
 struct ExtProc {
-    child: Option<Child>,
+    /// The process, stopped when the server is dropped.
+    _process: Sidecar,
     grpc_port: u16,
     http_port: u16,
-    stderr_path: PathBuf,
 }
 
 impl ExtProc {
     fn start() -> ExtProc {
-        let python = repo_root().join(".venv/bin/python");
-        let script = repo_root().join("envoy/e2e/ext_proc_server.py");
-        let stderr_path = temp_dir("ext-proc").join("stderr");
-        let mut child = Command::new(&python)
-            .arg(&script)
-            .args(["--port", "0", "--http-port", "0"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(fs::File::create(&stderr_path).unwrap()))
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {}: {e}", script.display()));
-        let stdout = child.stdout.take().unwrap();
-        let mut server = ExtProc {
-            child: Some(child),
-            grpc_port: 0,
-            http_port: 0,
-            stderr_path,
-        };
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while server.grpc_port == 0 || server.http_port == 0 {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = rx.recv_timeout(left).unwrap_or_else(|_| {
-                panic!(
-                    "ext_proc server did not report its ports (grpcio in .venv?):\n{}",
-                    fs::read_to_string(&server.stderr_path).unwrap_or_default()
-                )
-            });
-            let port = line.rsplit(' ').next().and_then(|p| p.parse().ok());
-            if line.starts_with("ext_proc http listening on ") {
-                server.http_port = port.unwrap();
-            } else if line.starts_with("ext_proc listening on ") {
-                server.grpc_port = port.unwrap();
-            }
+        let sidecar = Sidecar::start(
+            "ext_proc_server.py",
+            &["--port", "0", "--http-port", "0"],
+            &["ext_proc listening on ", "ext_proc http listening on "],
+            Duration::from_secs(20),
+            "grpcio in .venv?",
+        );
+        ExtProc {
+            grpc_port: sidecar.port(0),
+            http_port: sidecar.port(1),
+            _process: sidecar,
         }
-        server
     }
 
     /// The finished streams, waiting until there are `n`.
@@ -91,21 +61,6 @@ impl ExtProc {
 
     fn reset(&self) {
         request(self.http_port, "POST", "/reset", &[], b"").expect("POST /reset");
-    }
-}
-
-impl Drop for ExtProc {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        if std::thread::panicking() {
-            eprintln!(
-                "ext_proc server stderr:\n{}",
-                fs::read_to_string(&self.stderr_path).unwrap_or_default()
-            );
-        }
     }
 }
 

@@ -5,17 +5,15 @@
 //! port and can be told to fail or to be slow: the corner cases of the protocol. The real
 //! service on Redis, shared by two replicas, is tests/mesh_budget.rs.
 
-use std::fs;
-use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 use tollgate_e2e::base64url;
 
 use serde_json::Value;
 use tollgate_e2e::mock::client::{request, Response};
 use tollgate_e2e::mock::{MockHandle, MockOptions, MockProvider};
-use tollgate_e2e::{repo_root, temp_dir, template, Envoy, Vars};
+use tollgate_e2e::sidecar::Sidecar;
+use tollgate_e2e::{repo_root, template, Envoy, Vars};
 
 /// The identity tollgate derives from an API key: `key:` + FNV-1a 64 of the key, in hex.
 fn key_identity(key: &str) -> String {
@@ -27,68 +25,31 @@ fn key_identity(key: &str) -> String {
     format!("key:{hash:016x}")
 }
 
-/// The RLS test server, killed on drop (printing its stderr if the test failed).
+/// The RLS test server (`rls_server.py`), killed on drop (printing its stderr if the test
+/// failed).
 struct RlsServer {
-    child: Option<Child>,
+    /// The process, stopped when the server is dropped.
+    _process: Sidecar,
     grpc_port: u16,
     http_port: u16,
-    stderr_path: PathBuf,
 }
 
 impl RlsServer {
     /// Starts `rls_server.py` from the project venv on OS-chosen ports.
     fn start(limit: u64) -> RlsServer {
-        let python = repo_root().join(".venv/bin/python");
-        let script = repo_root().join("envoy/e2e/rls_server.py");
-        let dir = temp_dir("rls");
-        let stderr_path = dir.join("rls.stderr");
-        let mut child = Command::new(&python)
-            .arg(&script)
-            .args(["--port", "0", "--http-port", "0", "--limit"])
-            .arg(limit.to_string())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::from(
-                fs::File::create(&stderr_path).expect("create rls stderr file"),
-            ))
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {} {}: {e}", python.display(), script.display()));
-        let stdout = child.stdout.take().expect("rls stdout piped");
-        let mut server = RlsServer {
-            child: Some(child),
-            grpc_port: 0,
-            http_port: 0,
-            stderr_path,
-        };
-        // The server prints `rls listening on <grpc>` then `rls http listening on <http>`.
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while server.grpc_port == 0 || server.http_port == 0 {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let line = rx.recv_timeout(left).unwrap_or_else(|_| {
-                panic!(
-                    "rls server did not report its ports (is grpcio installed in .venv?):\n{}",
-                    server.stderr()
-                )
-            });
-            let port = line.rsplit(' ').next().and_then(|p| p.parse().ok());
-            if line.starts_with("rls http listening on ") {
-                server.http_port = port.expect("http port");
-            } else if line.starts_with("rls listening on ") {
-                server.grpc_port = port.expect("grpc port");
-            }
+        let limit = limit.to_string();
+        let sidecar = Sidecar::start(
+            "rls_server.py",
+            &["--port", "0", "--http-port", "0", "--limit", &limit],
+            &["rls listening on ", "rls http listening on "],
+            Duration::from_secs(20),
+            "is grpcio installed in .venv?",
+        );
+        RlsServer {
+            grpc_port: sidecar.port(0),
+            http_port: sidecar.port(1),
+            _process: sidecar,
         }
-        server
-    }
-
-    fn stderr(&self) -> String {
-        fs::read_to_string(&self.stderr_path).unwrap_or_default()
     }
 
     /// Every `ShouldRateLimit` call so far.
@@ -124,18 +85,6 @@ impl RlsServer {
         )
         .expect("POST /config");
         assert_eq!(r.status, 200, "{}", r.text());
-    }
-}
-
-impl Drop for RlsServer {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        if std::thread::panicking() {
-            eprintln!("---- rls server stderr ----\n{}", self.stderr());
-        }
     }
 }
 
@@ -257,15 +206,6 @@ fn descriptors(call: &Value) -> Vec<Recorded> {
 
 fn e(k: &str, v: &str) -> (String, String) {
     (k.to_string(), v.to_string())
-}
-
-fn counter(envoy: &Envoy, name: &str, filter: &str) -> u64 {
-    envoy
-        .admin("/stats")
-        .lines()
-        .filter(|l| l.contains(name) && l.contains(filter))
-        .filter_map(|l| l.rsplit(": ").next()?.trim().parse::<u64>().ok())
-        .sum()
 }
 
 #[test]
@@ -445,16 +385,14 @@ fn over_limit_refuses_and_errors_and_slowness_follow_failure_mode() {
         "waited {waited:?}"
     );
     assert_eq!(
-        counter(
-            &stack.envoy,
+        stack.envoy.stat_sum(
             "tollgate_global_budget_admissions_total",
             "outcome=.=failed_open;.;"
         ),
         2
     );
     assert_eq!(
-        counter(
-            &stack.envoy,
+        stack.envoy.stat_sum(
             "tollgate_global_budget_admissions_total",
             "outcome=.=over_limit;.;"
         ),
@@ -492,8 +430,7 @@ fn a_global_budget_naming_a_cluster_envoy_lacks_never_kills_the_vm() {
     let log = envoy.log();
     assert!(!log.contains("tollgate panic"), "{log}");
     assert_eq!(
-        counter(
-            &envoy,
+        envoy.stat_sum(
             "tollgate_global_budget_admissions_total",
             "outcome=.=failed_open;.;"
         ),
@@ -501,19 +438,11 @@ fn a_global_budget_naming_a_cluster_envoy_lacks_never_kills_the_vm() {
         "Envoy refuses the call at once: each admission fails open"
     );
     assert!(
-        counter(
-            &envoy,
-            "tollgate_global_budget_charges_total",
-            "outcome=.=error;.;"
-        ) > 0,
+        envoy.stat_sum("tollgate_global_budget_charges_total", "outcome=.=error;.;") > 0,
         "each refused charge is counted as an error"
     );
     assert_eq!(
-        counter(
-            &envoy,
-            "tollgate_global_budget_charges_total",
-            "outcome=.=sent;.;"
-        ),
+        envoy.stat_sum("tollgate_global_budget_charges_total", "outcome=.=sent;.;"),
         0
     );
 }

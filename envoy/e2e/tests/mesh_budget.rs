@@ -99,16 +99,6 @@ fn header_u64(r: &Response, name: &str) -> u64 {
         .unwrap_or_else(|| panic!("{name} in {:?}", r.headers))
 }
 
-/// A tollgate counter summed over its labels matching `filter` (Envoy's text stats).
-fn counter(envoy: &Envoy, name: &str, filter: &str) -> u64 {
-    envoy
-        .admin("/stats")
-        .lines()
-        .filter(|l| l.contains(name) && l.contains(filter))
-        .filter_map(|l| l.rsplit(": ").next()?.trim().parse::<u64>().ok())
-        .sum()
-}
-
 fn assert_budget_refusal(r: &Response) {
     assert_eq!(r.status, 429, "{}", r.text());
     let body: Value = r.json().expect("JSON error");
@@ -258,8 +248,7 @@ fn two_replicas_share_one_budget_and_an_outage_loses_no_charge() {
     }
     for envoy in [&a, &b] {
         assert!(
-            counter(
-                envoy,
+            envoy.stat_sum(
                 "tollgate_global_budget_admissions_total",
                 "outcome=.=over_limit;.;"
             ) > 0
@@ -292,8 +281,7 @@ fn two_replicas_share_one_budget_and_an_outage_loses_no_charge() {
     );
     assert_eq!(r.header("retry-after"), Some("1"));
     assert!(
-        counter(
-            &closed,
+        closed.stat_sum(
             "tollgate_global_budget_admissions_total",
             "outcome=.=failed_closed;.;"
         ) >= 1
@@ -301,8 +289,7 @@ fn two_replicas_share_one_budget_and_an_outage_loses_no_charge() {
     let failed_open: u64 = [&a, &b]
         .iter()
         .map(|e| {
-            counter(
-                e,
+            e.stat_sum(
                 "tollgate_global_budget_admissions_total",
                 "outcome=.=failed_open;.;",
             )
@@ -317,13 +304,7 @@ fn two_replicas_share_one_budget_and_an_outage_loses_no_charge() {
     let errors = || -> u64 {
         [&a, &b]
             .iter()
-            .map(|e| {
-                counter(
-                    e,
-                    "tollgate_global_budget_charges_total",
-                    "outcome=.=error;.;",
-                )
-            })
+            .map(|e| e.stat_sum("tollgate_global_budget_charges_total", "outcome=.=error;.;"))
             .sum()
     };
     while errors() == 0 && Instant::now() < wait {
@@ -337,7 +318,7 @@ fn two_replicas_share_one_budget_and_an_outage_loses_no_charge() {
     // Both replicas held charges of the outage caller: wait until each has sent them.
     let wait = Instant::now() + Duration::from_secs(10);
     let ok_charges =
-        |e: &Envoy| counter(e, "tollgate_global_budget_charges_total", "outcome=.=ok;.;");
+        |e: &Envoy| e.stat_sum("tollgate_global_budget_charges_total", "outcome=.=ok;.;");
     let before = [ok_charges(&a), ok_charges(&b)];
     while (ok_charges(&a) == before[0] || ok_charges(&b) == before[1]) && Instant::now() < wait {
         std::thread::sleep(Duration::from_millis(100));

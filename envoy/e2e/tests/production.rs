@@ -5,11 +5,9 @@
 use jwt_simple::prelude::*;
 use tollgate_e2e::mock::client::request;
 use tollgate_e2e::mock::{Faults, MockOptions, MockProvider};
+use tollgate_e2e::providers::{Providers, OPENAI_KEY};
 use tollgate_e2e::{base64url, template, Envoy, Vars};
 
-const OPENAI_KEY: &str = "sk-proj-e2eOpenAiKeyAbCdEfGhIjKlMnOpQrStUv0123";
-const ANTHROPIC_KEY: &str = "sk-ant-api03-e2eAnthropicKeyAbCdEfGhIjKlMnOpQr-0123";
-const GEMINI_KEY: &str = "AIzaSyE2eGeminiKeyAbCdEfGhIjKlMnOpQrSt";
 const HS_SECRET: &[u8] = b"e2e-status-secret-0123456789abcdef";
 
 #[test]
@@ -91,24 +89,20 @@ fn token(sub: &str) -> String {
 
 #[test]
 fn status_reports_circuits_and_budget_after_traffic_and_refuses_anonymous_callers() {
-    let openai = MockProvider::start(MockOptions::with_api_key(OPENAI_KEY)).unwrap();
-    let anthropic = MockProvider::start(MockOptions::with_api_key(ANTHROPIC_KEY)).unwrap();
-    let gemini = MockProvider::start(MockOptions::with_api_key(GEMINI_KEY)).unwrap();
-    anthropic.set_faults(Faults {
+    let providers = Providers::start(&MockOptions::default());
+    providers.anthropic.set_faults(Faults {
         status: Some(500),
         ..Faults::default()
     });
     let envoy = Envoy::start(
         &template("e2e/configs/routing.yaml"),
-        Vars::new()
-            .set("OPENAI_PORT", openai.port())
-            .set("ANTHROPIC_PORT", anthropic.port())
-            .set("GEMINI_PORT", gemini.port())
-            .set("OPENAI_KEY", OPENAI_KEY)
-            .set("ANTHROPIC_KEY", ANTHROPIC_KEY)
-            .set("GEMINI_KEY", GEMINI_KEY)
-            .plugin_config(&plugin()),
+        providers.vars().plugin_config(&plugin()),
     );
+    let Providers {
+        openai,
+        anthropic,
+        gemini,
+    } = &providers;
     let bearer = format!("Bearer {}", token("alice"));
     let chat = r#"{"model":"gpt-4o-mini","messages":[{"role":"user","content":"hello there"}]}"#;
     for _ in 0..3 {

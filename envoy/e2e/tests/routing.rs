@@ -4,18 +4,16 @@
 //! consecutive failures so later requests go to the next provider.
 
 use tollgate_e2e::mock::client::request;
-use tollgate_e2e::mock::{Faults, MockHandle, MockOptions, MockProvider, ResetMode};
-use tollgate_e2e::{template, Envoy, Vars};
+use tollgate_e2e::mock::{Faults, MockHandle, MockOptions, ResetMode};
+use tollgate_e2e::providers::{Providers, ANTHROPIC_KEY, GEMINI_KEY, OPENAI_KEY};
+use tollgate_e2e::{template, Envoy};
 
-const OPENAI_KEY: &str = "sk-proj-e2eOpenAiKeyAbCdEfGhIjKlMnOpQrStUv0123";
-const ANTHROPIC_KEY: &str = "sk-ant-api03-e2eAnthropicKeyAbCdEfGhIjKlMnOpQr-0123";
-const GEMINI_KEY: &str = "AIzaSyE2eGeminiKeyAbCdEfGhIjKlMnOpQrSt";
-
+/// Field order is drop order: Envoy stops before its providers.
 struct Setup {
+    envoy: Envoy,
     openai: MockHandle,
     anthropic: MockHandle,
     gemini: MockHandle,
-    envoy: Envoy,
 }
 
 fn plugin(primary: &str, secondary: &str, threshold: u32) -> String {
@@ -41,25 +39,23 @@ fn setup(primary: &str, secondary: &str) -> Setup {
 }
 
 fn setup_with(primary: &str, secondary: &str, threshold: u32) -> Setup {
-    let openai = MockProvider::start(MockOptions::with_api_key(OPENAI_KEY)).unwrap();
-    let anthropic = MockProvider::start(MockOptions::with_api_key(ANTHROPIC_KEY)).unwrap();
-    let gemini = MockProvider::start(MockOptions::with_api_key(GEMINI_KEY)).unwrap();
+    let providers = Providers::start(&MockOptions::default());
     let envoy = Envoy::start(
         &template("e2e/configs/routing.yaml"),
-        Vars::new()
-            .set("OPENAI_PORT", openai.port())
-            .set("ANTHROPIC_PORT", anthropic.port())
-            .set("GEMINI_PORT", gemini.port())
-            .set("OPENAI_KEY", OPENAI_KEY)
-            .set("ANTHROPIC_KEY", ANTHROPIC_KEY)
-            .set("GEMINI_KEY", GEMINI_KEY)
+        providers
+            .vars()
             .plugin_config(&plugin(primary, secondary, threshold)),
     );
-    Setup {
+    let Providers {
         openai,
         anthropic,
         gemini,
+    } = providers;
+    Setup {
         envoy,
+        openai,
+        anthropic,
+        gemini,
     }
 }
 

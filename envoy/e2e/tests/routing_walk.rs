@@ -7,70 +7,17 @@
 use std::time::{Duration, Instant};
 
 use tollgate_e2e::mock::client::{request, stream};
-use tollgate_e2e::mock::{Faults, MockHandle, MockOptions, MockProvider, ResetMode};
-use tollgate_e2e::{template, Envoy, Vars};
+use tollgate_e2e::mock::{Faults, MockOptions, ResetMode};
+use tollgate_e2e::providers::{ANTHROPIC_KEY, GEMINI_KEY, OPENAI_KEY};
+use tollgate_e2e::walk::WalkedStack;
+use tollgate_e2e::Envoy;
 
-const OPENAI_KEY: &str = "sk-proj-e2eWalkOpenAiKeyAbCdEfGhIjKlMnOpQrStUv0123";
-const ANTHROPIC_KEY: &str = "sk-ant-api03-e2eWalkAnthropicKeyAbCdEfGhIjKlMnOpQr-0123";
-const GEMINI_KEY: &str = "AIzaSyE2eWalkGeminiKeyAbCdEfGhIjKlMnOpQr";
-
-struct Setup {
-    openai: MockHandle,
-    anthropic: MockHandle,
-    gemini: MockHandle,
-    envoy: Envoy,
-}
-
-/// The failover section both stages share; `stage` is added for the upstream one.
-fn failover(threshold: u32, cooldown_ms: u64) -> String {
-    format!(
-        r#""failover": {{
-    "providers": [
-      {{"name": "openai", "kind": "openai", "cluster": "openai", "api_key": {{"env": "OPENAI_API_KEY"}},
-        "circuit": {{"failure_threshold": {threshold}, "cooldown_ms": {cooldown_ms}}}}},
-      {{"name": "anthropic", "kind": "anthropic", "cluster": "anthropic", "api_key": {{"env": "ANTHROPIC_API_KEY"}},
-        "models": {{"gpt-4o-mini": "claude-sonnet-4"}}, "circuit": {{"failure_threshold": {threshold}, "cooldown_ms": {cooldown_ms}}}}},
-      {{"name": "gemini", "kind": "gemini", "cluster": "gemini", "api_key": {{"env": "GEMINI_API_KEY"}},
-        "models": {{"gpt-4o-mini": "gemini-2.0-flash"}}, "circuit": {{"failure_threshold": {threshold}, "cooldown_ms": {cooldown_ms}}}}}
-    ],
-    "routes": [{{"model": "gpt-4o-mini", "providers": ["openai", "anthropic", "gemini"], "cluster": "llm"}}]
-  }}"#
-    )
-}
-
-fn setup(threshold: u32) -> Setup {
+fn setup(threshold: u32) -> WalkedStack {
     setup_with(threshold, 60_000)
 }
 
-fn setup_with(threshold: u32, cooldown_ms: u64) -> Setup {
-    let openai = MockProvider::start(MockOptions::with_api_key(OPENAI_KEY)).unwrap();
-    let anthropic = MockProvider::start(MockOptions::with_api_key(ANTHROPIC_KEY)).unwrap();
-    let gemini = MockProvider::start(MockOptions::with_api_key(GEMINI_KEY)).unwrap();
-    let upstream = format!(
-        r#"{{"stage": "upstream", {}}}"#,
-        failover(threshold, cooldown_ms)
-    );
-    let envoy = Envoy::start(
-        &template("e2e/configs/routing_walk.yaml"),
-        Vars::new()
-            .set("OPENAI_PORT", openai.port())
-            .set("ANTHROPIC_PORT", anthropic.port())
-            .set("GEMINI_PORT", gemini.port())
-            .set("OPENAI_KEY", OPENAI_KEY)
-            .set("ANTHROPIC_KEY", ANTHROPIC_KEY)
-            .set("GEMINI_KEY", GEMINI_KEY)
-            .set(
-                "UPSTREAM_PLUGIN_CONFIG",
-                serde_json::to_string(&upstream).unwrap(),
-            )
-            .plugin_config(&format!("{{{}}}", failover(threshold, cooldown_ms))),
-    );
-    Setup {
-        openai,
-        anthropic,
-        gemini,
-        envoy,
-    }
+fn setup_with(threshold: u32, cooldown_ms: u64) -> WalkedStack {
+    WalkedStack::start(threshold, cooldown_ms, &MockOptions::default())
 }
 
 fn body(stream: bool) -> String {
@@ -410,4 +357,62 @@ fn a_back_off_hint_is_honoured_until_it_passes_and_an_open_circuit_is_probed_onc
         tried + 3,
         "the probe succeeded and closed the circuit: openai serves again"
     );
+}
+
+/// The upstream stage's `vm_config` of `e2e/configs/routing_walk.yaml` replaced by `vm_config`.
+fn with_upstream_vm(vm_config: &str) -> String {
+    let config = tollgate_e2e::template("e2e/configs/routing_walk.yaml");
+    assert_eq!(config.matches("vm_config: *tollgate_vm").count(), 1);
+    config.replacen("vm_config: *tollgate_vm", vm_config, 1)
+}
+
+#[test]
+fn an_upstream_stage_outside_the_listener_stages_vm_answers_the_catalog_error() {
+    // Envoy runs the upstream stage in a VM of its own when its vm_config differs — another
+    // vm_id, and (Envoy 1.40) also the same vm_id and code with other environment variables —
+    // where no listener stage published a catalog. The attempt answers the documented error;
+    // the listener stage passes it on instead of failing over, and no provider is called.
+    let wasm = r#"code: { local: { filename: "{{WASM}}" } }"#;
+    for (case, vm_config) in [
+        (
+            "another vm_id",
+            format!("vm_config: {{ vm_id: elsewhere, runtime: envoy.wasm.runtime.v8, {wasm} }}"),
+        ),
+        (
+            "same vm_id and code, no environment variables",
+            format!("vm_config: {{ vm_id: tollgate, runtime: envoy.wasm.runtime.v8, {wasm} }}"),
+        ),
+    ] {
+        let s = WalkedStack::start_from(
+            &with_upstream_vm(&vm_config),
+            100,
+            60_000,
+            &MockOptions::default(),
+        );
+        let resp = request(
+            s.envoy.port,
+            "POST",
+            "/v1/chat/completions",
+            &[CLIENT_AUTH, ("x-request-id", "walk-no-catalog-1")],
+            body(false).as_bytes(),
+        )
+        .unwrap();
+        assert_eq!(resp.status, 500, "{case}: {}", resp.text());
+        let answer: serde_json::Value = resp.json().unwrap();
+        assert_eq!(
+            answer["error"]["code"], "failover_catalog_missing",
+            "{case}: {answer}"
+        );
+        assert_eq!(answer["error"]["request_id"], "walk-no-catalog-1");
+        assert!(resp.header("x-tollgate-stage-error").is_none());
+        for mock in [&s.openai, &s.anthropic, &s.gemini] {
+            assert!(mock.requests().is_empty(), "{case}: no provider is called");
+        }
+        assert!(
+            s.envoy
+                .log()
+                .contains("[walk-no-catalog-1] upstream stage without a catalog"),
+            "{case}: the cause is logged"
+        );
+    }
 }

@@ -10,6 +10,9 @@
 //! - under load: 8 clients × 1,000 requests through `envoy/e2e/configs/routing_walk.yaml` with
 //!   30 % primary faults, every one answered 200, and Envoy's stats show retries taken and none
 //!   refused.
+//! - when Envoy refuses a retry anyway (a breaker of 0), the listener stage sends the request to
+//!   the next untried provider itself: every request answered 200 by the fallback, each retry
+//!   counted as `upstream_rq_retry_overflow`.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,13 +21,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use tollgate_e2e::mock::client::Connection;
-use tollgate_e2e::mock::{Faults, MockOptions, MockProvider};
-use tollgate_e2e::{read, repo_root, template, Envoy, Vars};
+use tollgate_e2e::mock::{Faults, MockOptions};
+use tollgate_e2e::walk::WalkedStack;
+use tollgate_e2e::{read, repo_root};
 use yaml_rust2::{Yaml, YamlLoader};
-
-const OPENAI_KEY: &str = "sk-proj-e2eLoadOpenAiKeyAbCdEfGhIjKlMnOpQrStUv0123";
-const ANTHROPIC_KEY: &str = "sk-ant-api03-e2eLoadAnthropicKeyAbCdEfGhIjKlMnOpQr-0123";
-const GEMINI_KEY: &str = "AIzaSyE2eLoadGeminiKeyAbCdEfGhIjKlMnOpQr";
 
 /// Requests in flight the shipped walked configs are sized for (docs/failover-walked.md): Envoy's
 /// default `max_requests` per cluster, the bound it already places on each provider.
@@ -139,21 +139,6 @@ fn every_shipped_walked_config_sizes_its_retry_circuit_breaker_for_the_documente
 // ---------------------------------------------------------------------------------------------
 // Under load
 
-fn failover_section() -> String {
-    r#""failover": {
-    "providers": [
-      {"name": "openai", "kind": "openai", "cluster": "openai", "api_key": {"env": "OPENAI_API_KEY"},
-        "circuit": {"failure_threshold": 10000, "cooldown_ms": 60000}},
-      {"name": "anthropic", "kind": "anthropic", "cluster": "anthropic", "api_key": {"env": "ANTHROPIC_API_KEY"},
-        "models": {"gpt-4o-mini": "claude-sonnet-4"}, "circuit": {"failure_threshold": 10000, "cooldown_ms": 60000}},
-      {"name": "gemini", "kind": "gemini", "cluster": "gemini", "api_key": {"env": "GEMINI_API_KEY"},
-        "models": {"gpt-4o-mini": "gemini-2.0-flash"}, "circuit": {"failure_threshold": 10000, "cooldown_ms": 60000}}
-    ],
-    "routes": [{"model": "gpt-4o-mini", "providers": ["openai", "anthropic", "gemini"], "cluster": "llm"}]
-  }"#
-    .to_string()
-}
-
 /// The sum of every stat of `stats` (admin `/stats` text) whose name ends with `suffix` and
 /// starts with `cluster.<cluster>.`.
 fn cluster_stat(stats: &str, cluster: &str, suffix: &str) -> u64 {
@@ -224,34 +209,17 @@ fn client(port: u16, n: usize, tally: &Tally) -> Vec<String> {
 
 #[test]
 fn eight_clients_a_thousand_requests_each_thirty_percent_primary_faults_none_lost() {
-    let quiet = |key: &str| MockOptions {
+    let quiet = MockOptions {
         max_recorded: 8,
-        ..MockOptions::with_api_key(key)
+        ..MockOptions::default()
     };
-    let openai = MockProvider::start(quiet(OPENAI_KEY)).unwrap();
-    let anthropic = MockProvider::start(quiet(ANTHROPIC_KEY)).unwrap();
-    let gemini = MockProvider::start(quiet(GEMINI_KEY)).unwrap();
+    let stack = WalkedStack::start(10_000, 60_000, &quiet);
+    let (envoy, openai, anthropic) = (&stack.envoy, &stack.openai, &stack.anthropic);
     openai.set_faults(Faults {
         fail_rate: Some(0.3),
         seed: Some(12),
         ..Faults::default()
     });
-    let upstream = format!(r#"{{"stage": "upstream", {}}}"#, failover_section());
-    let envoy = Envoy::start(
-        &template("e2e/configs/routing_walk.yaml"),
-        Vars::new()
-            .set("OPENAI_PORT", openai.port())
-            .set("ANTHROPIC_PORT", anthropic.port())
-            .set("GEMINI_PORT", gemini.port())
-            .set("OPENAI_KEY", OPENAI_KEY)
-            .set("ANTHROPIC_KEY", ANTHROPIC_KEY)
-            .set("GEMINI_KEY", GEMINI_KEY)
-            .set(
-                "UPSTREAM_PLUGIN_CONFIG",
-                serde_json::to_string(&upstream).unwrap(),
-            )
-            .plugin_config(&format!("{{{}}}", failover_section())),
-    );
     // The breaker Envoy actually runs with, as its admin reports it.
     let clusters = envoy.admin("/clusters");
     let effective = clusters
@@ -322,4 +290,52 @@ fn eight_clients_a_thousand_requests_each_thirty_percent_primary_faults_none_los
         elapsed < Duration::from_secs(90),
         "took {elapsed:?}: keep e2e tests short"
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Envoy refuses the retry: tollgate routes the request itself
+
+#[test]
+fn when_envoy_refuses_every_retry_tollgate_sends_the_request_to_the_next_provider_itself() {
+    // A breaker that refuses every retry (`max_retries: 0` on the aggregate cluster): each walk
+    // stops after the primary's 500 with `upstream_rq_retry_overflow`, and the listener stage,
+    // seeing providers left untried, calls the next one itself.
+    let shipped = tollgate_e2e::template("e2e/configs/routing_walk.yaml");
+    let refusing = shipped.replace("max_retries: 1024", "max_retries: 0");
+    assert_ne!(
+        refusing, shipped,
+        "routing_walk.yaml sets max_retries: 1024"
+    );
+    let quiet = MockOptions {
+        max_recorded: 8,
+        ..MockOptions::default()
+    };
+    let stack = WalkedStack::start_from(&refusing, 10_000, 60_000, &quiet);
+    let (envoy, openai, anthropic) = (&stack.envoy, &stack.openai, &stack.anthropic);
+    openai.set_faults(Faults {
+        status: Some(500),
+        ..Faults::default()
+    });
+    const REQUESTS: usize = 12;
+    let tally = Tally::default();
+    let failures = client(envoy.port, REQUESTS, &tally);
+    let stats = envoy.admin("/stats");
+    let overflow = cluster_stat(&stats, "llm", ".upstream_rq_retry_overflow");
+    assert_eq!(
+        tally.ok.load(Ordering::Relaxed),
+        REQUESTS as u64,
+        "every request answered 200 (failures: {failures:#?})"
+    );
+    assert_eq!(
+        overflow, REQUESTS as u64,
+        "Envoy refused each request's retry"
+    );
+    assert_eq!(openai.stats().requests, REQUESTS as u64);
+    assert_eq!(
+        anthropic.stats().requests,
+        REQUESTS as u64,
+        "the fallback served each one, called by tollgate"
+    );
+    let log = envoy.log();
+    assert!(!log.contains("tollgate panic"), "{log}");
 }

@@ -49,11 +49,16 @@ impl FilterConfig {
             Some(f) => Some(Arc::new(crate::failover::compile(f, "failover")?)),
             None => None,
         };
-        if raw.stage == Stage::Upstream && failover.is_none() {
+        if raw.stage == Stage::Downstream && raw.failover_name.is_some() {
             return Err(ConfigError::new(
-                "stage",
-                "\"upstream\" needs the failover section (the providers it rewrites attempts for)",
+                "failover_name",
+                "only the upstream stage takes a catalog by name; a listener stage names its own \
+                 with failover.name",
             ));
+        }
+        if let Some(name) = raw.failover_name.as_deref() {
+            crate::failover::catalog::validate_name(name)
+                .map_err(|r| ConfigError::new("failover_name", r))?;
         }
         let provider_keys = resolve_provider_keys(failover.as_deref())?;
         let masking = compile_masking(raw.masking, &provider_keys)?;
@@ -88,6 +93,7 @@ impl FilterConfig {
             failover,
             provider_keys,
             stage: raw.stage,
+            failover_name: raw.failover_name,
             server_timing: raw.server_timing.unwrap_or(true),
             guardrails,
             environment: raw.environment,
@@ -99,6 +105,39 @@ impl FilterConfig {
                 None => None,
             },
         })
+    }
+}
+
+/// The upstream stage's document holds `stage` and at most `failover_name`: everything else it
+/// takes from the listener stage of its VM, so any other field is refused by name.
+pub fn check_upstream_form(bytes: &[u8]) -> Result<(), ConfigError> {
+    // A `Value`, as the usage code reads request bodies: no new deserializer in the module.
+    let doc: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| ConfigError::new(".", e.to_string()))?;
+    let extra: Vec<&String> = doc
+        .as_object()
+        .into_iter()
+        .flat_map(serde_json::Map::keys)
+        .filter(|k| !matches!(k.as_str(), "stage" | "failover_name"))
+        .collect();
+    // The section operators most likely carry over from the full form comes first.
+    let first = extra
+        .iter()
+        .find(|k| k.as_str() == "failover")
+        .or(extra.first());
+    match first {
+        None => Ok(()),
+        Some(k) if k.as_str() == "failover" => Err(ConfigError::new(
+            "failover",
+            "the upstream stage takes the provider catalog (providers, keys, models) from the \
+             listener stage of its VM: remove this section and give both stages the same vm_config \
+             (docs/configuration.md, \"One catalog for both stages\")",
+        )),
+        Some(k) => Err(ConfigError::new(
+            k.as_str(),
+            "the upstream stage holds only \"stage\" and \"failover_name\" and takes everything \
+             else from the listener stage of its VM: remove this field",
+        )),
     }
 }
 

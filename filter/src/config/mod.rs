@@ -50,6 +50,9 @@ pub struct FilterConfig {
     pub provider_keys: Vec<Option<String>>,
     /// Where this instance runs.
     pub stage: Stage,
+    /// Upstream stage: the name of the listener stage's catalog it uses (see
+    /// [`crate::failover::catalog`]).
+    pub failover_name: Option<String>,
     /// Add the `Server-Timing` response header.
     pub server_timing: bool,
     /// Request guardrails, when configured.
@@ -176,6 +179,9 @@ impl FilterConfig {
         } else {
             deserialize_json(bytes, "")?
         };
+        if raw.stage == Stage::Upstream {
+            compile::check_upstream_form(bytes)?;
+        }
         // The production profile: every refusal at once, before the first-error validation.
         let issues = crate::profile::check(&raw);
         if !issues.is_empty() {
@@ -225,6 +231,7 @@ impl Default for FilterConfig {
             failover: None,
             provider_keys: Vec::new(),
             stage: Stage::Downstream,
+            failover_name: None,
             server_timing: true,
             guardrails: None,
             environment: Environment::Development,

@@ -37,6 +37,9 @@ pub struct RawConfig {
     pub failover: Option<RawFailoverSettings>,
     /// Where this instance runs: the listener's filter chain or a cluster's upstream chain.
     pub stage: Stage,
+    /// Upstream stage only: the `failover.name` of the listener stage (same VM) whose catalog
+    /// this stage uses; needed only when several listener stages of the VM have one.
+    pub failover_name: Option<String>,
     /// Add a `Server-Timing` header (tollgate's own time, the upstream's) to responses
     /// (default true).
     pub server_timing: Option<bool>,
@@ -177,7 +180,9 @@ pub struct RawUsage {
     pub max_models: usize,
     /// Largest non-streamed response body kept in memory for parsing (default 1 MiB).
     pub max_json_body_bytes: usize,
-    /// Largest SSE event / NDJSON line parsed (default 1 MiB).
+    /// Largest SSE event / NDJSON line parsed (default 1 MiB). A larger event passes through
+    /// uncounted; in a translated stream it ends the stream with an error event
+    /// (`upstream_event_too_large`) and `[DONE]`.
     pub max_event_bytes: usize,
 }
 

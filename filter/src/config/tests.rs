@@ -13,17 +13,40 @@ fn empty_and_empty_object_are_valid_defaults() {
 }
 
 #[test]
-fn upstream_stage_needs_providers_and_routes_may_name_an_aggregate_cluster() {
-    let e = FilterConfig::parse(br#"{"stage":"upstream"}"#).unwrap_err();
-    assert_eq!(e.path, "stage");
+fn the_upstream_stage_holds_only_the_stage_and_a_catalog_name() {
+    let c = FilterConfig::parse(br#"{"stage":"upstream"}"#).unwrap();
+    assert_eq!(c.stage, Stage::Upstream);
+    assert!(c.failover.is_none() && c.failover_name.is_none());
+    let c = FilterConfig::parse(br#"{"stage":"upstream","failover_name":"egress"}"#).unwrap();
+    assert_eq!(c.failover_name.as_deref(), Some("egress"));
     let e = FilterConfig::parse(br#"{"stage":"sideways"}"#).unwrap_err();
     assert_eq!(e.path, "stage");
-    let doc = br#"{"stage":"upstream","failover":{"providers":[{"name":"a","kind":"openai","cluster":"a"},{"name":"b","kind":"anthropic","cluster":"b"}],"routes":[{"model":"m*","providers":["a","b"],"cluster":"llm"}]}}"#;
-    let c = FilterConfig::parse(doc).unwrap();
-    assert_eq!(c.stage, Stage::Upstream);
-    let f = c.failover.unwrap();
+    // The full form of earlier versions is refused by the field, saying what to do.
+    let doc = br#"{"stage":"upstream","limits":{"max_request_bytes":10},"failover":{"providers":[{"name":"a","kind":"openai","cluster":"a"}]}}"#;
+    let e = FilterConfig::parse(doc).unwrap_err();
+    assert_eq!(e.path, "failover");
+    assert!(e.reason.contains("listener stage"), "{e}");
+    assert!(e.reason.contains("vm_config"), "{e}");
+    let e = FilterConfig::parse(br#"{"stage":"upstream","environment":"production"}"#).unwrap_err();
+    assert_eq!(e.path, "environment");
+    assert!(e.reason.contains("remove this field"), "{e}");
+    let e = FilterConfig::parse(br#"{"stage":"upstream","failover_name":"a b"}"#).unwrap_err();
+    assert_eq!(e.path, "failover_name");
+    // A listener stage names its own catalog; it takes none by name.
+    let e = FilterConfig::parse(br#"{"failover_name":"egress"}"#).unwrap_err();
+    assert_eq!(e.path, "failover_name");
+    assert!(e.reason.contains("failover.name"), "{e}");
+}
+
+#[test]
+fn a_listener_stage_names_its_catalog_and_routes_may_name_an_aggregate_cluster() {
+    let doc = br#"{"failover":{"name":"egress","providers":[{"name":"a","kind":"openai","cluster":"a"},{"name":"b","kind":"anthropic","cluster":"b"}],"routes":[{"model":"m*","providers":["a","b"],"cluster":"llm"}]}}"#;
+    let f = FilterConfig::parse(doc).unwrap().failover.unwrap();
+    assert_eq!(f.name.as_deref(), Some("egress"));
     assert_eq!(f.envoy_cluster_for("m1"), Some("llm"));
     assert_eq!(f.envoy_cluster_for("x"), None);
+    let e = FilterConfig::parse(br#"{"failover":{"name":"","providers":[]}}"#).unwrap_err();
+    assert_eq!(e.path, "failover.name");
     let e = FilterConfig::parse(br#"{"failover":{"providers":[{"name":"a","kind":"openai","cluster":"a"}],"routes":[{"model":"m","providers":["a"],"cluster":""}]}}"#).unwrap_err();
     assert_eq!(e.path, "failover.routes[0].cluster");
 }

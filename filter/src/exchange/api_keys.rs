@@ -14,11 +14,8 @@ use super::{replies, Exchange, Flow, Phase};
 use crate::accounting::tagged_name;
 use crate::budget::Admission;
 use crate::jwt::RequestEdit;
-use crate::keys::{
-    self, ApiKeySet, KeyCaller, KeyOutcome, KeySetAvailability, KeySetFetcher, KeySettings,
-    KeySource, TeamLabels,
-};
-use crate::refresh::{Availability, FetchFailure};
+use crate::keys::{self, ApiKeySet, KeyCaller, KeyOutcome, KeySettings, KeySource, TeamLabels};
+use crate::refresh::{Availability, FetchFailure, Fetcher};
 use crate::status::KeyStatus;
 use crate::usage::RequestInfo;
 
@@ -31,7 +28,7 @@ pub struct KeySetRuntime {
     /// The validated settings.
     pub settings: Arc<KeySettings>,
     /// The remote set's fetch state (`None` for inline keys).
-    fetcher: Option<KeySetFetcher>,
+    fetcher: Option<Fetcher<ApiKeySet>>,
     /// Fetches in flight (callout tokens).
     in_flight: BTreeSet<u32>,
     /// Team metric labels seen so far.
@@ -42,7 +39,7 @@ impl KeySetRuntime {
     /// Creates the runtime at `now_ms`; a remote set starts empty and wants a fetch at once.
     pub fn new(settings: Arc<KeySettings>, now_ms: u64) -> Self {
         let fetcher = match &settings.source {
-            KeySource::Remote(source) => Some(KeySetFetcher::new(source.clone(), now_ms)),
+            KeySource::Remote(source) => Some(Fetcher::new(source.clone(), now_ms)),
             KeySource::Inline(_) => None,
         };
         let teams = TeamLabels::new(settings.max_teams);
@@ -60,7 +57,7 @@ impl KeySetRuntime {
     }
 
     /// Whether keys can be checked at `now_ms`.
-    pub fn availability(&self, now_ms: u64) -> KeySetAvailability {
+    pub fn availability(&self, now_ms: u64) -> Availability<ApiKeySet> {
         match (&self.settings.source, &self.fetcher) {
             (KeySource::Inline(set), _) => Availability::Ready(Arc::clone(set)),
             (KeySource::Remote(_), Some(f)) => f.availability(now_ms),

@@ -9,7 +9,8 @@ use super::{Exchange, Flow, Phase};
 use crate::accounting::tagged_name;
 use crate::config::EnvoyJwtConfig;
 use crate::error_reply::{ErrorKind, ErrorReply};
-use crate::jwt::{self, AuthOutcome, KeyAvailability, RequestEdit};
+use crate::jwt::{self, AuthOutcome, KeySet, RequestEdit};
+use crate::refresh::Availability;
 
 /// The result of one authentication attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,7 +51,7 @@ impl Exchange {
             self.phase = Phase::Forwarded;
             return AuthStep::Proceed;
         };
-        let availability: Vec<KeyAvailability> = rt.availability(now_ms);
+        let availability: Vec<Availability<KeySet>> = rt.availability(now_ms);
         let settings = Arc::clone(&rt.settings);
         let request = jwt::RequestInfo {
             method: &method,
@@ -64,7 +65,7 @@ impl Exchange {
                 availability
                     .get(p)
                     .cloned()
-                    .unwrap_or(KeyAvailability::Unavailable)
+                    .unwrap_or(Availability::Unavailable)
             },
             &mut rt.cache,
             now_ms / 1000,

@@ -154,6 +154,14 @@ impl Driver {
         self.sync(host);
     }
 
+    /// Answers gRPC call `token` with `status_code` (0: OK) and `body` (a protobuf message).
+    pub fn answer_grpc(&mut self, host: &mut FakeHost, token: u32, status_code: u32, body: &[u8]) {
+        host.set_body(Body::GrpcResponse, body);
+        self.ex
+            .on_grpc_response(host, token, status_code, body.len());
+        self.sync(host);
+    }
+
     /// The access-log hook.
     pub fn log(&mut self, host: &mut FakeHost) {
         self.ex.on_log(host);

@@ -359,6 +359,7 @@ impl Exchange {
                     &id,
                     now_ms / 1000,
                     route.include_usage,
+                    vm.config.usage.tracker.max_event_bytes,
                 );
                 let mut out = t.push(&body);
                 out.extend(t.finish());

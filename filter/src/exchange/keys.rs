@@ -9,16 +9,16 @@ use std::time::Duration;
 
 use super::host::{Body, Host, HttpCall, Map};
 
-use crate::jwt::fetcher::FetchFailure;
 use crate::jwt::settings::JwksSource;
-use crate::jwt::{JwksFetcher, JwtSettings, KeyAvailability, VerifiedTokenCache};
+use crate::jwt::{JwtSettings, KeySet, VerifiedTokenCache};
+use crate::refresh::{Availability, FetchFailure, Fetcher};
 
 /// JWT state of one VM (one Envoy worker).
 pub struct JwtRuntime {
     /// The validated settings.
     pub settings: Arc<JwtSettings>,
     /// One fetcher per provider with a remote JWKS (`None` for local keys).
-    fetchers: Vec<Option<JwksFetcher>>,
+    fetchers: Vec<Option<Fetcher<KeySet>>>,
     /// Verified tokens of this worker.
     pub cache: VerifiedTokenCache,
     /// Fetches in flight: callout token → provider index.
@@ -32,7 +32,7 @@ impl JwtRuntime {
             .providers
             .iter()
             .map(|p| match &p.jwks {
-                JwksSource::Remote(remote) => Some(JwksFetcher::new(remote.clone(), now_ms)),
+                JwksSource::Remote(remote) => Some(Fetcher::new(remote.clone(), now_ms)),
                 JwksSource::Local(_) => None,
             })
             .collect();
@@ -51,15 +51,15 @@ impl JwtRuntime {
     }
 
     /// Key availability of every provider, in provider order.
-    pub fn availability(&self, now_ms: u64) -> Vec<KeyAvailability> {
+    pub fn availability(&self, now_ms: u64) -> Vec<Availability<KeySet>> {
         self.settings
             .providers
             .iter()
             .zip(self.fetchers.iter())
             .map(|(p, f)| match (&p.jwks, f) {
-                (JwksSource::Local(keys), _) => KeyAvailability::Ready(Arc::clone(keys)),
+                (JwksSource::Local(keys), _) => Availability::Ready(Arc::clone(keys)),
                 (JwksSource::Remote(_), Some(fetcher)) => fetcher.availability(now_ms),
-                (JwksSource::Remote(_), None) => KeyAvailability::Unavailable,
+                (JwksSource::Remote(_), None) => Availability::Unavailable,
             })
             .collect()
     }

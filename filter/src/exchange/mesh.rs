@@ -285,5 +285,5 @@ impl Exchange {
 }
 
 #[cfg(test)]
-#[path = "mesh_tests.rs"]
+#[path = "mesh_tests/mod.rs"]
 mod tests;

@@ -154,6 +154,7 @@ impl Exchange {
                 &id,
                 now_ms(host) / 1000,
                 route.include_usage,
+                self.vm.config.usage.tracker.max_event_bytes,
             ));
             host.set_header(Map::Response, "content-type", "text/event-stream");
         } else {

@@ -7,6 +7,7 @@ use super::host::{now_ms, Host, Map};
 use super::{replies, ActiveRoute, Exchange, Flow, WalkedRoute};
 use crate::error_reply::{ErrorKind, ErrorReply};
 use crate::failover::carry::{Carry, CARRY_HEADER, PROVIDER_HEADER};
+use crate::failover::catalog::STAGE_ERROR_HEADER;
 use crate::failover::{self, FailoverSettings, NextStep};
 use crate::routing::{self, CLIENT_CREDENTIAL_HEADERS, CLUSTER_HEADER};
 use crate::translate::SourceFormat;
@@ -228,6 +229,12 @@ impl Exchange {
         end_of_stream: bool,
     ) -> Option<Flow> {
         let walk = self.walk.clone()?;
+        if host.header(Map::Response, STAGE_ERROR_HEADER).is_some() {
+            // The upstream stage's own error (no catalog): a misconfiguration, not a provider
+            // failure to walk past; the client gets it as it is.
+            host.remove_header(Map::Response, STAGE_ERROR_HEADER);
+            return None;
+        }
         let vm = std::rc::Rc::clone(&self.vm);
         let failover = vm.config.failover.as_ref()?;
         let answered = host.header(Map::Response, PROVIDER_HEADER);

@@ -4,7 +4,9 @@
 //! path, key, body translated from the client's OpenAI request — and records how it ended for
 //! the circuit, the metrics and the next attempt ([`Carry`]).
 //!
-//! The provider is named by the endpoint's metadata `filter_metadata.tollgate.provider`.
+//! The provider is named by the endpoint's metadata `filter_metadata.tollgate.provider`; the
+//! catalog (providers, keys, model mappings) is the listener stage's, looked up in the VM at
+//! each attempt ([`crate::failover::catalog`]). Without one the attempt answers a JSON error.
 
 use std::rc::Rc;
 
@@ -12,7 +14,9 @@ use super::attempts::record_attempt;
 use super::host::{now_ms, Body, Host, Map};
 use super::vm::Vm;
 use super::Flow;
+use crate::error_reply::{ErrorKind, ErrorReply};
 use crate::failover::carry::{Carry, CARRY_HEADER, PROVIDER_HEADER};
+use crate::failover::catalog::{self, Catalog, CatalogError, STAGE_ERROR_HEADER};
 use crate::failover::{self, ProviderKind};
 use crate::routing::{self, CLIENT_CREDENTIAL_HEADERS};
 use crate::usage::{classify_path, ensure_include_usage, ApiKind, RequestInfo};
@@ -29,6 +33,8 @@ pub const PROVIDER_METADATA: [&str; 5] = [
 /// One attempt of one request.
 pub struct Attempt {
     vm: Rc<Vm>,
+    /// The listener stage's catalog, resolved when the attempt starts.
+    catalog: Option<Rc<Catalog>>,
     request_id: String,
     /// Index of the provider this attempt goes to.
     provider: Option<usize>,
@@ -45,6 +51,7 @@ impl Attempt {
     pub fn new(vm: Rc<Vm>) -> Self {
         Self {
             vm,
+            catalog: None,
             request_id: String::new(),
             provider: None,
             carry: Carry::default(),
@@ -62,7 +69,7 @@ impl Attempt {
     fn note<H: Host>(&mut self, host: &mut H, result: &str) {
         let name = self
             .provider
-            .and_then(|i| self.vm.config.failover.as_ref()?.providers.get(i))
+            .and_then(|i| self.catalog.as_ref()?.failover.providers.get(i))
             .map_or_else(|| "?".to_string(), |p| p.name.clone());
         let elapsed = host.now_ns().saturating_sub(self.started_ns) / 1_000_000;
         self.carry.push(&name, result, elapsed);
@@ -75,7 +82,11 @@ impl Attempt {
         for name in CLIENT_CREDENTIAL_HEADERS {
             host.remove_header(Map::Request, name);
         }
-        if let Some(Some(key)) = self.vm.config.provider_keys.get(index) {
+        let key = self
+            .catalog
+            .as_ref()
+            .and_then(|c| c.provider_keys.get(index));
+        if let Some(Some(key)) = key {
             let (name, prefix) = routing::key_header(kind);
             host.set_header(Map::Request, name, &format!("{prefix}{key}"));
         }
@@ -84,19 +95,25 @@ impl Attempt {
     /// The attempt's request headers.
     pub fn on_request_headers<H: Host>(&mut self, host: &mut H, end_of_stream: bool) -> Flow {
         self.started_ns = host.now_ns();
-        self.request_id = host
-            .header(Map::Request, &self.vm.config.correlation.request_id_header)
-            .unwrap_or_default();
+        let resolved = catalog::resolve(self.vm.config.failover_name.as_deref());
+        let id_header = resolved
+            .as_ref()
+            .map_or(&self.vm.config.correlation.request_id_header, |c| {
+                &c.request_id_header
+            });
+        self.request_id = host.header(Map::Request, id_header).unwrap_or_default();
+        let catalog = match resolved {
+            Ok(catalog) => catalog,
+            Err(e) => return self.refuse(host, &e),
+        };
+        self.catalog = Some(Rc::clone(&catalog));
         // Envoy keeps header edits across attempts: the first attempt saves the client's path.
         self.carry = host
             .header(Map::Request, CARRY_HEADER)
             .and_then(|v| Carry::decode(&v))
             .unwrap_or_else(|| Carry::new(&host.header(Map::Request, ":path").unwrap_or_default()));
         host.remove_header(Map::Request, CARRY_HEADER);
-        let vm = Rc::clone(&self.vm);
-        let Some(failover) = vm.config.failover.as_ref() else {
-            return Flow::Continue;
-        };
+        let failover = &catalog.failover;
         let name = host
             .property(&PROVIDER_METADATA)
             .and_then(|b| String::from_utf8(b).ok());
@@ -140,6 +157,37 @@ impl Attempt {
         Flow::Continue
     }
 
+    /// Answers the attempt with a JSON error when there is no catalog: a configuration error,
+    /// logged with the reason; the listener stage passes the reply on as it is.
+    fn refuse<H: Host>(&mut self, host: &mut H, error: &CatalogError) -> Flow {
+        self.recorded = true;
+        self.log(
+            host,
+            log::Level::Error,
+            &format!("upstream stage without a catalog: {error}"),
+        );
+        let reply = ErrorReply::new(
+            500,
+            ErrorKind::Internal,
+            error.code(),
+            "tollgate is misconfigured: its upstream stage has no provider catalog from a listener \
+             stage (the log names the cause)",
+        )
+        .with_header(STAGE_ERROR_HEADER, error.code());
+        let headers = reply.all_headers(
+            &self.vm.config.correlation.request_id_header,
+            &self.request_id,
+        );
+        let refs: Vec<(&str, &str)> = headers
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        if !host.send_reply(reply.status, &refs, &reply.body(&self.request_id)) {
+            self.log(host, log::Level::Error, "host refused the local reply");
+        }
+        Flow::Replied
+    }
+
     /// A chunk of the attempt's request body (Envoy replays the client's body each attempt).
     pub fn on_request_body<H: Host>(
         &mut self,
@@ -160,11 +208,10 @@ impl Attempt {
 
     /// Rewrites the held OpenAI chat request for the provider.
     fn rewrite_body<H: Host>(&mut self, host: &mut H, body_size: usize) {
-        let vm = Rc::clone(&self.vm);
-        let (Some(index), Some(failover)) = (self.provider, vm.config.failover.as_ref()) else {
+        let (Some(index), Some(catalog)) = (self.provider, self.catalog.clone()) else {
             return;
         };
-        let Some(provider) = failover.providers.get(index) else {
+        let Some(provider) = catalog.failover.providers.get(index) else {
             return;
         };
         let mut body = host.body(Body::Request, body_size);
@@ -176,8 +223,7 @@ impl Attempt {
         );
         // Same rule as the listener stage, which strips the injected chunk again.
         if openai_kind
-            && vm
-                .config
+            && catalog
                 .usage
                 .injects_include_usage(info.streaming, info.include_usage_requested)
         {
@@ -230,10 +276,10 @@ impl Attempt {
     /// The attempt's response headers: record the answer, name the provider to the listener.
     pub fn on_response_headers<H: Host>(&mut self, host: &mut H) -> Flow {
         let vm = Rc::clone(&self.vm);
-        let (Some(index), Some(failover)) = (self.provider, vm.config.failover.as_ref()) else {
+        let (Some(index), Some(catalog)) = (self.provider, self.catalog.clone()) else {
             return Flow::Continue;
         };
-        let Some(provider) = failover.providers.get(index) else {
+        let Some(provider) = catalog.failover.providers.get(index) else {
             return Flow::Continue;
         };
         let status = host
@@ -277,8 +323,8 @@ impl Attempt {
             return;
         }
         let vm = Rc::clone(&self.vm);
-        if let (Some(index), Some(failover)) = (self.provider, vm.config.failover.as_ref()) {
-            if let Some(provider) = failover.providers.get(index) {
+        if let (Some(index), Some(catalog)) = (self.provider, self.catalog.clone()) {
+            if let Some(provider) = catalog.failover.providers.get(index) {
                 let now = now_ms(host);
                 record_attempt(
                     &vm,

@@ -15,6 +15,7 @@ use super::upstream::Attempt;
 use super::Exchange;
 use crate::accounting::{self, ModelLabels, Sample};
 use crate::config::{FilterConfig, Stage};
+use crate::failover::catalog::{self, Catalog};
 use crate::mesh_budget::pending::{PendingCharges, Queued};
 use crate::mesh_budget::{encode_charges, Charge};
 use crate::ratelimit_rpc::{decode_response, RlsCode};
@@ -47,6 +48,8 @@ pub struct Vm {
     pub jwt: Option<RefCell<JwtRuntime>>,
     /// The virtual API key set, when keys are configured.
     pub api_keys: Option<RefCell<KeySetRuntime>>,
+    /// The catalog a listener stage with failover shares with the upstream stage of its VM.
+    pub catalog: Option<Rc<Catalog>>,
 }
 
 impl Default for Vm {
@@ -71,8 +74,10 @@ impl Vm {
             .keys
             .as_ref()
             .map(|k| RefCell::new(KeySetRuntime::new(std::sync::Arc::clone(k), now_ms)));
+        let catalog = Catalog::of(&config).map(Rc::new);
         Self {
             api_keys,
+            catalog,
             shared: RefCell::new(VmShared {
                 models: ModelLabels::new(config.usage.max_models),
                 pending_charges,
@@ -84,12 +89,16 @@ impl Vm {
         }
     }
 
-    /// Parses and validates the plugin configuration and defines the core metrics. `Err`: the
-    /// one-line message naming the failing field.
+    /// Parses and validates the plugin configuration and defines the core metrics; a listener
+    /// stage with failover publishes its catalog to the VM. `Err`: the one-line message naming
+    /// the failing field.
     pub fn configure<H: Host>(host: &mut H, bytes: &[u8]) -> Result<Self, String> {
         let config = FilterConfig::parse(bytes).map_err(|e| e.to_string())?;
         let metrics = CoreMetrics::define(host);
         let vm = Self::new(config, metrics, now_ms(host));
+        if let Some(catalog) = vm.catalog.as_ref() {
+            catalog::publish(catalog);
+        }
         super::response_cache::initialise_cache(&vm, host);
         Ok(vm)
     }

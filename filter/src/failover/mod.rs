@@ -10,6 +10,7 @@
 //! * [`http_date`]: the three HTTP-date forms of `Retry-After`.
 //! * [`schedule`]: retry delays, the per-request [`AttemptTracker`], the all-failed reply.
 //! * [`carry`]: what one Envoy retry attempt tells the next (original path, attempt notes).
+//! * [`catalog`]: the catalog a listener stage shares with the upstream stage of its VM.
 //! * [`metrics`]: stat names for attempts, failovers and circuit state.
 //!
 //! Typical use by the host layer: `plan` → `AttemptTracker::new` → loop { `next_attempt` →
@@ -21,11 +22,13 @@
 pub mod backoff_hint;
 pub mod carry;
 mod cas;
+pub mod catalog;
 pub mod circuit;
 pub mod classify;
 pub mod http_date;
 pub mod metrics;
 pub mod plan;
+pub mod raw;
 pub mod schedule;
 pub mod settings;
 pub mod timefmt;
@@ -38,12 +41,14 @@ pub use circuit::{
 };
 pub use classify::{classify, FailureKind, Outcome};
 pub use plan::{attempt_allowed, peek, plan, Plan, PlannedProvider, SkipReason};
+pub use raw::{
+    ProviderKind, RawApiKey, RawBackoff, RawCircuit, RawFailoverSettings, RawProvider, RawRoute,
+};
 pub use schedule::{
     all_failed_reply, backoff_delay_ms, AfterAttempt, Attempt, AttemptSummary, AttemptTracker,
     FailedReply, Failover, NextStep, StopReason,
 };
 pub use settings::{
-    compile, parse, ApiKeySource, BackoffSettings, CircuitSettings, FailoverConfigError,
-    FailoverSettings, ModelMap, ModelPattern, ProviderKind, ProviderSettings, RawApiKey,
-    RawBackoff, RawCircuit, RawFailoverSettings, RawProvider, RawRoute, Route,
+    compile, parse, ApiKeySource, BackoffSettings, CircuitSettings, FailoverSettings, ModelMap,
+    ModelPattern, ProviderSettings, Route,
 };

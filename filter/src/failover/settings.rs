@@ -1,32 +1,13 @@
-//! Failover settings: the provider catalog, model routes, deadlines and back-off as serde reads
-//! them ([`RawFailoverSettings`], unknown fields rejected, defaults explicit) and their
-//! validated runtime form ([`FailoverSettings`]). Every error names the JSON path of the
-//! offending field, e.g. `failover.providers[1].cluster: must not be empty`.
+//! Failover settings validated: [`compile`] turns the raw section ([`super::raw`]) into the
+//! runtime form ([`FailoverSettings`]): the provider catalog, model routes, deadlines and
+//! back-off. Every error names the JSON path of the offending field, e.g.
+//! `failover.providers[1].cluster: must not be empty`.
 
 use std::collections::BTreeMap;
 use std::fmt;
 
-use serde::Deserialize;
-
-/// Default per-attempt timeout.
-pub const DEFAULT_PROVIDER_TIMEOUT_MS: u64 = 60_000;
-/// Default retries on the same provider after its first attempt.
-pub const DEFAULT_MAX_RETRIES: u32 = 0;
-/// Default consecutive failures that open a provider's circuit.
-pub const DEFAULT_FAILURE_THRESHOLD: u32 = 5;
-/// Default time an open circuit waits before a probe.
-pub const DEFAULT_COOLDOWN_MS: u64 = 30_000;
-/// Default deadline for all attempts of one request together.
-pub const DEFAULT_TOTAL_DEADLINE_MS: u64 = 120_000;
-/// Default first retry delay: none. A proxy-wasm request cannot wait (no per-request timer), so
-/// tollgate sends a retry at once; any other value is refused at load.
-pub const DEFAULT_BACKOFF_BASE_MS: u64 = 0;
-/// Default longest retry delay.
-pub const DEFAULT_BACKOFF_MAX_MS: u64 = 5_000;
-/// Default jitter fraction applied to retry delays.
-pub const DEFAULT_BACKOFF_JITTER: f64 = 0.2;
-/// Default prefix of the shared-data keys holding circuit and back-off records.
-pub const DEFAULT_SHARED_KEY_PREFIX: &str = "tollgate.failover.";
+use super::raw::{ProviderKind, RawApiKey, RawBackoff, RawFailoverSettings, RawProvider};
+use crate::config::{join_path, ConfigError};
 
 /// Longest accepted timeout or deadline (one hour).
 const MAX_TIMEOUT_MS: u64 = 3_600_000;
@@ -42,204 +23,6 @@ const MAX_BACKOFF_DELAY_MS: u64 = 600_000;
 const MAX_PROVIDER_NAME_LEN: usize = 64;
 /// Longest shared-data key prefix.
 const MAX_KEY_PREFIX_LEN: usize = 128;
-
-/// A failover configuration error: the one configuration error type, whose path names the
-/// offending field, e.g. `failover.routes[0].providers[2]: unknown provider "x"`.
-pub type FailoverConfigError = crate::config::ConfigError;
-
-use crate::config::join_path;
-
-/// The wire protocol a provider speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(rename_all = "kebab-case")]
-pub enum ProviderKind {
-    /// OpenAI's API.
-    Openai,
-    /// Anthropic's Messages API.
-    Anthropic,
-    /// Google's Gemini API.
-    Gemini,
-    /// A server speaking OpenAI's API (Ollama, vLLM, …).
-    OpenaiCompatible,
-}
-
-impl ProviderKind {
-    /// The API base path used when the provider sets none.
-    pub fn default_base_path(self) -> &'static str {
-        match self {
-            Self::Openai | Self::Anthropic | Self::OpenaiCompatible => "/v1",
-            Self::Gemini => "/v1beta",
-        }
-    }
-
-    /// The configuration spelling of the kind.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Openai => "openai",
-            Self::Anthropic => "anthropic",
-            Self::Gemini => "gemini",
-            Self::OpenaiCompatible => "openai-compatible",
-        }
-    }
-}
-
-/// Raw `failover` section.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(deny_unknown_fields, default)]
-pub struct RawFailoverSettings {
-    /// The provider catalog.
-    pub providers: Vec<RawProvider>,
-    /// Client model (or `prefix*`) → ordered provider names.
-    pub routes: Vec<RawRoute>,
-    /// Providers for models no route matches; such models are refused when absent.
-    pub default_route: Option<Vec<String>>,
-    /// Deadline for all attempts of one request together.
-    pub total_deadline_ms: u64,
-    /// Delays between retries on the same provider.
-    pub backoff: RawBackoff,
-    /// Prefix of the shared-data keys holding circuit and back-off records.
-    pub shared_key_prefix: String,
-}
-
-impl Default for RawFailoverSettings {
-    fn default() -> Self {
-        Self {
-            providers: Vec::new(),
-            routes: Vec::new(),
-            default_route: None,
-            total_deadline_ms: DEFAULT_TOTAL_DEADLINE_MS,
-            backoff: RawBackoff::default(),
-            shared_key_prefix: DEFAULT_SHARED_KEY_PREFIX.to_string(),
-        }
-    }
-}
-
-/// Raw provider entry.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(deny_unknown_fields)]
-pub struct RawProvider {
-    /// Unique name used by routes, metrics and shared-data keys.
-    pub name: String,
-    /// The protocol it speaks.
-    pub kind: ProviderKind,
-    /// The Envoy cluster requests are dispatched to.
-    pub cluster: String,
-    /// API base path; per-kind default when absent.
-    #[serde(default)]
-    pub base_path: Option<String>,
-    /// The `:authority` to send; the cluster's default when absent.
-    #[serde(default)]
-    pub host: Option<String>,
-    /// Client model → provider model; keys may end in `*` to match a prefix.
-    #[serde(default)]
-    pub models: BTreeMap<String, String>,
-    /// Where the provider's API key comes from; none for keyless servers.
-    #[serde(default)]
-    pub api_key: Option<RawApiKey>,
-    /// Per-attempt timeout.
-    #[serde(default = "default_timeout_ms")]
-    pub timeout_ms: u64,
-    /// Retries on this provider after its first attempt, before failing over.
-    #[serde(default = "default_max_retries")]
-    pub max_retries: u32,
-    /// Circuit breaker thresholds.
-    #[serde(default)]
-    pub circuit: RawCircuit,
-}
-
-fn default_timeout_ms() -> u64 {
-    DEFAULT_PROVIDER_TIMEOUT_MS
-}
-
-fn default_max_retries() -> u32 {
-    DEFAULT_MAX_RETRIES
-}
-
-/// Raw API key source: exactly one of `{"env": NAME}` or `{"value": "..."}`. `{"file": PATH}`
-/// is read only to be refused by name: Envoy's V8 runtime gives wasm no file access.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(rename_all = "lowercase", deny_unknown_fields)]
-pub enum RawApiKey {
-    /// An environment variable of the Envoy process.
-    Env(String),
-    /// A file: refused at load (`api_key.file`), since the VM cannot read files.
-    File(String),
-    /// The key inline in the configuration (discouraged; production profiles may refuse it).
-    Value(String),
-}
-
-impl fmt::Debug for RawApiKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Env(name) => f.debug_tuple("Env").field(name).finish(),
-            Self::File(path) => f.debug_tuple("File").field(path).finish(),
-            Self::Value(_) => f.write_str("Value(<redacted>)"),
-        }
-    }
-}
-
-/// Raw circuit breaker thresholds.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(deny_unknown_fields, default)]
-pub struct RawCircuit {
-    /// Consecutive failures that open the circuit.
-    pub failure_threshold: u32,
-    /// How long the circuit stays open before a probe.
-    pub cooldown_ms: u64,
-}
-
-impl Default for RawCircuit {
-    fn default() -> Self {
-        Self {
-            failure_threshold: DEFAULT_FAILURE_THRESHOLD,
-            cooldown_ms: DEFAULT_COOLDOWN_MS,
-        }
-    }
-}
-
-/// Raw route entry.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(deny_unknown_fields)]
-pub struct RawRoute {
-    /// An exact client model, or a prefix ending in `*` (`gpt-*`).
-    pub model: String,
-    /// Provider names in the order they are tried.
-    pub providers: Vec<String>,
-    /// An Envoy aggregate cluster whose member clusters are these providers in this order: Envoy's
-    /// retries walk it and tollgate's upstream stage rewrites each attempt for its provider
-    /// (streams fail over before their first byte). Absent: tollgate routes and fails over itself.
-    #[serde(default)]
-    pub cluster: Option<String>,
-}
-
-/// Raw retry delay settings.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(deny_unknown_fields, default)]
-pub struct RawBackoff {
-    /// Delay before the first retry.
-    pub base_ms: u64,
-    /// Longest delay.
-    pub max_ms: u64,
-    /// Random spread as a fraction of the delay (0.2 = ±20 %).
-    pub jitter: f64,
-}
-
-impl Default for RawBackoff {
-    fn default() -> Self {
-        Self {
-            base_ms: DEFAULT_BACKOFF_BASE_MS,
-            max_ms: DEFAULT_BACKOFF_MAX_MS,
-            jitter: DEFAULT_BACKOFF_JITTER,
-        }
-    }
-}
 
 /// A client model pattern.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -407,13 +190,15 @@ pub struct Route {
     pub pattern: ModelPattern,
     /// Indexes into [`FailoverSettings::providers`], in try order.
     pub providers: Vec<usize>,
-    /// The aggregate cluster Envoy walks per attempt (see [`RawRoute::cluster`]).
+    /// The aggregate cluster Envoy walks per attempt (see [`RawRoute::cluster`](super::raw::RawRoute::cluster)).
     pub cluster: Option<String>,
 }
 
 /// The validated failover settings.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FailoverSettings {
+    /// The catalog's name for the upstream stages of the VM (see [`super::catalog`]).
+    pub name: Option<String>,
     /// The provider catalog, in configuration order.
     pub providers: Vec<ProviderSettings>,
     /// Routes in configuration order (lookup prefers exact, then longest prefix).
@@ -481,7 +266,7 @@ impl FailoverSettings {
 /// Parses and validates a JSON `failover` section on its own; error paths start with
 /// `path_prefix`. (The plugin configuration reads the section once with the rest of the
 /// document and calls [`compile`].)
-pub fn parse(bytes: &[u8], path_prefix: &str) -> Result<FailoverSettings, FailoverConfigError> {
+pub fn parse(bytes: &[u8], path_prefix: &str) -> Result<FailoverSettings, ConfigError> {
     let raw: RawFailoverSettings = crate::config::deserialize_json(bytes, path_prefix)?;
     compile(raw, path_prefix)
 }
@@ -491,22 +276,25 @@ pub fn parse(bytes: &[u8], path_prefix: &str) -> Result<FailoverSettings, Failov
 pub fn compile(
     raw: RawFailoverSettings,
     path_prefix: &str,
-) -> Result<FailoverSettings, FailoverConfigError> {
+) -> Result<FailoverSettings, ConfigError> {
     compile_relative(raw, path_prefix).map_err(|e| e.under(path_prefix))
 }
 
 fn compile_relative(
     raw: RawFailoverSettings,
     path_prefix: &str,
-) -> Result<FailoverSettings, FailoverConfigError> {
+) -> Result<FailoverSettings, ConfigError> {
     let key_prefix = validate_key_prefix(&raw.shared_key_prefix)
-        .map_err(|r| FailoverConfigError::new("shared_key_prefix", r))?;
+        .map_err(|r| ConfigError::new("shared_key_prefix", r))?;
+    if let Some(name) = raw.name.as_deref() {
+        super::catalog::validate_name(name).map_err(|r| ConfigError::new("name", r))?;
+    }
     let mut providers: Vec<ProviderSettings> = Vec::with_capacity(raw.providers.len());
     let mut inline_api_key_paths = Vec::new();
     for (i, p) in raw.providers.into_iter().enumerate() {
         let base = format!("providers[{i}]");
         if providers.iter().any(|q| q.name == p.name) {
-            return Err(FailoverConfigError::new(
+            return Err(ConfigError::new(
                 format!("{base}.name"),
                 format!("duplicate provider name {:?}", p.name),
             ));
@@ -526,16 +314,16 @@ fn compile_relative(
     for (i, r) in raw.routes.iter().enumerate() {
         let base = format!("routes[{i}]");
         let pattern = ModelPattern::parse(&r.model)
-            .map_err(|reason| FailoverConfigError::new(format!("{base}.model"), reason))?;
+            .map_err(|reason| ConfigError::new(format!("{base}.model"), reason))?;
         if routes.iter().any(|existing| existing.pattern == pattern) {
-            return Err(FailoverConfigError::new(
+            return Err(ConfigError::new(
                 format!("{base}.model"),
                 format!("duplicate route for {:?}", r.model),
             ));
         }
         let list = resolve_providers(&providers, &r.providers, &format!("{base}.providers"))?;
         if r.cluster.as_deref().is_some_and(str::is_empty) {
-            return Err(FailoverConfigError::new(
+            return Err(ConfigError::new(
                 format!("{base}.cluster"),
                 "must not be empty",
             ));
@@ -553,7 +341,7 @@ fn compile_relative(
     };
 
     if !(1..=MAX_TIMEOUT_MS).contains(&raw.total_deadline_ms) {
-        return Err(FailoverConfigError::new(
+        return Err(ConfigError::new(
             "total_deadline_ms",
             format!(
                 "must be between 1 and {MAX_TIMEOUT_MS}, got {}",
@@ -564,6 +352,7 @@ fn compile_relative(
     let backoff = compile_backoff(&raw.backoff)?;
 
     Ok(FailoverSettings {
+        name: raw.name,
         providers,
         routes,
         default_route,
@@ -574,15 +363,15 @@ fn compile_relative(
     })
 }
 
-fn compile_backoff(raw: &RawBackoff) -> Result<BackoffSettings, FailoverConfigError> {
+fn compile_backoff(raw: &RawBackoff) -> Result<BackoffSettings, ConfigError> {
     if raw.max_ms > MAX_BACKOFF_DELAY_MS {
-        return Err(FailoverConfigError::new(
+        return Err(ConfigError::new(
             "backoff.max_ms",
             format!("must be at most {MAX_BACKOFF_DELAY_MS}, got {}", raw.max_ms),
         ));
     }
     if raw.base_ms > raw.max_ms {
-        return Err(FailoverConfigError::new(
+        return Err(ConfigError::new(
             "backoff.max_ms",
             format!(
                 "must be at least base_ms ({}), got {}",
@@ -591,13 +380,13 @@ fn compile_backoff(raw: &RawBackoff) -> Result<BackoffSettings, FailoverConfigEr
         ));
     }
     if !(raw.jitter.is_finite() && (0.0..=1.0).contains(&raw.jitter)) {
-        return Err(FailoverConfigError::new(
+        return Err(ConfigError::new(
             "backoff.jitter",
             format!("must be between 0.0 and 1.0, got {}", raw.jitter),
         ));
     }
     if raw.base_ms != 0 {
-        return Err(FailoverConfigError::new(
+        return Err(ConfigError::new(
             "backoff.base_ms",
             format!(
                 "must be 0, got {}: tollgate retries a provider at once (a request cannot wait \
@@ -630,12 +419,9 @@ fn resolve_providers(
     providers: &[ProviderSettings],
     names: &[String],
     path: &str,
-) -> Result<Vec<usize>, FailoverConfigError> {
+) -> Result<Vec<usize>, ConfigError> {
     if names.is_empty() {
-        return Err(FailoverConfigError::new(
-            path,
-            "must name at least one provider",
-        ));
+        return Err(ConfigError::new(path, "must name at least one provider"));
     }
     let mut out: Vec<usize> = Vec::with_capacity(names.len());
     for (j, name) in names.iter().enumerate() {
@@ -643,9 +429,9 @@ fn resolve_providers(
         let index = providers
             .iter()
             .position(|p| &p.name == name)
-            .ok_or_else(|| FailoverConfigError::new(&here, format!("unknown provider {name:?}")))?;
+            .ok_or_else(|| ConfigError::new(&here, format!("unknown provider {name:?}")))?;
         if out.contains(&index) {
-            return Err(FailoverConfigError::new(
+            return Err(ConfigError::new(
                 here,
                 format!("provider {name:?} is listed twice"),
             ));
@@ -659,9 +445,8 @@ fn compile_provider(
     p: RawProvider,
     base: &str,
     key_prefix: &str,
-) -> Result<ProviderSettings, FailoverConfigError> {
-    let at =
-        |field: &str, reason: String| FailoverConfigError::new(format!("{base}.{field}"), reason);
+) -> Result<ProviderSettings, ConfigError> {
+    let at = |field: &str, reason: String| ConfigError::new(format!("{base}.{field}"), reason);
 
     validate_provider_name(&p.name).map_err(|r| at("name", r))?;
     if p.cluster.is_empty() {
@@ -817,17 +602,13 @@ fn validate_env_name(name: &str) -> Result<(), String> {
     }
 }
 
-fn compile_models(
-    models: &BTreeMap<String, String>,
-    path: &str,
-) -> Result<ModelMap, FailoverConfigError> {
+fn compile_models(models: &BTreeMap<String, String>, path: &str) -> Result<ModelMap, ConfigError> {
     let mut map = ModelMap::default();
     for (client, target) in models {
         let here = format!("{path}.{client}");
-        let pattern =
-            ModelPattern::parse(client).map_err(|r| FailoverConfigError::new(&here, r))?;
+        let pattern = ModelPattern::parse(client).map_err(|r| ConfigError::new(&here, r))?;
         if target.is_empty() || target.chars().any(char::is_control) {
-            return Err(FailoverConfigError::new(
+            return Err(ConfigError::new(
                 &here,
                 "target model must be non-empty without control characters",
             ));
@@ -840,7 +621,7 @@ fn compile_models(
             }
         };
         if !target_ok {
-            return Err(FailoverConfigError::new(
+            return Err(ConfigError::new(
                 &here,
                 format!(
                     "target {target:?}: `*` is only allowed at the end, and only for a prefix key"
@@ -861,348 +642,5 @@ fn compile_models(
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
-pub(crate) mod tests {
-    use super::*;
-
-    /// A catalog of three providers routed for `gpt-*` and `claude-*`.
-    pub(crate) const SAMPLE: &str = r#"{
-        "providers": [
-            {"name": "openai", "kind": "openai", "cluster": "openai_cluster",
-             "host": "api.openai.com", "api_key": {"env": "OPENAI_API_KEY"},
-             "models": {"gpt-4o": "gpt-4o-2024-08-06"}, "max_retries": 1,
-             "circuit": {"failure_threshold": 2, "cooldown_ms": 1000}},
-            {"name": "azure", "kind": "openai-compatible", "cluster": "azure", "base_path": "/openai/v1/",
-             "models": {"gpt-*": "azure-gpt-*", "gpt-4o*": "azure-4o"}, "max_retries": 0,
-             "timeout_ms": 5000, "api_key": {"env": "AZURE_KEY"}},
-            {"name": "anthropic", "kind": "anthropic", "cluster": "anthropic",
-             "api_key": {"value": "sk-ant-secret"}, "models": {"claude-*": "claude-*"}}
-        ],
-        "routes": [
-            {"model": "gpt-*", "providers": ["openai", "azure"]},
-            {"model": "gpt-4o-mini", "providers": ["azure"]},
-            {"model": "claude-*", "providers": ["anthropic", "openai"]},
-            {"model": "claude-3*", "providers": ["anthropic"]}
-        ],
-        "total_deadline_ms": 30000
-    }"#;
-
-    pub(crate) fn sample() -> FailoverSettings {
-        parse(SAMPLE.as_bytes(), "failover").unwrap()
-    }
-
-    fn err(json: &str) -> FailoverConfigError {
-        parse(json.as_bytes(), "failover").unwrap_err()
-    }
-
-    #[test]
-    fn sample_compiles_with_defaults() {
-        let s = sample();
-        assert_eq!(s.providers.len(), 3);
-        let openai = &s.providers[0];
-        assert_eq!(openai.base_path, "/v1");
-        assert_eq!(openai.timeout_ms, DEFAULT_PROVIDER_TIMEOUT_MS);
-        assert_eq!(openai.max_retries, 1);
-        assert_eq!(s.providers[2].max_retries, DEFAULT_MAX_RETRIES);
-        assert_eq!(openai.host.as_deref(), Some("api.openai.com"));
-        assert_eq!(openai.circuit_key, "tollgate.failover.circuit.openai");
-        assert_eq!(openai.backoff_key, "tollgate.failover.backoff.openai");
-        let azure = &s.providers[1];
-        assert_eq!(azure.base_path, "/openai/v1");
-        assert_eq!(azure.max_retries, 0);
-        assert_eq!(
-            azure.circuit,
-            CircuitSettings {
-                failure_threshold: DEFAULT_FAILURE_THRESHOLD,
-                cooldown_ms: DEFAULT_COOLDOWN_MS
-            }
-        );
-        assert_eq!(s.total_deadline_ms, 30_000);
-        assert_eq!(
-            s.backoff,
-            BackoffSettings {
-                base_ms: 0,
-                max_ms: 5000,
-                jitter: 0.2
-            }
-        );
-        assert_eq!(
-            s.inline_api_key_paths,
-            vec!["failover.providers[2].api_key.value"]
-        );
-        assert!(s.default_route.is_none());
-    }
-
-    #[test]
-    fn default_base_paths_per_kind() {
-        for (kind, path) in [
-            ("openai", "/v1"),
-            ("anthropic", "/v1"),
-            ("gemini", "/v1beta"),
-            ("openai-compatible", "/v1"),
-        ] {
-            let json = format!(r#"{{"providers":[{{"name":"p","kind":"{kind}","cluster":"c"}}]}}"#);
-            let s = parse(json.as_bytes(), "").unwrap();
-            assert_eq!(s.providers[0].base_path, path);
-            assert_eq!(s.providers[0].kind.as_str(), kind);
-        }
-        let s = parse(
-            br#"{"providers":[{"name":"p","kind":"openai","cluster":"c","base_path":"/"}]}"#,
-            "",
-        )
-        .unwrap();
-        assert_eq!(s.providers[0].base_path, "");
-    }
-
-    #[test]
-    fn empty_document_is_valid() {
-        let s = parse(b"{}", "failover").unwrap();
-        assert!(s.providers.is_empty());
-        assert_eq!(s.total_deadline_ms, DEFAULT_TOTAL_DEADLINE_MS);
-        assert_eq!(s.shared_key_prefix, DEFAULT_SHARED_KEY_PREFIX);
-        assert_eq!(compile(RawFailoverSettings::default(), "").unwrap(), s);
-    }
-
-    #[test]
-    fn model_mapping() {
-        let s = sample();
-        let openai = &s.providers[0];
-        assert_eq!(openai.models.provider_model("gpt-4o"), "gpt-4o-2024-08-06");
-        assert_eq!(openai.models.provider_model("gpt-4.1"), "gpt-4.1");
-        let azure = &s.providers[1];
-        assert_eq!(azure.models.provider_model("gpt-4o-mini"), "azure-4o");
-        assert_eq!(azure.models.provider_model("gpt-3.5"), "azure-gpt-3.5");
-        assert_eq!(azure.models.provider_model("o1"), "o1");
-        let anthropic = &s.providers[2];
-        assert_eq!(
-            anthropic.models.provider_model("claude-3-5-sonnet"),
-            "claude-3-5-sonnet"
-        );
-        assert!(!anthropic.models.is_empty());
-        assert!(ModelMap::default().is_empty());
-    }
-
-    #[test]
-    fn route_lookup_prefers_exact_then_longest_prefix_then_default() {
-        let s = sample();
-        assert_eq!(s.route_for("gpt-4o-mini"), Some(&[1usize][..]));
-        assert_eq!(s.route_for("gpt-4o"), Some(&[0usize, 1][..]));
-        assert_eq!(s.route_for("claude-3-opus"), Some(&[2usize][..]));
-        assert_eq!(s.route_for("claude-2"), Some(&[2usize, 0][..]));
-        assert_eq!(s.route_for("llama3"), None);
-        let with_default = SAMPLE.replace(
-            r#""total_deadline_ms": 30000"#,
-            r#""total_deadline_ms": 30000, "default_route": ["azure"]"#,
-        );
-        let s = parse(with_default.as_bytes(), "").unwrap();
-        assert_eq!(s.route_for("llama3"), Some(&[1usize][..]));
-        assert_eq!(s.provider("azure").unwrap().name, "azure");
-        assert!(s.provider("nope").is_none());
-    }
-
-    #[test]
-    fn validation_errors_name_json_paths() {
-        let e = err(
-            r#"{"providers":[{"name":"a","kind":"openai","cluster":"a"},{"name":"b","kind":"openai","cluster":""}]}"#,
-        );
-        assert_eq!(e.path, "failover.providers[1].cluster");
-        assert_eq!(e.reason, "must not be empty");
-        assert_eq!(
-            e.to_string(),
-            "invalid tollgate config: failover.providers[1].cluster: must not be empty"
-        );
-
-        let e = err(
-            r#"{"providers":[{"name":"a","kind":"openai","cluster":"a"}],"routes":[{"model":"m","providers":["a","a"]}]}"#,
-        );
-        assert_eq!(e.path, "failover.routes[0].providers[1]");
-
-        let e = err(
-            r#"{"providers":[{"name":"a","kind":"openai","cluster":"a"}],"routes":[{"model":"m","providers":["a","b","x"]}]}"#,
-        );
-        assert_eq!(e.path, "failover.routes[0].providers[1]");
-        assert_eq!(e.reason, "unknown provider \"b\"");
-
-        let cases: &[(&str, &str)] = &[
-            (
-                r#"{"providers":[{"name":"a","kind":"openai","cluster":"a"},{"name":"a","kind":"openai","cluster":"b"}]}"#,
-                "failover.providers[1].name",
-            ),
-            (
-                r#"{"providers":[{"name":"","kind":"openai","cluster":"a"}]}"#,
-                "failover.providers[0].name",
-            ),
-            (
-                r#"{"providers":[{"name":"a b","kind":"openai","cluster":"a"}]}"#,
-                "failover.providers[0].name",
-            ),
-            (
-                r#"{"providers":[{"name":"a","kind":"openai","cluster":"a b"}]}"#,
-                "failover.providers[0].cluster",
-            ),
-            (
-                r#"{"providers":[{"name":"a","kind":"openai","cluster":"a","base_path":"v1"}]}"#,
-                "failover.providers[0].base_path",
-            ),
-            (
-                r#"{"providers":[{"name":"a","kind":"openai","cluster":"a","base_path":"/v1?x"}]}"#,
-                "failover.providers[0].base_path",
-            ),
-            (
-                r#"{"providers":[{"name":"a","kind":"openai","cluster":"a","host":"a/b"}]}"#,
-                "failover.providers[0].host",
-            ),
-            (
-                r#"{"providers":[{"name":"a","kind":"openai","cluster":"a","host":""}]}"#,
-                "failover.providers[0].host",
-            ),
-            (
-                r#"{"providers":[{"name":"a","kind":"openai","cluster":"a","api_key":{"env":"1BAD"}}]}"#,
-                "failover.providers[0].api_key.env",
-            ),
-            (
-                r#"{"providers":[{"name":"a","kind":"openai","cluster":"a","api_key":{"file":""}}]}"#,
-                "failover.providers[0].api_key.file",
-            ),
-            (
-                r#"{"providers":[{"name":"a","kind":"openai","cluster":"a","api_key":{"value":"a b"}}]}"#,
-                "failover.providers[0].api_key.value",
-            ),
-            (
-                r#"{"providers":[{"name":"a","kind":"openai","cluster":"a","timeout_ms":0}]}"#,
-                "failover.providers[0].timeout_ms",
-            ),
-            (
-                r#"{"providers":[{"name":"a","kind":"openai","cluster":"a","max_retries":11}]}"#,
-                "failover.providers[0].max_retries",
-            ),
-            (
-                r#"{"providers":[{"name":"a","kind":"openai","cluster":"a","circuit":{"failure_threshold":0}}]}"#,
-                "failover.providers[0].circuit.failure_threshold",
-            ),
-            (
-                r#"{"providers":[{"name":"a","kind":"openai","cluster":"a","circuit":{"cooldown_ms":0}}]}"#,
-                "failover.providers[0].circuit.cooldown_ms",
-            ),
-            (
-                r#"{"providers":[{"name":"a","kind":"openai","cluster":"a","models":{"g*x":"y"}}]}"#,
-                "failover.providers[0].models.g*x",
-            ),
-            (
-                r#"{"providers":[{"name":"a","kind":"openai","cluster":"a","models":{"g":"y*"}}]}"#,
-                "failover.providers[0].models.g",
-            ),
-            (
-                r#"{"providers":[{"name":"a","kind":"openai","cluster":"a","models":{"g*":"*y"}}]}"#,
-                "failover.providers[0].models.g*",
-            ),
-            (
-                r#"{"providers":[{"name":"a","kind":"openai","cluster":"a","models":{"g":""}}]}"#,
-                "failover.providers[0].models.g",
-            ),
-            (
-                r#"{"providers":[{"name":"a","kind":"openai","cluster":"a"}],"routes":[{"model":"","providers":["a"]}]}"#,
-                "failover.routes[0].model",
-            ),
-            (
-                r#"{"providers":[{"name":"a","kind":"openai","cluster":"a"}],"routes":[{"model":"*x*","providers":["a"]}]}"#,
-                "failover.routes[0].model",
-            ),
-            (
-                r#"{"providers":[{"name":"a","kind":"openai","cluster":"a"}],"routes":[{"model":"m","providers":["a"]},{"model":"m","providers":["a"]}]}"#,
-                "failover.routes[1].model",
-            ),
-            (
-                r#"{"providers":[{"name":"a","kind":"openai","cluster":"a"}],"routes":[{"model":"m","providers":[]}]}"#,
-                "failover.routes[0].providers",
-            ),
-            (
-                r#"{"providers":[{"name":"a","kind":"openai","cluster":"a"}],"default_route":[]}"#,
-                "failover.default_route",
-            ),
-            (
-                r#"{"providers":[{"name":"a","kind":"openai","cluster":"a"}],"default_route":["a","zz"]}"#,
-                "failover.default_route[1]",
-            ),
-            (r#"{"total_deadline_ms":0}"#, "failover.total_deadline_ms"),
-            (
-                r#"{"backoff":{"base_ms":10,"max_ms":5}}"#,
-                "failover.backoff.max_ms",
-            ),
-            (
-                r#"{"backoff":{"max_ms":600001}}"#,
-                "failover.backoff.max_ms",
-            ),
-            (r#"{"backoff":{"jitter":1.5}}"#, "failover.backoff.jitter"),
-            (r#"{"backoff":{"jitter":-0.1}}"#, "failover.backoff.jitter"),
-            (r#"{"backoff":{"base_ms":100}}"#, "failover.backoff.base_ms"),
-            (r#"{"shared_key_prefix":""}"#, "failover.shared_key_prefix"),
-            (
-                r#"{"shared_key_prefix":"a b"}"#,
-                "failover.shared_key_prefix",
-            ),
-        ];
-        for (json, path) in cases {
-            assert_eq!(err(json).path, *path, "{json}");
-        }
-    }
-
-    #[test]
-    fn serde_errors_name_json_paths() {
-        let e = err(r#"{"providers":[{"name":"a","kind":"openai","cluster":"a","bogus":1}]}"#);
-        assert_eq!(e.path, "failover.providers[0].bogus");
-        let e = err(r#"{"providers":[{"name":"a","kind":"cohere","cluster":"a"}]}"#);
-        assert_eq!(e.path, "failover.providers[0].kind");
-        assert!(!e.reason.contains("line"));
-        let e = err(r#"{"providers":[{"name":"a","kind":"openai"}]}"#);
-        assert_eq!(e.path, "failover.providers[0]");
-        assert!(e.reason.contains("cluster"));
-        let e = err(
-            r#"{"providers":[{"name":"a","kind":"openai","cluster":"c","api_key":{"vault":"x"}}]}"#,
-        );
-        assert_eq!(e.path, "failover.providers[0].api_key");
-        let e = err(
-            r#"{"providers":[{"name":"a","kind":"openai","cluster":"c","api_key":{"env":"A","file":"b"}}]}"#,
-        );
-        assert!(e.path.starts_with("failover.providers[0].api_key"), "{e}");
-        let e = err(r#"{"routes":[{"model":"m","providers":["a"],"x":1}]}"#);
-        assert_eq!(e.path, "failover.routes[0].x");
-        let e = err(r#"{"circuit":{}}"#);
-        assert_eq!(e.path, "failover.circuit");
-        let e = err(r#"{} trailing"#);
-        assert_eq!(e.path, "failover");
-        let e = parse(b"[", "").unwrap_err();
-        assert_eq!(e.path, ".");
-    }
-
-    #[test]
-    fn secrets_are_not_printed() {
-        let s = sample();
-        let debug = format!("{s:?}");
-        assert!(!debug.contains("sk-ant-secret"));
-        assert!(debug.contains("Inline(<redacted>)"));
-        let raw: RawFailoverSettings = serde_json::from_str(SAMPLE).unwrap();
-        assert!(!format!("{raw:?}").contains("sk-ant-secret"));
-        assert!(s.providers[2].api_key.as_ref().unwrap().is_inline());
-        assert!(!s.providers[0].api_key.as_ref().unwrap().is_inline());
-    }
-
-    #[test]
-    fn custom_key_prefix_shapes_keys() {
-        let s = parse(
-            br#"{"shared_key_prefix":"tg/fo/","providers":[{"name":"p","kind":"gemini","cluster":"c"}]}"#,
-            "",
-        )
-        .unwrap();
-        assert_eq!(s.providers[0].circuit_key, "tg/fo/circuit.p");
-        assert_eq!(s.providers[0].backoff_key, "tg/fo/backoff.p");
-    }
-
-    #[test]
-    fn path_joining() {
-        assert_eq!(join_path("", "a.b"), "a.b");
-        assert_eq!(join_path("", "."), ".");
-        assert_eq!(join_path("x", "."), "x");
-        assert_eq!(join_path("x", "[0]"), "x[0]");
-        assert_eq!(join_path("x", "a"), "x.a");
-    }
-}
+#[path = "settings_tests.rs"]
+pub(crate) mod tests;

@@ -1,6 +1,6 @@
 //! Error types of the JWT module: why a token was refused (`JwtError`), how that refusal is
 //! answered to the client (RFC 6750 `WWW-Authenticate` reply parts), and why a configuration was
-//! refused (`JwtConfigError`, always carrying the JSON path of the offending field).
+//! refused (`ConfigError`, always carrying the JSON path of the offending field).
 
 use std::fmt;
 
@@ -195,13 +195,10 @@ fn quoted_string_content(value: &str) -> String {
     out
 }
 
-/// A refused JWT configuration: the one configuration error type, whose path names the
-/// offending field, e.g. `jwt.providers[0].audiences: must not be empty`.
-pub type JwtConfigError = crate::config::ConfigError;
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::ConfigError;
 
     #[test]
     fn missing_token_has_no_error_attribute() {
@@ -245,7 +242,7 @@ mod tests {
 
     #[test]
     fn config_error_display() {
-        let e = JwtConfigError::new("jwt.providers[0].audiences", "must not be empty");
+        let e = ConfigError::new("jwt.providers[0].audiences", "must not be empty");
         assert_eq!(
             e.to_string(),
             "invalid tollgate config: jwt.providers[0].audiences: must not be empty"

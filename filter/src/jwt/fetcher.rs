@@ -10,17 +10,6 @@ use std::sync::Arc;
 use super::keys::{parse_jwks_bytes, KeySet, SkippedKey};
 use crate::refresh::{Document, Fetcher, Parsed};
 
-pub use crate::refresh::{FetchFailure, LOST_FETCH_GRACE_MS, RETRY_BASE_MS, RETRY_MAX_MS};
-
-/// The HTTP request the host sends to fetch the key set.
-pub type JwksRequest = crate::refresh::FetchRequest;
-/// What a fetch result changed.
-pub type FetchReport = crate::refresh::FetchReport<SkippedKey>;
-/// Whether requests can be verified now (`Unavailable`: refuse with `no_keys_yet`).
-pub type KeyAvailability = crate::refresh::Availability<KeySet>;
-/// Fetch state of one provider's remote key set.
-pub type JwksFetcher = Fetcher<KeySet>;
-
 impl Document for KeySet {
     type Skipped = SkippedKey;
     const NAME: &'static str = "JWKS";
@@ -68,13 +57,13 @@ impl Fetcher<KeySet> {
 )]
 mod tests {
     use super::*;
-    use crate::jwt::settings::RemoteJwksConfig;
+    use crate::refresh::{Availability, FetchFailure, RemoteSource, RETRY_MAX_MS};
 
     const GOOD: &str = r#"{"keys":[{"kty":"oct","kid":"a","k":"AyM1SysPpbyDfgZld3umj1qzKObwVMkoqQ-EstJQLr_T-1qS0gZH75aKtMN3Yj0iPS4hcgUuTwjAzZr1Z9CAow"}]}"#;
     const GOOD2: &str = r#"{"keys":[{"kty":"oct","kid":"b","k":"AyM1SysPpbyDfgZld3umj1qzKObwVMkoqQ-EstJQLr_T-1qS0gZH75aKtMN3Yj0iPS4hcgUuTwjAzZr1Z9CAow"}]}"#;
 
-    fn config() -> RemoteJwksConfig {
-        RemoteJwksConfig {
+    fn config() -> RemoteSource {
+        RemoteSource {
             cluster: "idp".into(),
             authority: "idp.example".into(),
             path: "/jwks".into(),
@@ -87,20 +76,20 @@ mod tests {
 
     #[test]
     fn first_fetch_pending_then_ready() {
-        let mut f = JwksFetcher::new(config(), 1000);
+        let mut f = Fetcher::<KeySet>::new(config(), 1000);
         assert!(f.needs_fetch(1000));
         assert!(matches!(
             f.availability(1000),
-            KeyAvailability::Pending {
+            Availability::Pending {
                 wait_until_ms: 4000
             }
         ));
         f.on_fetch_started(1000);
         assert!(!f.needs_fetch(1500));
-        assert!(matches!(f.availability(4000), KeyAvailability::Unavailable));
+        assert!(matches!(f.availability(4000), Availability::Unavailable));
         let r = f.on_fetch_result(1200, Ok(GOOD.as_bytes()));
         assert!(r.keys_changed && r.error.is_none());
-        assert!(matches!(f.availability(1200), KeyAvailability::Ready(_)));
+        assert!(matches!(f.availability(1200), Availability::Ready(_)));
         assert!(!f.needs_fetch(1200 + 599_999));
         assert!(f.needs_fetch(1200 + 600_000));
         assert_eq!(f.request().path, "/jwks");
@@ -108,7 +97,7 @@ mod tests {
 
     #[test]
     fn failure_keeps_last_good_keys_and_backs_off() {
-        let mut f = JwksFetcher::new(config(), 0);
+        let mut f = Fetcher::<KeySet>::new(config(), 0);
         f.on_fetch_started(0);
         f.on_fetch_result(10, Ok(GOOD.as_bytes()));
         let fp = f.keys().unwrap().fingerprint();
@@ -122,7 +111,7 @@ mod tests {
         assert_eq!(f.next_check_at_ms(), 607_010);
         assert_eq!(f.consecutive_failures(), 3);
         assert_eq!(f.keys().unwrap().fingerprint(), fp);
-        assert!(matches!(f.availability(607_010), KeyAvailability::Ready(_)));
+        assert!(matches!(f.availability(607_010), Availability::Ready(_)));
         // Success resets.
         let r = f.on_fetch_result(607_020, Ok(GOOD2.as_bytes()));
         assert!(r.keys_changed);
@@ -135,17 +124,17 @@ mod tests {
 
     #[test]
     fn backoff_is_capped() {
-        let mut f = JwksFetcher::new(config(), 0);
+        let mut f = Fetcher::<KeySet>::new(config(), 0);
         for _ in 0..30 {
             f.on_fetch_result(0, Err(FetchFailure::Transport("reset".into())));
         }
         assert_eq!(f.next_check_at_ms(), RETRY_MAX_MS);
-        assert!(matches!(f.availability(1), KeyAvailability::Unavailable));
+        assert!(matches!(f.availability(1), Availability::Unavailable));
     }
 
     #[test]
     fn unknown_kid_refetch_is_rate_limited() {
-        let mut f = JwksFetcher::new(config(), 0);
+        let mut f = Fetcher::<KeySet>::new(config(), 0);
         f.on_fetch_result(0, Ok(GOOD.as_bytes()));
         assert!(!f.needs_fetch(5_000));
         assert!(f.on_unknown_kid(5_000));
@@ -160,7 +149,7 @@ mod tests {
 
     #[test]
     fn lost_fetch_is_retried() {
-        let mut f = JwksFetcher::new(config(), 0);
+        let mut f = Fetcher::<KeySet>::new(config(), 0);
         f.on_fetch_started(0);
         assert!(!f.needs_fetch(2_999));
         assert!(f.needs_fetch(3_000));

@@ -12,6 +12,7 @@ pub mod errors;
 pub mod extract;
 pub mod fetcher;
 pub mod keys;
+pub mod raw;
 pub mod rules;
 pub mod settings;
 pub mod verify;
@@ -20,14 +21,15 @@ pub mod verify;
 mod tests;
 
 pub use cache::VerifiedTokenCache;
-pub use errors::{AuthFailureReply, JwtConfigError, JwtError};
+pub use errors::{AuthFailureReply, JwtError};
 pub use extract::{HeaderFn, HeaderLookup, RequestEdit};
-pub use fetcher::{JwksFetcher, KeyAvailability};
 pub use keys::KeySet;
+pub use raw::RawJwtSettings;
 pub use rules::{BypassReason, Requirement};
-pub use settings::{compile, from_json_value, CompiledProvider, JwtSettings, RawJwtSettings};
+pub use settings::{compile, from_json_value, CompiledProvider, JwtSettings};
 pub use verify::{verify, VerifiedToken};
 
+use crate::refresh::Availability;
 use extract::{extract_token, strip_token_edits, ExtractedToken};
 use rules::{is_cors_preflight, route, RouteDecision};
 
@@ -74,7 +76,7 @@ pub struct Denial {
     /// The token error, when the refusal is about the token.
     pub error: Option<JwtError>,
     /// The provider whose key set lacked the token's `kid`: the host should call
-    /// `JwksFetcher::on_unknown_kid` for it (and may retry the request after the refetch).
+    /// `Fetcher<KeySet>::on_unknown_kid` for it (and may retry the request after the refetch).
     pub unknown_kid_provider: Option<usize>,
 }
 
@@ -134,7 +136,7 @@ pub fn authenticate<H, K>(
 ) -> AuthOutcome
 where
     H: HeaderLookup + ?Sized,
-    K: Fn(usize) -> KeyAvailability,
+    K: Fn(usize) -> Availability<KeySet>,
 {
     let mut edits: Vec<RequestEdit> = settings
         .headers_to_remove()
@@ -238,14 +240,14 @@ where
             continue;
         }
         let key_set = match keys(*p) {
-            KeyAvailability::Ready(k) => k,
-            KeyAvailability::Pending { wait_until_ms } => {
+            Availability::Ready(k) => k,
+            Availability::Pending { wait_until_ms } => {
                 return AuthOutcome::Wait {
                     provider: *p,
                     until_ms: wait_until_ms,
                 }
             }
-            KeyAvailability::Unavailable => {
+            Availability::Unavailable => {
                 first_error.get_or_insert((JwtError::NoKeysYet, *p));
                 continue;
             }
@@ -306,9 +308,9 @@ pub fn verify_with_cache(
 }
 
 /// Key availability of a provider with local keys (`None` for a remote provider).
-pub fn local_keys(provider: &CompiledProvider) -> Option<KeyAvailability> {
+pub fn local_keys(provider: &CompiledProvider) -> Option<Availability<KeySet>> {
     match &provider.jwks {
-        settings::JwksSource::Local(k) => Some(KeyAvailability::Ready(std::sync::Arc::clone(k))),
+        settings::JwksSource::Local(k) => Some(Availability::Ready(std::sync::Arc::clone(k))),
         settings::JwksSource::Remote(_) => None,
     }
 }

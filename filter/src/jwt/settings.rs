@@ -1,42 +1,21 @@
-//! JWT configuration: the serde shape operators write (`RawJwtSettings`, unknown fields refused,
-//! every default explicit) and its validation into the compiled form the filter uses
-//! (`JwtSettings`). Every validation error names the JSON path of the offending field, e.g.
-//! `jwt.providers[0].audiences: must not be empty`.
+//! JWT configuration validated: [`compile`] turns the raw section ([`super::raw`]) into the
+//! compiled form the filter uses (`JwtSettings`). Every validation error names the JSON path of
+//! the offending field, e.g. `jwt.providers[0].audiences: must not be empty`.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
-use serde::Deserialize;
 use serde_json::Value;
 
-use super::errors::JwtConfigError;
 use super::keys::{fingerprint_of, parse_jwks_value, KeySet};
+use super::raw::{
+    RawJwtSettings, RawProvider, RawRemoteJwks, RawRequires, RawTokenLocation, MAX_CACHE_SIZE,
+    MAX_CLOCK_SKEW_SECONDS, MAX_MAX_TOKEN_BYTES, MIN_MAX_TOKEN_BYTES,
+};
 use super::rules::{CompiledRule, PathMatch, Requirement};
+use crate::config::ConfigError;
+use crate::refresh::RemoteSource;
 
-/// Default `WWW-Authenticate` realm.
-pub const DEFAULT_REALM: &str = "tollgate";
-/// Default number of verified tokens kept in the cache.
-pub const DEFAULT_CACHE_SIZE: usize = 1000;
-/// Largest accepted `cache_size`.
-pub const MAX_CACHE_SIZE: usize = 100_000;
-/// Default clock skew tolerance, seconds (as Envoy).
-pub const DEFAULT_CLOCK_SKEW_SECONDS: u64 = 60;
-/// Largest accepted clock skew, seconds.
-pub const MAX_CLOCK_SKEW_SECONDS: u64 = 600;
-/// Default largest token accepted, bytes.
-pub const DEFAULT_MAX_TOKEN_BYTES: usize = 8192;
-/// Smallest accepted `max_token_bytes`.
-pub const MIN_MAX_TOKEN_BYTES: usize = 256;
-/// Largest accepted `max_token_bytes`.
-pub const MAX_MAX_TOKEN_BYTES: usize = 65536;
-/// Default remote JWKS refresh period, seconds (Envoy's `cache_duration` default).
-pub const DEFAULT_REFRESH_SECONDS: u64 = 600;
-/// Default remote JWKS fetch timeout, milliseconds.
-pub const DEFAULT_FETCH_TIMEOUT_MS: u64 = 5000;
-/// Default minimum interval between refetches triggered by an unknown `kid`, seconds.
-pub const DEFAULT_MIN_REFETCH_SECONDS: u64 = 30;
-/// Default scope claim.
-pub const DEFAULT_SCOPE_CLAIM: &str = "scope";
 /// Headers a claim may never be copied into.
 const RESERVED_HEADERS: [&str; 8] = [
     "host",
@@ -48,215 +27,6 @@ const RESERVED_HEADERS: [&str; 8] = [
     "authorization",
     "cookie",
 ];
-
-fn default_true() -> bool {
-    true
-}
-fn default_realm() -> String {
-    DEFAULT_REALM.to_string()
-}
-fn default_cache_size() -> usize {
-    DEFAULT_CACHE_SIZE
-}
-fn default_clock_skew() -> u64 {
-    DEFAULT_CLOCK_SKEW_SECONDS
-}
-fn default_max_token_bytes() -> usize {
-    DEFAULT_MAX_TOKEN_BYTES
-}
-fn default_scope_claim() -> String {
-    DEFAULT_SCOPE_CLAIM.to_string()
-}
-fn default_refresh_seconds() -> u64 {
-    DEFAULT_REFRESH_SECONDS
-}
-fn default_timeout_ms() -> u64 {
-    DEFAULT_FETCH_TIMEOUT_MS
-}
-fn default_min_refetch_seconds() -> u64 {
-    DEFAULT_MIN_REFETCH_SECONDS
-}
-
-/// The `jwt` configuration section as written by operators.
-#[derive(Debug, Clone, Deserialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(deny_unknown_fields)]
-pub struct RawJwtSettings {
-    /// Token issuers and how to verify their tokens. At least one.
-    #[serde(default)]
-    pub providers: Vec<RawProvider>,
-    /// Path rules; the first matching rule wins.
-    #[serde(default)]
-    pub rules: Vec<RawRule>,
-    /// Paths that never need a token (checked before `rules`).
-    #[serde(default)]
-    pub bypass: Vec<RawPathMatch>,
-    /// Whether a request matching no rule passes without a token. Default false: refused.
-    #[serde(default)]
-    pub allow_unmatched: bool,
-    /// Whether CORS preflights (OPTIONS with `Origin` and `Access-Control-Request-Method`)
-    /// pass without a token. Default true.
-    #[serde(default = "default_true")]
-    pub bypass_cors_preflight: bool,
-    /// Realm of the `WWW-Authenticate` challenge. Default `tollgate`.
-    #[serde(default = "default_realm")]
-    pub realm: String,
-    /// Number of verified tokens cached (0 disables the cache). Default 1000.
-    #[serde(default = "default_cache_size")]
-    pub cache_size: usize,
-}
-
-/// One provider as written by operators.
-#[derive(Debug, Clone, Deserialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(deny_unknown_fields)]
-pub struct RawProvider {
-    /// Name referenced by rules; `[A-Za-z0-9_.-]`, unique.
-    pub name: String,
-    /// Required `iss` value; unset means `iss` is not checked.
-    #[serde(default)]
-    pub issuer: Option<String>,
-    /// Accepted `aud` values (any match); unset means `aud` is not checked; never empty.
-    #[serde(default)]
-    pub audiences: Option<Vec<String>>,
-    /// Inline JWKS: a JSON string or a JSON object.
-    #[serde(default)]
-    pub local_jwks: Option<Value>,
-    /// JWKS fetched from an Envoy cluster.
-    #[serde(default)]
-    pub remote_jwks: Option<RawRemoteJwks>,
-    /// Where the token is looked for. Default: `Authorization: Bearer <token>`.
-    #[serde(default)]
-    pub token_locations: Option<Vec<RawTokenLocation>>,
-    /// Whether the token is passed upstream. Default false: it is stripped.
-    #[serde(default)]
-    pub forward: bool,
-    /// Claims copied into request headers after successful verification.
-    #[serde(default)]
-    pub claims_to_headers: Vec<RawClaimHeader>,
-    /// Whether `exp` is required. Default true.
-    #[serde(default = "default_true")]
-    pub require_exp: bool,
-    /// Clock skew tolerated on `exp`, `nbf` and `iat`, seconds. Default 60.
-    #[serde(default = "default_clock_skew")]
-    pub clock_skew_seconds: u64,
-    /// Longest accepted token lifetime, seconds. Unset: no limit.
-    #[serde(default)]
-    pub max_lifetime_seconds: Option<u64>,
-    /// Longest accepted token, bytes, checked before any decoding. Default 8192.
-    #[serde(default = "default_max_token_bytes")]
-    pub max_token_bytes: usize,
-    /// Claim holding scopes (space-separated string or array), dotted for nested claims,
-    /// e.g. `scp` or `realm_access.roles`. Default `scope`.
-    #[serde(default = "default_scope_claim")]
-    pub scope_claim: String,
-}
-
-/// A remote JWKS source as written by operators.
-#[derive(Debug, Clone, Deserialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(deny_unknown_fields)]
-pub struct RawRemoteJwks {
-    /// Envoy cluster the fetch is sent to.
-    pub cluster: String,
-    /// Full `http(s)://authority/path` URL; or give `path` (and `authority`).
-    #[serde(default)]
-    pub uri: Option<String>,
-    /// Request path, starting with `/`; requires `authority`.
-    #[serde(default)]
-    pub path: Option<String>,
-    /// `:authority` of the fetch; taken from `uri` when unset.
-    #[serde(default)]
-    pub authority: Option<String>,
-    /// Refresh period, seconds. Default 600.
-    #[serde(default = "default_refresh_seconds")]
-    pub refresh_seconds: u64,
-    /// Fetch timeout, milliseconds. Default 5000.
-    #[serde(default = "default_timeout_ms")]
-    pub timeout_ms: u64,
-    /// Minimum seconds between refetches triggered by an unknown `kid`. Default 30.
-    #[serde(default = "default_min_refetch_seconds")]
-    pub min_refetch_seconds: u64,
-    /// How long requests may wait for the first fetch, milliseconds. Default `timeout_ms`.
-    #[serde(default)]
-    pub initial_wait_ms: Option<u64>,
-}
-
-/// A token location as written by operators: exactly one of `header`, `query`, `cookie`.
-#[derive(Debug, Clone, Deserialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(deny_unknown_fields)]
-pub struct RawTokenLocation {
-    /// Header name.
-    #[serde(default)]
-    pub header: Option<String>,
-    /// Prefix before the token in the header value (ASCII case-insensitive), e.g. `Bearer `.
-    /// Default empty.
-    #[serde(default)]
-    pub prefix: Option<String>,
-    /// Query parameter name.
-    #[serde(default)]
-    pub query: Option<String>,
-    /// Cookie name.
-    #[serde(default)]
-    pub cookie: Option<String>,
-}
-
-/// A claim-to-header mapping as written by operators.
-#[derive(Debug, Clone, Deserialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(deny_unknown_fields)]
-pub struct RawClaimHeader {
-    /// Claim name; dots reach nested claims (`realm.team`).
-    pub claim: String,
-    /// Request header the value is written to.
-    pub header: String,
-}
-
-/// A path matcher as written by operators: exactly one of `path_prefix`, `path_exact`.
-#[derive(Debug, Clone, Deserialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(deny_unknown_fields)]
-pub struct RawPathMatch {
-    /// Matches paths starting with this string.
-    #[serde(default)]
-    pub path_prefix: Option<String>,
-    /// Matches exactly this path.
-    #[serde(default)]
-    pub path_exact: Option<String>,
-}
-
-/// A rule's requirement as written by operators.
-#[derive(Debug, Clone, Deserialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(deny_unknown_fields, rename_all = "snake_case")]
-pub enum RawRequires {
-    /// A valid token of this provider is required.
-    Provider(String),
-    /// A valid token of any of these providers is required.
-    Any(Vec<String>),
-    /// A missing token passes; a present token must be valid for this provider.
-    Optional(String),
-}
-
-/// A rule as written by operators.
-#[derive(Debug, Clone, Deserialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[serde(deny_unknown_fields)]
-pub struct RawRule {
-    /// Matches paths starting with this string.
-    #[serde(default)]
-    pub path_prefix: Option<String>,
-    /// Matches exactly this path.
-    #[serde(default)]
-    pub path_exact: Option<String>,
-    /// What the matched request needs; unset means no token is needed.
-    #[serde(default)]
-    pub requires: Option<RawRequires>,
-    /// Scopes the token must all carry (needs `requires`).
-    #[serde(default)]
-    pub required_scopes: Vec<String>,
-}
 
 /// Validated JWT settings.
 #[derive(Debug, Clone)]
@@ -336,11 +106,8 @@ pub enum JwksSource {
     /// Keys given inline, parsed at configuration time.
     Local(Arc<KeySet>),
     /// Keys fetched from a cluster.
-    Remote(RemoteJwksConfig),
+    Remote(RemoteSource),
 }
-
-/// A validated remote JWKS source (the shared remote-document settings).
-pub type RemoteJwksConfig = crate::refresh::RemoteSource;
 
 /// A validated token location.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -372,7 +139,7 @@ pub struct ClaimHeader {
 /// Deserializes a JSON value into `RawJwtSettings` and compiles it; serde errors carry the
 /// JSON path too (e.g. `jwt.providers[0].foo: unknown field ...`). The plugin configuration
 /// reads the section once with the rest of the document and calls [`compile`] instead.
-pub fn from_json_value(value: Value, path_prefix: &str) -> Result<JwtSettings, JwtConfigError> {
+pub fn from_json_value(value: Value, path_prefix: &str) -> Result<JwtSettings, ConfigError> {
     let raw: RawJwtSettings = crate::config::deserialize_value(value, path_prefix)?;
     compile(raw, path_prefix)
 }
@@ -382,8 +149,8 @@ fn join(prefix: &str, field: &str) -> String {
     crate::config::join_path(prefix, field)
 }
 
-fn err<T>(path: String, reason: impl Into<String>) -> Result<T, JwtConfigError> {
-    Err(JwtConfigError::new(path, reason))
+fn err<T>(path: String, reason: impl Into<String>) -> Result<T, ConfigError> {
+    Err(ConfigError::new(path, reason))
 }
 
 /// True for a lowercase-able HTTP token (RFC 9110 `tchar`) header name.
@@ -403,7 +170,7 @@ fn is_simple_name(s: &str) -> bool {
 }
 
 /// Splits a dotted claim name; every segment must be non-empty.
-fn claim_path(path: String, claim: &str) -> Result<Vec<String>, JwtConfigError> {
+fn claim_path(path: String, claim: &str) -> Result<Vec<String>, ConfigError> {
     if claim.is_empty() || claim.len() > 256 {
         return err(
             path,
@@ -418,7 +185,7 @@ fn claim_path(path: String, claim: &str) -> Result<Vec<String>, JwtConfigError> 
 }
 
 /// Validates `raw` into `JwtSettings`; `path_prefix` (e.g. `jwt`) starts every error path.
-pub fn compile(raw: RawJwtSettings, path_prefix: &str) -> Result<JwtSettings, JwtConfigError> {
+pub fn compile(raw: RawJwtSettings, path_prefix: &str) -> Result<JwtSettings, ConfigError> {
     let p = |field: &str| join(path_prefix, field);
     if raw.providers.is_empty() {
         return err(p("providers"), "must not be empty");
@@ -435,11 +202,11 @@ pub fn compile(raw: RawJwtSettings, path_prefix: &str) -> Result<JwtSettings, Jw
         }
         providers.push(compile_provider(rp, &ppath)?);
     }
-    let find = |name: &str, path: String| -> Result<usize, JwtConfigError> {
+    let find = |name: &str, path: String| -> Result<usize, ConfigError> {
         providers
             .iter()
             .position(|pr| pr.name == name)
-            .ok_or_else(|| JwtConfigError::new(path, format!("unknown provider \"{name}\"")))
+            .ok_or_else(|| ConfigError::new(path, format!("unknown provider \"{name}\"")))
     };
     let mut rules = Vec::with_capacity(raw.rules.len());
     for (i, rr) in raw.rules.into_iter().enumerate() {
@@ -536,7 +303,7 @@ fn compile_path_match(
     prefix: Option<String>,
     exact: Option<String>,
     path: &str,
-) -> Result<PathMatch, JwtConfigError> {
+) -> Result<PathMatch, ConfigError> {
     let (m, field, value) = match (prefix, exact) {
         (Some(v), None) => (PathMatch::Prefix(v.clone()), "path_prefix", v),
         (None, Some(v)) => (PathMatch::Exact(v.clone()), "path_exact", v),
@@ -556,7 +323,7 @@ fn compile_path_match(
     Ok(m)
 }
 
-fn compile_provider(rp: RawProvider, ppath: &str) -> Result<CompiledProvider, JwtConfigError> {
+fn compile_provider(rp: RawProvider, ppath: &str) -> Result<CompiledProvider, ConfigError> {
     let f = |field: &str| join(ppath, field);
     if !is_simple_name(&rp.name) {
         return err(f("name"), "must be 1..=64 characters of [A-Za-z0-9_.-]");
@@ -671,11 +438,11 @@ fn compile_provider(rp: RawProvider, ppath: &str) -> Result<CompiledProvider, Jw
     })
 }
 
-fn compile_local_jwks(local: Value, path: &str) -> Result<KeySet, JwtConfigError> {
+fn compile_local_jwks(local: Value, path: &str) -> Result<KeySet, ConfigError> {
     let (value, fingerprint) = match local {
         Value::String(s) => {
             let v: Value = serde_json::from_str(&s).map_err(|e| {
-                JwtConfigError::new(path, format!("is not a valid JSON document: {e}"))
+                ConfigError::new(path, format!("is not a valid JSON document: {e}"))
             })?;
             (v, fingerprint_of(s.as_bytes()))
         }
@@ -685,8 +452,8 @@ fn compile_local_jwks(local: Value, path: &str) -> Result<KeySet, JwtConfigError
         }
         _ => return err(path.to_string(), "must be a JWKS object or a JSON string"),
     };
-    let load = parse_jwks_value(&value, fingerprint)
-        .map_err(|e| JwtConfigError::new(path, e.to_string()))?;
+    let load =
+        parse_jwks_value(&value, fingerprint).map_err(|e| ConfigError::new(path, e.to_string()))?;
     if let Some(s) = load.skipped.first() {
         return err(format!("{path}.keys[{}]", s.index), s.reason.clone());
     }
@@ -699,7 +466,7 @@ fn compile_local_jwks(local: Value, path: &str) -> Result<KeySet, JwtConfigError
 pub(crate) fn compile_remote_jwks(
     r: RawRemoteJwks,
     path: &str,
-) -> Result<RemoteJwksConfig, JwtConfigError> {
+) -> Result<RemoteSource, ConfigError> {
     let f = |field: &str| join(path, field);
     if r.cluster.is_empty() {
         return err(f("cluster"), "must not be empty");
@@ -709,9 +476,7 @@ pub(crate) fn compile_remote_jwks(
             let rest = uri
                 .strip_prefix("https://")
                 .or_else(|| uri.strip_prefix("http://"))
-                .ok_or_else(|| {
-                    JwtConfigError::new(f("uri"), "must start with http:// or https://")
-                })?;
+                .ok_or_else(|| ConfigError::new(f("uri"), "must start with http:// or https://"))?;
             let (auth, p) = rest
                 .find('/')
                 .and_then(|pos| rest.split_at_checked(pos))
@@ -724,7 +489,7 @@ pub(crate) fn compile_remote_jwks(
         }
         (None, Some(p)) => {
             let authority = r.authority.ok_or_else(|| {
-                JwtConfigError::new(f("authority"), "is required when [path] is given")
+                ConfigError::new(f("authority"), "is required when [path] is given")
             })?;
             (authority, p)
         }
@@ -761,7 +526,7 @@ pub(crate) fn compile_remote_jwks(
     if initial_wait_ms > 60_000 {
         return err(f("initial_wait_ms"), "must be at most 60000");
     }
-    Ok(RemoteJwksConfig {
+    Ok(RemoteSource {
         cluster: r.cluster,
         authority,
         path: req_path,
@@ -772,7 +537,7 @@ pub(crate) fn compile_remote_jwks(
     })
 }
 
-fn compile_location(l: RawTokenLocation, path: &str) -> Result<TokenLocation, JwtConfigError> {
+fn compile_location(l: RawTokenLocation, path: &str) -> Result<TokenLocation, ConfigError> {
     let f = |field: &str| join(path, field);
     match (l.header, l.query, l.cookie) {
         (Some(h), None, None) => {
@@ -809,158 +574,5 @@ fn compile_location(l: RawTokenLocation, path: &str) -> Result<TokenLocation, Jw
 }
 
 #[cfg(test)]
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    const HS_JWKS: &str = r#"{"keys":[{"kty":"oct","kid":"k1","k":"AyM1SysPpbyDfgZld3umj1qzKObwVMkoqQ-EstJQLr_T-1qS0gZH75aKtMN3Yj0iPS4hcgUuTwjAzZr1Z9CAow"}]}"#;
-
-    fn base() -> Value {
-        json!({
-            "providers": [{"name": "corp", "issuer": "https://idp", "local_jwks": HS_JWKS}],
-            "rules": [{"path_prefix": "/v1", "requires": {"provider": "corp"}}]
-        })
-    }
-
-    /// `path: reason` of the error compiling `v` as the `jwt` section.
-    fn compile_err(v: Value) -> String {
-        let e = from_json_value(v, "jwt").unwrap_err();
-        format!("{}: {}", e.path, e.reason)
-    }
-
-    #[test]
-    fn minimal_config_compiles_with_defaults() {
-        let s = from_json_value(base(), "jwt").unwrap();
-        let p = &s.providers[0];
-        assert!(!p.forward);
-        assert!(p.require_exp);
-        assert_eq!(p.clock_skew_seconds, 60);
-        assert_eq!(p.max_token_bytes, 8192);
-        assert_eq!(p.scope_claim, vec!["scope".to_string()]);
-        assert_eq!(
-            p.token_locations,
-            vec![TokenLocation::Header {
-                name: "authorization".into(),
-                prefix: "Bearer ".into()
-            }]
-        );
-        assert!(!s.allow_unmatched);
-        assert!(s.bypass_cors_preflight);
-        assert_eq!(s.cache_size, 1000);
-        assert_eq!(s.realm, "tollgate");
-        assert_eq!(s.rules[0].requires, Requirement::Provider(0));
-    }
-
-    #[test]
-    fn empty_audiences_error_has_path() {
-        let mut v = base();
-        v["providers"][0]["audiences"] = json!([]);
-        assert_eq!(
-            compile_err(v),
-            "jwt.providers[0].audiences: must not be empty"
-        );
-    }
-
-    #[test]
-    fn unknown_field_error_has_path() {
-        let mut v = base();
-        v["providers"][0]["issuers"] = json!("x");
-        let e = compile_err(v);
-        assert!(
-            e.starts_with("jwt.providers[0].issuers: unknown field"),
-            "{e}"
-        );
-    }
-
-    #[test]
-    fn various_errors() {
-        let mut v = base();
-        v["rules"][0]["requires"] = json!({"provider": "nope"});
-        assert_eq!(
-            compile_err(v),
-            "jwt.rules[0].requires.provider: unknown provider \"nope\""
-        );
-        let mut v = base();
-        v["providers"][0]["local_jwks"] = json!({"keys":[{"kty":"oct","k":"c2hvcnQ"}]});
-        let e = compile_err(v);
-        assert!(
-            e.starts_with("jwt.providers[0].local_jwks.keys[0]: HMAC secret is 5 bytes"),
-            "{e}"
-        );
-        let mut v = base();
-        v["providers"][0]["remote_jwks"] = json!({"cluster": "idp", "uri": "https://idp/jwks"});
-        assert_eq!(
-            compile_err(v),
-            "jwt.providers[0]: must have exactly one of [local_jwks] and [remote_jwks]"
-        );
-        let mut v = base();
-        v["rules"][0] = json!({"path_prefix": "/x", "required_scopes": ["a"]});
-        assert!(compile_err(v).starts_with("jwt.rules[0].required_scopes: needs [requires]"));
-        let mut v = base();
-        v["rules"][0] = json!({"path_prefix": "/x", "path_exact": "/y"});
-        assert!(compile_err(v).starts_with("jwt.rules[0]: must have exactly one"));
-        let mut v = base();
-        v["providers"][0]["claims_to_headers"] =
-            json!([{"claim": "sub", "header": "Authorization"}]);
-        assert!(compile_err(v).starts_with("jwt.providers[0].claims_to_headers[0].header"));
-        let mut v = base();
-        v["providers"][0]["claims_to_headers"] = json!([{"claim": "a..b", "header": "x-a"}]);
-        assert!(compile_err(v).starts_with("jwt.providers[0].claims_to_headers[0].claim"));
-        let mut v = base();
-        v["providers"][0]["token_locations"] = json!([{"query": "t", "prefix": "x"}]);
-        assert_eq!(
-            compile_err(v),
-            "jwt.providers[0].token_locations[0].prefix: is only allowed with [header]"
-        );
-        let mut v = base();
-        v["providers"][0]["max_token_bytes"] = json!(10);
-        assert!(compile_err(v).starts_with("jwt.providers[0].max_token_bytes"));
-        let mut v = base();
-        v["providers"] = json!([]);
-        assert_eq!(compile_err(v), "jwt.providers: must not be empty");
-        let mut v = base();
-        v["providers"][0]["local_jwks"] = json!("{not json");
-        assert!(compile_err(v).starts_with("jwt.providers[0].local_jwks: is not a valid JSON"));
-    }
-
-    #[test]
-    fn remote_jwks_uri_split() {
-        let mut v = base();
-        v["providers"][0]
-            .as_object_mut()
-            .unwrap()
-            .remove("local_jwks");
-        v["providers"][0]["remote_jwks"] =
-            json!({"cluster": "idp", "uri": "https://login.example.com/.well-known/jwks.json"});
-        let s = from_json_value(v, "jwt").unwrap();
-        match &s.providers[0].jwks {
-            JwksSource::Remote(r) => {
-                assert_eq!(r.authority, "login.example.com");
-                assert_eq!(r.path, "/.well-known/jwks.json");
-                assert_eq!(r.refresh_seconds, 600);
-                assert_eq!(r.min_refetch_seconds, 30);
-                assert_eq!(r.initial_wait_ms, 5000);
-            }
-            JwksSource::Local(_) => panic!("expected remote"),
-        }
-    }
-
-    #[test]
-    fn headers_to_remove_lists_claim_headers() {
-        let mut v = base();
-        v["providers"][0]["claims_to_headers"] =
-            json!([{"claim": "sub", "header": "X-User"}, {"claim": "org.id", "header": "x-org"}]);
-        let s = from_json_value(v, "jwt").unwrap();
-        assert_eq!(s.headers_to_remove(), vec!["x-user", "x-org"]);
-        assert_eq!(
-            s.providers[0].claims_to_headers[1].claim_path,
-            vec!["org".to_string(), "id".to_string()]
-        );
-    }
-}
+#[path = "settings_tests.rs"]
+mod tests;

@@ -11,15 +11,10 @@
 use serde::Deserialize;
 
 use super::set::{compile_entry, ApiKeySet, RawKeyEntry, MAX_KEYS};
-use crate::refresh::{Document, Fetcher, Parsed};
+use crate::refresh::{Document, Parsed};
 
 /// Largest key set document accepted, in bytes (10,000 keys of ~400 bytes).
 pub const MAX_DOCUMENT_BYTES: usize = 4 * 1024 * 1024;
-
-/// Fetch state of the remote key set.
-pub type KeySetFetcher = Fetcher<ApiKeySet>;
-/// Whether keys can be checked now.
-pub type KeySetAvailability = crate::refresh::Availability<ApiKeySet>;
 
 /// An entry of a fetched document that was refused, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,7 +94,7 @@ pub fn parse_document(body: &[u8]) -> Result<Parsed<ApiKeySet>, String> {
 mod tests {
     use super::*;
     use crate::keys::secret::{encode, KeyDigest};
-    use crate::refresh::{Availability, FetchFailure, RemoteSource};
+    use crate::refresh::{Availability, FetchFailure, Fetcher, RemoteSource};
 
     fn source() -> RemoteSource {
         RemoteSource {
@@ -124,7 +119,7 @@ mod tests {
         serde_json::to_vec(&serde_json::json!({ "keys": keys })).unwrap()
     }
 
-    fn knows(f: &KeySetFetcher, key: &str) -> bool {
+    fn knows(f: &Fetcher<ApiKeySet>, key: &str) -> bool {
         f.document()
             .is_some_and(|s| s.lookup(&KeyDigest::of(key)).is_some())
     }
@@ -132,7 +127,7 @@ mod tests {
     #[test]
     fn a_removed_key_stops_working_within_one_refresh() {
         let (a, b) = (encode(&[1; 32]), encode(&[2; 32]));
-        let mut f = KeySetFetcher::new(source(), 0);
+        let mut f = Fetcher::<ApiKeySet>::new(source(), 0);
         assert!(matches!(
             f.availability(0),
             Availability::Pending {
@@ -155,7 +150,7 @@ mod tests {
     #[test]
     fn a_failed_fetch_keeps_the_last_good_set() {
         let a = encode(&[1; 32]);
-        let mut f = KeySetFetcher::new(source(), 0);
+        let mut f = Fetcher::<ApiKeySet>::new(source(), 0);
         f.on_fetch_result(0, Ok(&doc(&[("a", &a)])));
         for bad in [
             Err(FetchFailure::Status(503)),
@@ -178,7 +173,7 @@ mod tests {
 
     #[test]
     fn the_first_set_is_waited_for_a_bounded_time() {
-        let mut f = KeySetFetcher::new(source(), 1_000);
+        let mut f = Fetcher::<ApiKeySet>::new(source(), 1_000);
         f.on_fetch_started(1_000);
         assert!(matches!(
             f.availability(2_999),
@@ -215,7 +210,7 @@ mod tests {
 
     #[test]
     fn an_unknown_key_may_trigger_an_early_refetch_rate_limited() {
-        let mut f = KeySetFetcher::new(source(), 0);
+        let mut f = Fetcher::<ApiKeySet>::new(source(), 0);
         f.on_fetch_result(0, Ok(&doc(&[])));
         assert!(!f.needs_fetch(1_000));
         assert!(f.on_demand(1_000));

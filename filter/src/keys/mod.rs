@@ -27,7 +27,7 @@ pub mod settings;
 
 use std::sync::Arc;
 
-pub use fetcher::{KeySetAvailability, KeySetFetcher, SkippedEntry};
+pub use fetcher::SkippedEntry;
 pub use secret::KeyDigest;
 pub use set::{ApiKeySet, KeyEntry, RawKeyEntry};
 pub use settings::{compile, KeySettings, KeySource, RawKeys};
@@ -174,7 +174,7 @@ fn deny(reason: &'static str, message: &str, shown: String) -> KeyOutcome {
 pub fn authenticate<H: HeaderLookup + ?Sized>(
     settings: &KeySettings,
     headers: &H,
-    keys: &KeySetAvailability,
+    keys: &Availability<ApiKeySet>,
     now_unix: u64,
 ) -> KeyOutcome {
     let found = presented(settings, headers);
@@ -238,7 +238,7 @@ pub fn authenticate<H: HeaderLookup + ?Sized>(
 }
 
 /// The availability of inline keys (`None` for a remote key set, whose fetcher knows).
-pub fn inline_availability(settings: &KeySettings) -> Option<KeySetAvailability> {
+pub fn inline_availability(settings: &KeySettings) -> Option<Availability<ApiKeySet>> {
     match &settings.source {
         KeySource::Inline(set) => Some(Availability::Ready(Arc::clone(set))),
         KeySource::Remote(_) => None,

@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use super::set::{compile_entry, ApiKeySet, RawKeyEntry, MAX_KEYS};
 use crate::config::{validate_header_name, ConfigError};
-use crate::jwt::settings::RawRemoteJwks;
+use crate::jwt::raw::RawRemoteJwks;
 use crate::refresh::RemoteSource;
 
 /// Default headers a key is read from, in order.

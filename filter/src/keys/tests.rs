@@ -1,8 +1,10 @@
 //! `authenticate` and the refusals, over inline and remote key sets.
 
 use super::*;
-use crate::budget::{MemoryStore, WindowState};
+use crate::budget::WindowState;
 use crate::keys::secret::encode;
+use crate::refresh::Fetcher;
+use crate::shared_store::MemoryStore;
 use crate::status::KeyStatus;
 
 const NOW: u64 = 1_800_000_000;
@@ -206,7 +208,7 @@ fn a_remote_set_waits_then_refuses_then_serves() {
     let KeySource::Remote(source) = &s.source else {
         panic!("remote")
     };
-    let mut f = KeySetFetcher::new(source.clone(), 0);
+    let mut f = Fetcher::<ApiKeySet>::new(source.clone(), 0);
     let h = headers(&[("x-api-key", &k)]);
     assert_eq!(
         authenticate(&s, &h, &f.availability(100), NOW),

@@ -11,6 +11,7 @@
 //! Stable kind names: `known_secret`, the entries of [`BUILTIN_KINDS`], custom pattern names,
 //! and `generic_assignment`.
 
+pub mod adversarial;
 mod bytes;
 mod detectors;
 mod engine;

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 
 use super::{FailureMode, Measure, MeshBudget, MeshWindow, Scope};
+use crate::config::ConfigError;
 use crate::ratelimit_rpc::RlsUnit;
 
 /// Raw `budgets.global`.
@@ -89,9 +90,6 @@ fn default_retry_interval_ms() -> u64 {
     1000
 }
 
-/// A refused field: the configuration's one error type (JSON path and why).
-pub type FieldError = crate::config::ConfigError;
-
 /// Micro-dollars per dollar: cost windows count micro-dollars.
 pub const MICROS_PER_USD: f64 = 1_000_000.0;
 
@@ -99,7 +97,7 @@ pub const MICROS_PER_USD: f64 = 1_000_000.0;
 const MAX_CLASS_NAME: usize = 64;
 
 /// Validates `budgets.global`; `has_prices` says whether `usage.prices` lists any model.
-pub fn compile(raw: RawMeshBudget, has_prices: bool) -> Result<MeshBudget, FieldError> {
+pub fn compile(raw: RawMeshBudget, has_prices: bool) -> Result<MeshBudget, ConfigError> {
     const P: &str = "budgets.global";
     for (field, value) in [
         ("cluster", &raw.cluster),
@@ -107,17 +105,20 @@ pub fn compile(raw: RawMeshBudget, has_prices: bool) -> Result<MeshBudget, Field
         ("descriptor_key", &raw.descriptor_key),
     ] {
         if value.is_empty() {
-            return Err(FieldError::new(format!("{P}.{field}"), "must not be empty"));
+            return Err(ConfigError::new(
+                format!("{P}.{field}"),
+                "must not be empty",
+            ));
         }
     }
     if matches!(raw.descriptor_key.as_str(), "class" | "window" | "measure") {
-        return Err(FieldError::new(
+        return Err(ConfigError::new(
             format!("{P}.descriptor_key"),
             "must not be class, window or measure (tollgate's own descriptor keys)",
         ));
     }
     if !(1..=60_000).contains(&raw.timeout_ms) {
-        return Err(FieldError::new(
+        return Err(ConfigError::new(
             format!("{P}.timeout_ms"),
             "must be between 1 and 60000",
         ));
@@ -126,20 +127,20 @@ pub fn compile(raw: RawMeshBudget, has_prices: bool) -> Result<MeshBudget, Field
         "open" => FailureMode::Open,
         "closed" => FailureMode::Closed,
         other => {
-            return Err(FieldError::new(
+            return Err(ConfigError::new(
                 format!("{P}.failure_mode"),
                 format!("expected open or closed, got {other:?}"),
             ))
         }
     };
     if raw.class_claim.as_deref() == Some("") {
-        return Err(FieldError::new(
+        return Err(ConfigError::new(
             format!("{P}.class_claim"),
             "must not be empty",
         ));
     }
     if raw.windows.is_empty() {
-        return Err(FieldError::new(
+        return Err(ConfigError::new(
             format!("{P}.windows"),
             "must not be empty: the windows of callers without a class in budgets.global.classes",
         ));
@@ -150,24 +151,24 @@ pub fn compile(raw: RawMeshBudget, has_prices: bool) -> Result<MeshBudget, Field
         let path = format!("{P}.classes.{name}");
         let printable = name.bytes().all(|b| b.is_ascii_graphic());
         if name.is_empty() || name.len() > MAX_CLASS_NAME || !printable {
-            return Err(FieldError::new(
+            return Err(ConfigError::new(
                 path,
                 "class names are 1 to 64 printable characters without spaces",
             ));
         }
         if list.is_empty() {
-            return Err(FieldError::new(path, "must not be empty"));
+            return Err(ConfigError::new(path, "must not be empty"));
         }
         classes.insert(name.clone(), compile_windows(&path, list, has_prices)?);
     }
     if !(1..=100_000).contains(&raw.max_pending_charges) {
-        return Err(FieldError::new(
+        return Err(ConfigError::new(
             format!("{P}.max_pending_charges"),
             "must be between 1 and 100000",
         ));
     }
     if !(100..=600_000).contains(&raw.retry_interval_ms) {
-        return Err(FieldError::new(
+        return Err(ConfigError::new(
             format!("{P}.retry_interval_ms"),
             "must be between 100 and 600000",
         ));
@@ -187,9 +188,9 @@ pub fn compile(raw: RawMeshBudget, has_prices: bool) -> Result<MeshBudget, Field
 }
 
 /// A 32-bit limit (the service's `requests_per_unit` is a `uint32`).
-fn limit32(path: String, value: u64) -> Result<u32, FieldError> {
+fn limit32(path: String, value: u64) -> Result<u32, ConfigError> {
     u32::try_from(value).ok().filter(|v| *v > 0).ok_or_else(|| {
-        FieldError::new(
+        ConfigError::new(
             path,
             "must be between 1 and 4294967295 (the service's limits are 32-bit)",
         )
@@ -200,7 +201,7 @@ fn compile_windows(
     path: &str,
     raw: &[RawMeshWindow],
     has_prices: bool,
-) -> Result<Vec<MeshWindow>, FieldError> {
+) -> Result<Vec<MeshWindow>, ConfigError> {
     let mut out: Vec<MeshWindow> = Vec::new();
     let mut seen: Vec<(RlsUnit, Scope)> = Vec::new();
     for (i, w) in raw.iter().enumerate() {
@@ -211,7 +212,7 @@ fn compile_windows(
             "hour" => RlsUnit::Hour,
             "day" => RlsUnit::Day,
             other => {
-                return Err(FieldError::new(
+                return Err(ConfigError::new(
                     format!("{at}.period"),
                     format!(
                         "expected second, minute, hour or day (the rate limit service's units), got {other:?}"
@@ -223,21 +224,21 @@ fn compile_windows(
             None | Some("caller") => Scope::Caller,
             Some("class") => Scope::Class,
             Some(other) => {
-                return Err(FieldError::new(
+                return Err(ConfigError::new(
                     format!("{at}.per"),
                     format!("expected caller or class, got {other:?}"),
                 ))
             }
         };
         if seen.contains(&(unit, scope)) {
-            return Err(FieldError::new(
+            return Err(ConfigError::new(
                 format!("{at}.period"),
                 "duplicate period (for the same per)",
             ));
         }
         seen.push((unit, scope));
         if w.max_tokens.is_none() && w.max_requests.is_none() && w.max_cost_usd.is_none() {
-            return Err(FieldError::new(
+            return Err(ConfigError::new(
                 at,
                 "set max_tokens, max_requests, max_cost_usd or several",
             ));
@@ -260,13 +261,13 @@ fn compile_windows(
             let field = format!("{at}.max_cost_usd");
             let micros = usd * MICROS_PER_USD;
             if !(usd.is_finite() && micros >= 1.0 && micros <= f64::from(u32::MAX)) {
-                return Err(FieldError::new(
+                return Err(ConfigError::new(
                     field,
                     "must be at least 0.000001 and at most 4294.967295 (micro-dollars are counted in 32 bits)",
                 ));
             }
             if !has_prices {
-                return Err(FieldError::new(
+                return Err(ConfigError::new(
                     field,
                     "needs usage.prices: a request's cost comes from the price table",
                 ));
@@ -297,7 +298,7 @@ mod tests {
         v
     }
 
-    fn error(v: serde_json::Value) -> FieldError {
+    fn error(v: serde_json::Value) -> ConfigError {
         compile(raw(v), true).unwrap_err()
     }
 

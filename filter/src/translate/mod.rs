@@ -40,7 +40,7 @@ pub use openai_out::TokenUsage;
 pub use provider_error::{
     client_status_for_provider_status, provider_error_to_openai, stream_error_event,
 };
-pub use stream::{StreamTranslator, DEFAULT_MAX_STREAM_EVENT_BYTES};
+pub use stream::StreamTranslator;
 pub use to_anthropic::{openai_to_anthropic, AnthropicOptions, ANTHROPIC_VERSION};
 pub use to_gemini::{openai_to_gemini, GeminiOptions};
 

@@ -12,9 +12,6 @@ use super::stream_out::StreamOut;
 use super::SourceFormat;
 use crate::sse::{OversizedEvent, SseParser};
 
-/// Default cap on the size of one provider event held while incomplete (1 MiB).
-pub const DEFAULT_MAX_STREAM_EVENT_BYTES: usize = 1024 * 1024;
-
 /// Translates one provider SSE stream into an OpenAI chat-completions SSE stream.
 ///
 /// Feed every response body chunk to [`push`](Self::push) and send what it returns; at the end
@@ -64,25 +61,24 @@ impl StreamTranslator {
     /// `model_for_client`, `id` and `created` are copied into every chunk; `include_usage` adds
     /// `"usage": null` to every chunk and a final usage chunk, as OpenAI does for
     /// `stream_options.include_usage`.
+    ///
+    /// `max_event_bytes` (`usage.max_event_bytes`) is the largest provider event held while
+    /// incomplete. A larger one cannot be skipped (the answer would be corrupted) nor passed
+    /// through (the client speaks OpenAI): it ends the stream with an error event (code
+    /// `upstream_event_too_large`) and `data: [DONE]`.
     pub fn new(
         source: SourceFormat,
         model_for_client: &str,
         id: &str,
         created: u64,
         include_usage: bool,
+        max_event_bytes: usize,
     ) -> StreamTranslator {
         StreamTranslator {
-            sse: SseParser::new(DEFAULT_MAX_STREAM_EVENT_BYTES, OversizedEvent::Fail),
+            sse: SseParser::new(max_event_bytes, OversizedEvent::Fail),
             state: StreamOut::new(model_for_client, id, created, include_usage),
             provider: ProviderStream::new(source),
         }
-    }
-
-    /// Sets the largest provider event that may be held while incomplete; a larger one ends
-    /// the stream with an error event.
-    pub fn with_max_event_bytes(mut self, max_event_bytes: usize) -> StreamTranslator {
-        self.sse = SseParser::new(max_event_bytes, OversizedEvent::Fail);
-        self
     }
 
     /// Feeds one chunk of the provider body; returns the OpenAI SSE bytes it completes.
@@ -178,17 +174,15 @@ mod tests {
 
     #[test]
     fn a_translator_holds_only_its_own_providers_state() {
-        let anthropic = StreamTranslator::new(SourceFormat::Anthropic, "m", "id", 0, false);
+        let anthropic = StreamTranslator::new(SourceFormat::Anthropic, "m", "id", 0, false, 64);
         assert!(matches!(anthropic.provider, ProviderStream::Anthropic(_)));
-        let gemini = StreamTranslator::new(SourceFormat::Gemini, "m", "id", 0, false)
-            .with_max_event_bytes(64);
+        let gemini = StreamTranslator::new(SourceFormat::Gemini, "m", "id", 0, false, 64);
         assert!(matches!(gemini.provider, ProviderStream::Gemini(_)));
     }
 
     #[test]
     fn an_oversized_provider_event_ends_the_translated_stream_with_an_error() {
-        let mut t = StreamTranslator::new(SourceFormat::Gemini, "m", "id", 0, false)
-            .with_max_event_bytes(64);
+        let mut t = StreamTranslator::new(SourceFormat::Gemini, "m", "id", 0, false, 64);
         let ok = br#"data: {"candidates":[{"content":{"parts":[{"text":"hi"}]}}]}"#;
         let mut out = t.push(ok);
         out.extend(t.push(b"\n\n"));

@@ -7,6 +7,79 @@
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use std::fmt;
+use std::marker::PhantomData;
+
+use super::text::TextCounter;
+
+/// A value read leniently: each JSON shape it names reads as something, every other shape
+/// (including arrays and objects, skipped unread) reads as the absent [`Default`].
+trait Lenient: Sized + Default {
+    /// What the value should be, for error messages.
+    const EXPECTING: &'static str;
+    fn from_u64(_: u64) -> Self {
+        Self::default()
+    }
+    fn from_i64(_: i64) -> Self {
+        Self::default()
+    }
+    fn from_f64(_: f64) -> Self {
+        Self::default()
+    }
+    fn from_str(_: &str) -> Self {
+        Self::default()
+    }
+    fn from_bool(_: bool) -> Self {
+        Self::default()
+    }
+}
+
+/// The one visitor of every [`Lenient`] value.
+struct LenientVisitor<T>(PhantomData<T>);
+
+/// Reads a [`Lenient`] value from `d`.
+fn lenient<'de, T: Lenient + Deserialize<'de>, D: Deserializer<'de>>(d: D) -> Result<T, D::Error> {
+    d.deserialize_any(LenientVisitor(PhantomData))
+}
+
+impl<'de, T: Lenient + Deserialize<'de>> Visitor<'de> for LenientVisitor<T> {
+    type Value = T;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(T::EXPECTING)
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<T, E> {
+        Ok(T::from_u64(v))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<T, E> {
+        Ok(T::from_i64(v))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<T, E> {
+        Ok(T::from_f64(v))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
+        Ok(T::from_str(v))
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<T, E> {
+        Ok(T::from_bool(v))
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<T, E> {
+        Ok(T::default())
+    }
+    fn visit_none<E: de::Error>(self) -> Result<T, E> {
+        Ok(T::default())
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<T, D::Error> {
+        T::deserialize(d)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<T, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(T::default())
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<T, A::Error> {
+        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        Ok(T::default())
+    }
+}
 
 /// A token counter: a non-negative number, or absent for null, negative or non-numeric values.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -19,104 +92,43 @@ impl Count {
     }
 }
 
+impl Lenient for Count {
+    const EXPECTING: &'static str = "a token count";
+    fn from_u64(v: u64) -> Self {
+        Count(Some(v))
+    }
+    fn from_i64(v: i64) -> Self {
+        Count(u64::try_from(v).ok())
+    }
+    fn from_f64(v: f64) -> Self {
+        // `as` saturates for floats; NaN and negatives read as absent.
+        Count((v.is_finite() && v >= 0.0).then_some(v as u64))
+    }
+    fn from_str(v: &str) -> Self {
+        Count(v.trim().parse().ok())
+    }
+}
+
 impl<'de> Deserialize<'de> for Count {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(CountVisitor)
+        lenient(d)
     }
 }
 
-struct CountVisitor;
-
-impl<'de> Visitor<'de> for CountVisitor {
-    type Value = Count;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a token count")
-    }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Count, E> {
-        Ok(Count(Some(v)))
-    }
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Count, E> {
-        Ok(Count(u64::try_from(v).ok()))
-    }
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Count, E> {
-        // `as` saturates for floats; NaN and negatives read as absent.
-        Ok(Count((v.is_finite() && v >= 0.0).then_some(v as u64)))
-    }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Count, E> {
-        Ok(Count(v.trim().parse().ok()))
-    }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Count, E> {
-        Ok(Count(None))
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Count, E> {
-        Ok(Count(None))
-    }
-    fn visit_none<E: de::Error>(self) -> Result<Count, E> {
-        Ok(Count(None))
-    }
-    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Count, D::Error> {
-        Count::deserialize(d)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Count, A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(Count(None))
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Count, A::Error> {
-        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-        Ok(Count(None))
-    }
-}
-
-/// A boolean flag; anything but JSON `true` reads as false.
+/// A boolean flag; anything but a JSON boolean reads as absent.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Flag(pub Option<bool>);
 
-impl<'de> Deserialize<'de> for Flag {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(FlagVisitor)
+impl Lenient for Flag {
+    const EXPECTING: &'static str = "a boolean";
+    fn from_bool(v: bool) -> Self {
+        Flag(Some(v))
     }
 }
 
-struct FlagVisitor;
-
-impl<'de> Visitor<'de> for FlagVisitor {
-    type Value = Flag;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a boolean")
-    }
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Flag, E> {
-        Ok(Flag(Some(v)))
-    }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Flag, E> {
-        Ok(Flag(None))
-    }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Flag, E> {
-        Ok(Flag(None))
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Flag, E> {
-        Ok(Flag(None))
-    }
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<Flag, E> {
-        Ok(Flag(None))
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Flag, E> {
-        Ok(Flag(None))
-    }
-    fn visit_none<E: de::Error>(self) -> Result<Flag, E> {
-        Ok(Flag(None))
-    }
-    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Flag, D::Error> {
-        Flag::deserialize(d)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Flag, A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(Flag(None))
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Flag, A::Error> {
-        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-        Ok(Flag(None))
+impl<'de> Deserialize<'de> for Flag {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        lenient(d)
     }
 }
 
@@ -131,55 +143,20 @@ impl Text {
     }
 }
 
+impl Lenient for Text {
+    const EXPECTING: &'static str = "a string";
+    fn from_str(v: &str) -> Self {
+        Text(Some(v.to_string()))
+    }
+}
+
 impl<'de> Deserialize<'de> for Text {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(TextVisitor)
+        lenient(d)
     }
 }
 
-struct TextVisitor;
-
-impl<'de> Visitor<'de> for TextVisitor {
-    type Value = Text;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a string")
-    }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Text, E> {
-        Ok(Text(Some(v.to_string())))
-    }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<Text, E> {
-        Ok(Text(None))
-    }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<Text, E> {
-        Ok(Text(None))
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<Text, E> {
-        Ok(Text(None))
-    }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<Text, E> {
-        Ok(Text(None))
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<Text, E> {
-        Ok(Text(None))
-    }
-    fn visit_none<E: de::Error>(self) -> Result<Text, E> {
-        Ok(Text(None))
-    }
-    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Text, D::Error> {
-        Text::deserialize(d)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Text, A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(Text(None))
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Text, A::Error> {
-        while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
-        Ok(Text(None))
-    }
-}
-
-/// Keys under which generated text lives in the providers' response payloads. [`TextLen`]
+/// Keys under which generated text lives in the providers' response payloads: [`TextLen`]
 /// descends only into these keys of an object. (A request message's text is defined once, in
 /// [`super::text`].)
 const TEXT_KEYS: &[&str] = &[
@@ -222,91 +199,7 @@ pub struct TextLen(pub u64);
 
 impl<'de> Deserialize<'de> for TextLen {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        TextLenSeed.deserialize(d).map(TextLen)
-    }
-}
-
-/// Counts text characters under the text keys.
-#[derive(Clone, Copy)]
-struct TextLenSeed;
-
-impl<'de> DeserializeSeed<'de> for TextLenSeed {
-    type Value = u64;
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<u64, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-/// Whether a map key selects its value for counting.
-struct KeySelected;
-
-impl<'de> DeserializeSeed<'de> for KeySelected {
-    type Value = bool;
-
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
-        d.deserialize_str(self)
-    }
-}
-
-impl<'de> Visitor<'de> for KeySelected {
-    type Value = bool;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("an object key")
-    }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<bool, E> {
-        Ok(TEXT_KEYS.contains(&v))
-    }
-}
-
-impl<'de> Visitor<'de> for TextLenSeed {
-    type Value = u64;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("any JSON value")
-    }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<u64, E> {
-        Ok(v.chars().count() as u64)
-    }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<u64, E> {
-        Ok(0)
-    }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<u64, E> {
-        Ok(0)
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<u64, E> {
-        Ok(0)
-    }
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<u64, E> {
-        Ok(0)
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<u64, E> {
-        Ok(0)
-    }
-    fn visit_none<E: de::Error>(self) -> Result<u64, E> {
-        Ok(0)
-    }
-    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<u64, D::Error> {
-        self.deserialize(d)
-    }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<u64, A::Error> {
-        let mut total = 0u64;
-        while let Some(n) = seq.next_element_seed(self)? {
-            total = total.saturating_add(n);
-        }
-        Ok(total)
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<u64, A::Error> {
-        let mut total = 0u64;
-        while let Some(selected) = map.next_key_seed(KeySelected)? {
-            if selected {
-                total = total.saturating_add(map.next_value_seed(self)?);
-            } else {
-                map.next_value::<IgnoredAny>()?;
-            }
-        }
-        Ok(total)
+        TextCounter::new(TEXT_KEYS).deserialize(d).map(TextLen)
     }
 }
 
@@ -324,6 +217,21 @@ mod tests {
             got,
             vec![Some(1), None, Some(2), Some(7), None, None, None, None]
         );
+    }
+
+    #[test]
+    fn flag_and_text_read_other_shapes_as_absent() {
+        let flags: Vec<Flag> =
+            serde_json::from_str(r#"[true, false, 1, "true", null, {"a":1}, [true]]"#).unwrap();
+        let got: Vec<Option<bool>> = flags.into_iter().map(|f| f.0).collect();
+        assert_eq!(
+            got,
+            vec![Some(true), Some(false), None, None, None, None, None]
+        );
+        let texts: Vec<Text> =
+            serde_json::from_str(r#"["stop", 1, true, null, {"a":"b"}, ["c"]]"#).unwrap();
+        let got: Vec<Option<&str>> = texts.iter().map(Text::as_deref).collect();
+        assert_eq!(got, vec![Some("stop"), None, None, None, None, None]);
     }
 
     #[test]

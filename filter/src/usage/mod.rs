@@ -31,7 +31,6 @@ pub mod stream_rewrite;
 pub mod text;
 pub mod tracker;
 
-pub use crate::sse::{OwnedSseEvent, SseEvent, SseParser};
 pub use api_kind::{
     classify_path, gemini_model_from_path, is_gemini_stream_path, ApiKind, BodyFraming,
 };

@@ -5,7 +5,7 @@
 //! Message text is measured in characters without being copied, by the one definition in
 //! [`super::text`] (which the prompt-size estimate uses too).
 
-use super::text::{MessageText, TextVisitor};
+use super::text::{MessageText, TextCounter};
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use std::fmt;
@@ -140,7 +140,7 @@ impl<'de> Visitor<'de> for InputVisitor {
         f.write_str("an input value")
     }
     fn visit_str<E: de::Error>(self, v: &str) -> Result<InputValue, E> {
-        let chars = TextVisitor.visit_str(v)?;
+        let chars = TextCounter::MESSAGE.visit_str(v)?;
         Ok(InputValue {
             field: if v.is_empty() {
                 InputField::Empty
@@ -167,7 +167,7 @@ impl<'de> Visitor<'de> for InputVisitor {
         })
     }
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<InputValue, A::Error> {
-        TextVisitor.visit_map(map).map(Self::present)
+        TextCounter::MESSAGE.visit_map(map).map(Self::present)
     }
     fn visit_u64<E: de::Error>(self, _: u64) -> Result<InputValue, E> {
         Ok(Self::present(0))

@@ -34,16 +34,34 @@ impl MessageText {
 
 impl<'de> Deserialize<'de> for MessageText {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_any(TextVisitor).map(MessageText)
+        TextCounter::MESSAGE.deserialize(d).map(MessageText)
     }
 }
 
-/// Counts text characters of one value (the visitor behind [`MessageText`], for readers that
-/// measure a value they also inspect).
+/// Counts the characters of text in one JSON value without copying it: a string counts its
+/// characters, an array sums its elements, an object sums the values of its text `members`
+/// (every other member is skipped unread), anything else counts zero.
+///
+/// The one text-counting visitor: [`TextCounter::MESSAGE`] is a request message's text (the
+/// module documentation), and `super::lenient::TextLen` counts the generated text of provider
+/// responses with a wider member list.
 #[derive(Clone, Copy)]
-pub(crate) struct TextVisitor;
+pub(crate) struct TextCounter {
+    /// Object members whose values hold text.
+    members: &'static [&'static str],
+}
 
-impl<'de> DeserializeSeed<'de> for TextVisitor {
+impl TextCounter {
+    /// A request message's text: the `content`, `parts` and `text` members.
+    pub(crate) const MESSAGE: TextCounter = TextCounter::new(&["content", "parts", "text"]);
+
+    /// A counter descending into the object members named in `members`.
+    pub(crate) const fn new(members: &'static [&'static str]) -> TextCounter {
+        TextCounter { members }
+    }
+}
+
+impl<'de> DeserializeSeed<'de> for TextCounter {
     type Value = u64;
 
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<u64, D::Error> {
@@ -51,7 +69,7 @@ impl<'de> DeserializeSeed<'de> for TextVisitor {
     }
 }
 
-impl<'de> Visitor<'de> for TextVisitor {
+impl<'de> Visitor<'de> for TextCounter {
     type Value = u64;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -69,7 +87,7 @@ impl<'de> Visitor<'de> for TextVisitor {
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<u64, A::Error> {
         let mut total = 0u64;
-        while let Some(TextMember(is_text)) = map.next_key()? {
+        while let Some(is_text) = map.next_key_seed(TextMember(self.members))? {
             if is_text {
                 total = total.saturating_add(map.next_value_seed(self)?);
             } else {
@@ -101,25 +119,25 @@ impl<'de> Visitor<'de> for TextVisitor {
     }
 }
 
-/// An object member name: true for `content`, `parts` and `text`, whose values hold text.
-struct TextMember(bool);
+/// Reads an object member name: true when it is one of the text members.
+struct TextMember(&'static [&'static str]);
 
-impl<'de> Deserialize<'de> for TextMember {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_str(TextMemberVisitor)
+impl<'de> DeserializeSeed<'de> for TextMember {
+    type Value = bool;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+        d.deserialize_str(self)
     }
 }
 
-struct TextMemberVisitor;
-
-impl<'de> Visitor<'de> for TextMemberVisitor {
-    type Value = TextMember;
+impl<'de> Visitor<'de> for TextMember {
+    type Value = bool;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("an object key")
     }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<TextMember, E> {
-        Ok(TextMember(matches!(v, "content" | "parts" | "text")))
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<bool, E> {
+        Ok(self.0.contains(&v))
     }
 }
 

@@ -1,5 +1,9 @@
 //! The checks, over one bootstrap.
 
+mod catalogs;
+
+use catalogs::{check_catalogs, check_upstream_stage};
+
 use std::sync::Mutex;
 
 use serde_json::Value as Json;
@@ -70,6 +74,8 @@ impl Out<'_> {
 struct Plugin<'a> {
     filter: &'a TollgateFilter<'a>,
     json: Json,
+    /// The configuration as the filter compiles it (`None`: refused, reported already).
+    parsed: Option<tollgate::config::FilterConfig>,
     positions: Positions,
     first_line: usize,
 }
@@ -89,13 +95,8 @@ impl Plugin<'_> {
         &self.json["failover"]
     }
 
-    /// The provider named `name` and its index in `failover.providers`.
-    fn provider(&self, name: &str) -> Option<(usize, &Json)> {
-        self.failover()["providers"]
-            .as_array()?
-            .iter()
-            .enumerate()
-            .find(|(_, p)| p["name"].as_str() == Some(name))
+    fn is_upstream(&self) -> bool {
+        matches!(self.filter.place, Place::Upstream(_))
     }
 }
 
@@ -132,6 +133,7 @@ pub fn check_bootstrap(file: &str, root: &Node) -> Report {
             }
         }
     }
+    check_catalogs(&plugins, &mut out);
     if !b.filters.is_empty() {
         check_stats_tags(root, &mut out);
     }
@@ -287,10 +289,11 @@ fn parse_plugin<'a>(filter: &'a TollgateFilter<'a>, out: &mut Out) -> Option<Plu
             }
         }
     };
-    let plugin = Plugin {
+    let mut plugin = Plugin {
         filter,
         positions: Positions::scan(&text),
         json,
+        parsed: None,
         first_line,
     };
     let names = env_names_read(&plugin.json);
@@ -298,13 +301,14 @@ fn parse_plugin<'a>(filter: &'a TollgateFilter<'a>, out: &mut Out) -> Option<Plu
     let parsed = with_vm_env(&names, &vm, || {
         tollgate::config::FilterConfig::parse(text.as_bytes())
     });
-    if let Err(e) = parsed {
-        out.error(
+    match parsed {
+        Ok(config) => plugin.parsed = Some(config),
+        Err(e) => out.error(
             Check::PluginConfig,
             plugin.line(&e.path),
             plugin.field(&e.path),
             e.reason,
-        );
+        ),
     }
     Some(plugin)
 }
@@ -483,7 +487,7 @@ fn check_walked_routes(b: &Bootstrap, plugin: &Plugin, all: &[Plugin], out: &mut
             continue;
         };
         check_members(b, plugin, aggregate, members, &providers, &path, out);
-        check_upstream_stage(cluster, plugin, &providers, all, out);
+        check_upstream_stage(cluster, plugin, all, out);
         check_retry_breaker(b, cluster, out);
     }
     if let Some((n, j)) = longest_walk {
@@ -592,113 +596,6 @@ fn check_members(
             }
         }
     }
-}
-
-/// The aggregate cluster runs tollgate's upstream stage: same VM id, the listener's catalog,
-/// and `upstream_codec` last.
-fn check_upstream_stage(
-    cluster: &Cluster,
-    plugin: &Plugin,
-    providers: &[&str],
-    all: &[Plugin],
-    out: &mut Out,
-) {
-    let field = format!(
-        "cluster {} › typed_extension_protocol_options.{}.http_filters",
-        cluster.name,
-        crate::bootstrap::HTTP_PROTOCOL_OPTIONS
-    );
-    let upstream = all
-        .iter()
-        .find(|p| p.filter.place == Place::Upstream(cluster.name.clone()));
-    let Some(upstream) = upstream else {
-        out.error(
-            Check::UpstreamStage,
-            cluster.node.line,
-            field,
-            "a walked route's aggregate cluster needs tollgate in its upstream filter chain \
-             ({\"stage\": \"upstream\"}, the listener's vm_id), then envoy.filters.http.upstream_codec",
-        );
-        return;
-    };
-    let filters = cluster.upstream_filters();
-    let last = filters.last();
-    let codec = last.is_some_and(|f| {
-        f.get("name").as_str() == Some("envoy.filters.http.upstream_codec")
-            || f.at(&["typed_config", "@type"])
-                .as_str()
-                .is_some_and(|t| t.ends_with("UpstreamCodec"))
-    });
-    if !codec {
-        out.error(
-            Check::UpstreamStage,
-            last.map_or(cluster.node.line, |f| f.line),
-            field,
-            "the last upstream filter must be envoy.filters.http.upstream_codec",
-        );
-    }
-    if upstream.filter.vm_id() != plugin.filter.vm_id() {
-        out.error(
-            Check::UpstreamStage,
-            upstream
-                .filter
-                .config
-                .at(&["vm_config", "vm_id"])
-                .line_or(upstream.filter.config.line),
-            format!("{} › vm_config.vm_id", upstream.filter.label),
-            format!(
-                "must be the listener stage's vm_id {:?} (found {:?}): circuits and back-off \
-                 windows are shared data of one VM id",
-                plugin.filter.vm_id(),
-                upstream.filter.vm_id()
-            ),
-        );
-    }
-    for name in providers {
-        let Some((i, mine)) = plugin.provider(name) else {
-            continue;
-        };
-        match upstream.provider(name) {
-            None => out.error(
-                Check::UpstreamStage,
-                upstream.line("failover.providers"),
-                upstream.field("failover.providers"),
-                format!(
-                    "provider {name:?} is walked by {} but missing from the upstream stage's catalog",
-                    plugin.field("failover.routes")
-                ),
-            ),
-            Some((k, theirs)) if theirs != mine => {
-                let differing: Vec<String> = differing_fields(mine, theirs);
-                let path = format!("failover.providers[{k}]");
-                out.error(
-                    Check::UpstreamStage,
-                    upstream.line(&path),
-                    upstream.field(&path),
-                    format!(
-                        "differs from the listener stage's failover.providers[{i}] ({}): both stages must \
-                         share one catalog",
-                        differing.join(", ")
-                    ),
-                );
-            }
-            Some(_) => {}
-        }
-    }
-}
-
-/// The top-level fields that differ between two JSON objects.
-fn differing_fields(a: &Json, b: &Json) -> Vec<String> {
-    let (Some(a), Some(b)) = (a.as_object(), b.as_object()) else {
-        return vec!["the whole entry".into()];
-    };
-    let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
-    keys.sort();
-    keys.dedup();
-    keys.into_iter()
-        .filter(|k| a.get(*k) != b.get(*k))
-        .map(|k| k.to_string())
-        .collect()
 }
 
 /// The aggregate cluster's retry circuit breaker admits a retry for every request a provider

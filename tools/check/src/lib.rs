@@ -52,7 +52,8 @@ pub enum Check {
     AggregateOrder,
     /// Provider endpoints carry `filter_metadata.tollgate.provider`.
     EndpointMetadata,
-    /// The aggregate cluster runs tollgate's upstream stage with the listener's catalog.
+    /// The aggregate cluster runs tollgate's upstream stage in the listener stage's VM (same
+    /// `vm_config`), where it finds that listener stage's catalog.
     UpstreamStage,
     /// The aggregate cluster's retry circuit breaker admits every retry.
     RetryBreaker,

@@ -6,10 +6,12 @@
 //! up, sent to the provider and stored); a hit repeats one request that was stored during the
 //! warm-up. Every answer's `x-tollgate-cache` header is checked against the scenario.
 
-use super::{
-    format_delta_us, format_us, percentile, process_cpu_us, start_envoy, template, Connection,
-    Envoy, MockHandle, Settings, Vars, CHAT_PATH, MODEL,
-};
+use crate::loops::start_envoy;
+use crate::{Settings, CHAT_PATH, MODEL};
+use tollgate_benches::{format_delta_us, format_us, percentile, process_cpu_us};
+use tollgate_e2e::mock::client::Connection;
+use tollgate_e2e::mock::MockHandle;
+use tollgate_e2e::{template, Envoy, Vars};
 
 /// A scenario to start.
 struct Spec {

@@ -11,7 +11,8 @@ use tollgate_e2e::mock::MockHandle;
 use tollgate_e2e::ratelimit::{RateLimitService, RedisServer};
 use tollgate_e2e::{repo_root, template, Vars};
 
-use super::{run_loops, start_envoy, template_file, LoopScenario, Settings, MODEL};
+use crate::loops::{run_loops, start_envoy, LoopScenario};
+use crate::{template_file, Settings, MODEL};
 
 /// Local budget only: the baseline every row is compared with.
 const LOCAL_ONLY: &str = r#"{"budgets":{"windows":[{"period":"day","max_tokens":4000000000}]}}"#;

@@ -51,7 +51,7 @@ fn a_request_waits_for_the_keys_then_goes_on_at_every_chunking() {
         for keys_after_body in [false, true] {
             let mut host = host_now();
             let vm = vm(&mut host, &config());
-            let mut r = Req::new(&vm);
+            let mut r = Driver::new(&vm);
             let headers = chat_headers(&[("authorization", bearer.as_str())]);
             r.send_headers(&mut host, &headers, false);
             if keys_after_body {
@@ -81,7 +81,7 @@ fn a_request_waits_for_the_keys_then_goes_on_at_every_chunking() {
 fn a_refused_token_gets_a_401_with_a_challenge() {
     let mut host = host_now();
     let vm = vm(&mut host, &config());
-    let mut r = Req::new(&vm);
+    let mut r = Driver::new(&vm);
     let bearer = format!(
         "Bearer {}",
         token(b"another-secret-of-at-least-32-bytes!!!", "mallory")
@@ -111,7 +111,7 @@ fn a_refused_token_gets_a_401_with_a_challenge() {
 fn keys_that_never_come_refuse_with_no_keys_yet() {
     let mut host = host_now();
     let vm = vm(&mut host, &config());
-    let mut r = Req::new(&vm);
+    let mut r = Driver::new(&vm);
     let bearer = format!("Bearer {}", token(SECRET, "alice"));
     r.send(
         &mut host,
@@ -131,7 +131,7 @@ fn a_cached_token_passes_without_verifying_again() {
     let vm = vm(&mut host, &config());
     let bearer = format!("Bearer {}", token(SECRET, "alice"));
     let headers = chat_headers(&[("authorization", bearer.as_str())]);
-    let mut first = Req::new(&vm);
+    let mut first = Driver::new(&vm);
     first.send(&mut host, &headers, &[&chat_body("m", false)]);
     let token_id = host.calls[0].token;
     first.answer(&mut host, token_id, Some(200), &[], jwks().as_bytes());
@@ -139,7 +139,7 @@ fn a_cached_token_passes_without_verifying_again() {
     let hits_before = vm.jwt.as_ref().map(|j| j.borrow().cache.len()).unwrap();
     assert_eq!(hits_before, 1, "the verified token is cached");
     for _ in 0..3 {
-        let mut next = Req::new(&vm);
+        let mut next = Driver::new(&vm);
         next.send(&mut host, &headers, &[&chat_body("m", false)]);
         assert!(next.upstream_released);
         assert_eq!(

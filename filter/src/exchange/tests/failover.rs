@@ -31,7 +31,7 @@ fn own_routed_500_fails_over_to_a_translated_answer_at_every_chunking() {
             for callout_first in [true, false] {
                 let mut host = FakeHost::new();
                 let vm = super::vm(&mut host, &config(0, ""));
-                let mut r = Req::new(&vm);
+                let mut r = Driver::new(&vm);
                 r.send(
                     &mut host,
                     &chat_headers(&[("authorization", "Bearer client")]),
@@ -92,11 +92,61 @@ fn own_routed_500_fails_over_to_a_translated_answer_at_every_chunking() {
     }
 }
 
+#[test]
+fn an_oversized_event_in_a_failover_stream_ends_it_at_every_chunking() {
+    // The fallback's stream (a callout answer) is translated under `usage.max_event_bytes` too.
+    let big = "y".repeat(1100);
+    let stream: String = [
+        ("message_start", r#"{"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","model":"claude-sonnet-4","content":[],"usage":{"input_tokens":12,"output_tokens":1}}}"#.to_string()),
+        ("content_block_start", r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#.to_string()),
+        ("content_block_delta", r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hi "}}"#.to_string()),
+        ("content_block_delta", format!(r#"{{"type":"content_block_delta","index":0,"delta":{{"type":"text_delta","text":"{big}"}}}}"#)),
+        ("message_stop", r#"{"type":"message_stop"}"#.to_string()),
+    ]
+    .iter()
+    .map(|(name, data)| format!("event: {name}\ndata: {data}\n\n"))
+    .collect();
+    let config = config(0, r#","usage":{"max_event_bytes":1024}"#);
+    let body = chat_body("gpt-4o-mini", true);
+    for request_chunks in chunkings(&body) {
+        let mut host = FakeHost::new();
+        let vm = super::vm(&mut host, &config);
+        let mut r = Driver::new(&vm);
+        r.send(&mut host, &chat_headers(&[]), &request_chunks);
+        r.respond(
+            &mut host,
+            &[(":status", "500"), ("content-type", "application/json")],
+            &[OPENAI_500.as_bytes()],
+        );
+        let token = host
+            .calls
+            .first()
+            .map(|c| c.token)
+            .expect("a fallback callout");
+        r.answer(
+            &mut host,
+            token,
+            Some(200),
+            &[("content-type", "text/event-stream")],
+            stream.as_bytes(),
+        );
+        assert!(r.client_released);
+        let text = r.client_text();
+        assert!(text.contains(r#""content":"Hi ""#), "{text}");
+        assert!(
+            !text.contains("yyyy"),
+            "the oversized event was translated: {text}"
+        );
+        assert!(text.contains("upstream_event_too_large"), "{text}");
+        assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
+    }
+}
+
 /// Runs a request whose primary answers 500 and then answers each callout with `answers`.
-fn fail_every_callout(config: &str, answers: &[Option<u16>]) -> (FakeHost, Req) {
+fn fail_every_callout(config: &str, answers: &[Option<u16>]) -> (FakeHost, Driver) {
     let mut host = FakeHost::new();
     let vm = super::vm(&mut host, config);
-    let mut r = Req::new(&vm);
+    let mut r = Driver::new(&vm);
     r.send(
         &mut host,
         &chat_headers(&[]),
@@ -183,7 +233,7 @@ fn a_fallback_the_request_cannot_be_written_for_is_skipped() {
     for chunks in chunkings(body) {
         let mut host = FakeHost::new();
         let vm = super::vm(&mut host, config);
-        let mut r = Req::new(&vm);
+        let mut r = Driver::new(&vm);
         r.send(&mut host, &chat_headers(&[]), &chunks);
         r.respond(&mut host, &[(":status", "502")], &[b"bad gateway"]);
         assert_eq!(host.calls.len(), 1);
@@ -212,7 +262,7 @@ fn a_primary_the_request_cannot_be_written_for_is_skipped_too() {
           "routes":[{"model":"m","providers":["anthropic","openai"]}]}}"#;
     let mut host = FakeHost::new();
     let vm = super::vm(&mut host, config);
-    let mut r = Req::new(&vm);
+    let mut r = Driver::new(&vm);
     r.send(
         &mut host,
         &chat_headers(&[]),
@@ -225,7 +275,7 @@ fn a_primary_the_request_cannot_be_written_for_is_skipped_too() {
           "routes":[{"model":"m","providers":["anthropic"]}]}}"#;
     let mut host = FakeHost::new();
     let vm = super::vm(&mut host, config);
-    let mut r = Req::new(&vm);
+    let mut r = Driver::new(&vm);
     r.send(
         &mut host,
         &chat_headers(&[]),
@@ -245,7 +295,7 @@ fn failover_callouts_carry_the_configured_request_id_header_and_the_trace() {
     let extra = r#","correlation":{"request_id_header":"x-tollgate-id"}"#;
     let mut host = FakeHost::new();
     let vm = super::vm(&mut host, &config(0, extra));
-    let mut r = Req::new(&vm);
+    let mut r = Driver::new(&vm);
     let trace = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
     r.send(
         &mut host,
@@ -274,7 +324,7 @@ fn the_up_front_refusal_names_the_reasons_in_words() {
           "routes":[{"model":"gpt-4o-mini","providers":["openai"]}]}}"#;
     let mut host = FakeHost::new();
     let vm = super::vm(&mut host, config);
-    let (mut first, mut second) = (Req::new(&vm), Req::new(&vm));
+    let (mut first, mut second) = (Driver::new(&vm), Driver::new(&vm));
     first.send(
         &mut host,
         &chat_headers(&[]),
@@ -318,7 +368,7 @@ fn walked_route_whose_retry_envoy_refused_goes_to_the_next_untried_provider() {
     for chunks in some_chunkings(OPENAI_500.as_bytes(), 5) {
         let mut host = FakeHost::new();
         let vm = super::vm(&mut host, &walked_config());
-        let mut r = Req::new(&vm);
+        let mut r = Driver::new(&vm);
         r.send(&mut host, &chat_headers(&[]), &[&body]);
         assert_eq!(host.get(Map::Request, "x-tollgate-cluster"), Some("llm"));
         r.respond(
@@ -355,7 +405,7 @@ fn walked_route_where_every_provider_reset_gets_the_openai_shaped_summary() {
     // 503 with an empty body.
     let mut host = FakeHost::new();
     let vm = super::vm(&mut host, &walked_config());
-    let mut r = Req::new(&vm);
+    let mut r = Driver::new(&vm);
     r.send(
         &mut host,
         &chat_headers(&[]),
@@ -384,4 +434,36 @@ fn walked_route_where_every_provider_reset_gets_the_openai_shaped_summary() {
         reply["error"]["message"],
         "every provider failed: openai: no response after 3 ms; anthropic: no response after 4 ms; backup: no response after 2 ms"
     );
+}
+
+#[test]
+fn the_upstream_stages_catalog_error_reaches_the_client_as_it_is() {
+    // A 500 from the upstream stage itself (no catalog) is a misconfiguration: not taken over
+    // nor summarised as "every provider failed".
+    let mut host = FakeHost::new();
+    let vm = super::vm(&mut host, &walked_config());
+    let mut r = Driver::new(&vm);
+    r.send(
+        &mut host,
+        &chat_headers(&[]),
+        &[&chat_body("gpt-4o-mini", false)],
+    );
+    let error = br#"{"error":{"message":"tollgate is misconfigured","type":"internal_error","code":"failover_catalog_missing","request_id":"x"}}"#;
+    r.respond(
+        &mut host,
+        &[
+            (":status", "500"),
+            ("content-type", "application/json"),
+            ("x-tollgate-stage-error", "failover_catalog_missing"),
+        ],
+        &[error],
+    );
+    assert!(
+        host.calls.is_empty(),
+        "no provider is called by the listener"
+    );
+    assert_eq!(host.get(Map::Response, ":status"), Some("500"));
+    assert_eq!(host.get(Map::Response, "x-tollgate-stage-error"), None);
+    let reply: serde_json::Value = serde_json::from_slice(&r.client).unwrap();
+    assert_eq!(reply["error"]["code"], "failover_catalog_missing");
 }

@@ -30,7 +30,7 @@ fn a_request_id_does_not_predict_the_next_requests_ids() {
     let mut ids = Vec::new();
     let mut traces = Vec::new();
     for _ in 0..20 {
-        let mut r = Req::new(&vm);
+        let mut r = Driver::new(&vm);
         r.send(&mut host, &chat_headers(&[]), &[]);
         ids.push(r.ex.request_id().to_string());
         traces.push(host.get(Map::Request, "traceparent").unwrap().to_string());
@@ -63,7 +63,7 @@ fn ids_come_from_the_hosts_random_source() {
         let mut host = FakeHost::new();
         host.rng = IdRng::new(seed);
         let vm = vm(&mut host, "{}");
-        let mut r = Req::new(&vm);
+        let mut r = Driver::new(&vm);
         r.send(&mut host, &chat_headers(&[]), &[]);
         r.ex.request_id().to_string()
     };

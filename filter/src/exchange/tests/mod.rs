@@ -1,6 +1,6 @@
 //! Whole-request scenarios against the fake host, each run at every chunking of its bodies.
 //!
-//! [`Req`] ([`super::drive::Driver`]) plays Envoy around one exchange.
+//! [`Driver`] plays Envoy around one exchange.
 
 mod api_keys;
 mod auth;
@@ -12,7 +12,7 @@ mod upstream;
 
 use std::rc::Rc;
 
-pub use super::drive::Driver as Req;
+pub use super::drive::Driver;
 use super::fake::FakeHost;
 use super::host::{Body, Host};
 use super::{Flow, Vm};

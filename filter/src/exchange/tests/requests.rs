@@ -29,7 +29,7 @@ fn a_guardrail_refusal_is_an_openai_shaped_400_at_every_chunking() {
     for chunks in chunkings(&body) {
         let mut host = FakeHost::new();
         let vm = vm(&mut host, config);
-        let mut r = Req::new(&vm);
+        let mut r = Driver::new(&vm);
         r.send(&mut host, &chat_headers(&[]), &chunks);
         assert!(!r.upstream_released);
         assert_eq!(host.replies.len(), 1);
@@ -51,7 +51,7 @@ fn a_budget_is_reserved_then_settled_with_the_reported_usage_at_every_chunking()
     for (request_chunks, answer_chunks) in each_chunking(&body, answer.as_bytes()) {
         let mut host = host_with_address();
         let vm = vm(&mut host, BUDGET);
-        let mut r = Req::new(&vm);
+        let mut r = Driver::new(&vm);
         r.send(&mut host, &chat_headers(&[]), &request_chunks);
         assert!(r.upstream_released);
         let reserved = window(&vm, &host).reserved_tokens;
@@ -83,7 +83,7 @@ fn a_client_disconnecting_mid_stream_releases_its_reservation_and_pays_the_estim
     for cut in (1..STREAM.len()).step_by(3) {
         let mut host = host_with_address();
         let vm = vm(&mut host, BUDGET);
-        let mut r = Req::new(&vm);
+        let mut r = Driver::new(&vm);
         r.send(&mut host, &chat_headers(&[]), &[&body]);
         r.respond_headers(
             &mut host,

@@ -42,24 +42,44 @@ fn data_events(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// The `delta.content` of the chunks among `events`, joined.
+fn delta_content(events: &[String]) -> String {
+    events
+        .iter()
+        .filter_map(|e| serde_json::from_str::<serde_json::Value>(e).ok())
+        .filter_map(|v| {
+            v["choices"][0]["delta"]["content"]
+                .as_str()
+                .map(str::to_string)
+        })
+        .collect()
+}
+
+/// A VM of `config` whose client sends a streamed chat request cut as `request` and whose
+/// provider answers 200 with the SSE `stream` cut as `stream`.
+fn stream_through(config: &str, request: &[&[u8]], stream: &[&[u8]]) -> (FakeHost, Driver) {
+    let mut host = FakeHost::new();
+    let vm = vm(&mut host, config);
+    let mut r = Driver::new(&vm);
+    r.send(&mut host, &chat_headers(&[]), request);
+    r.respond(
+        &mut host,
+        &[(":status", "200"), ("content-type", "text/event-stream")],
+        stream,
+    );
+    (host, r)
+}
+
 #[test]
 fn a_translated_stream_reports_usage_and_is_masked_at_every_chunking() {
     let stream = anthropic_stream();
     let config = anthropic_only(r#","masking":{"responses":true}"#);
     let body = chat_body("gpt-4o-mini", true);
     for (request_chunks, stream_chunks) in each_chunking(&body, stream.as_bytes()) {
-        let mut host = FakeHost::new();
-        let vm = vm(&mut host, &config);
-        let mut r = Req::new(&vm);
-        r.send(&mut host, &chat_headers(&[]), &request_chunks);
+        let (mut host, mut r) = stream_through(&config, &request_chunks, &stream_chunks);
         let sent = r.upstream_json();
         assert_eq!(sent["model"], "claude-sonnet-4");
         assert_eq!(sent["stream"], true);
-        r.respond(
-            &mut host,
-            &[(":status", "200"), ("content-type", "text/event-stream")],
-            &stream_chunks,
-        );
         assert_eq!(
             host.get(Map::Response, "content-type"),
             Some("text/event-stream")
@@ -72,15 +92,7 @@ fn a_translated_stream_reports_usage_and_is_masked_at_every_chunking() {
         assert!(text.contains("[REDACTED:"), "{text}");
         let events = data_events(&text);
         assert_eq!(events.last().map(String::as_str), Some("[DONE]"), "{text}");
-        let content: String = events
-            .iter()
-            .filter_map(|e| serde_json::from_str::<serde_json::Value>(e).ok())
-            .filter_map(|v| {
-                v["choices"][0]["delta"]["content"]
-                    .as_str()
-                    .map(str::to_string)
-            })
-            .collect();
+        let content = delta_content(&events);
         assert!(content.starts_with("Here: [REDACTED:"), "{content}");
         r.log(&mut host);
         assert_eq!(
@@ -111,6 +123,63 @@ fn a_translated_stream_reports_usage_and_is_masked_at_every_chunking() {
     }
 }
 
+/// An Anthropic stream whose second text delta is `big` (an event of about 100 + `big.len()`
+/// bytes) and whose other events are small.
+fn anthropic_stream_with_delta(big: &str) -> String {
+    anthropic_stream().replace(AWS_KEY, big)
+}
+
+#[test]
+fn an_oversized_event_ends_a_translated_stream_at_every_chunking() {
+    // `usage.max_event_bytes` is 1024 (its floor): the 1,100-byte delta is over it, every other
+    // event is under.
+    let big = "y".repeat(1100);
+    let stream = anthropic_stream_with_delta(&big);
+    let config = anthropic_only(r#","usage":{"max_event_bytes":1024}"#);
+    let body = chat_body("gpt-4o-mini", true);
+    for (request_chunks, stream_chunks) in each_chunking(&body, stream.as_bytes()) {
+        let (_, r) = stream_through(&config, &request_chunks, &stream_chunks);
+        let text = r.client_text();
+        assert!(
+            !text.contains("yyyy"),
+            "the oversized event was translated: {text}"
+        );
+        let events = data_events(&text);
+        assert_eq!(delta_content(&events), "Here: ", "{text}");
+        let error = events
+            .iter()
+            .filter_map(|e| serde_json::from_str::<serde_json::Value>(e).ok())
+            .find(|v| v.get("error").is_some());
+        assert_eq!(
+            error.as_ref().map(|v| v["error"]["code"].clone()),
+            Some(serde_json::json!("upstream_event_too_large")),
+            "{text}"
+        );
+        assert_eq!(events.last().map(String::as_str), Some("[DONE]"), "{text}");
+        assert_eq!(
+            events.iter().filter(|e| *e == "[DONE]").count(),
+            1,
+            "{text}"
+        );
+    }
+}
+
+#[test]
+fn a_translated_stream_under_max_event_bytes_is_translated_whole() {
+    // The same stream with a cap above its largest event: nothing is cut.
+    let big = "y".repeat(1100);
+    let stream = anthropic_stream_with_delta(&big);
+    let config = anthropic_only(r#","usage":{"max_event_bytes":2048}"#);
+    let body = chat_body("gpt-4o-mini", true);
+    for stream_chunks in some_chunkings(stream.as_bytes(), 97) {
+        let (_, r) = stream_through(&config, &[&body], &stream_chunks);
+        let text = r.client_text();
+        assert!(text.contains(&big), "{text}");
+        assert!(!text.contains("upstream_event_too_large"), "{text}");
+        assert!(text.ends_with("data: [DONE]\n\n"), "{text}");
+    }
+}
+
 #[test]
 fn a_provider_error_echoing_the_key_reaches_the_client_masked_at_every_chunking() {
     let config = format!(
@@ -125,7 +194,7 @@ fn a_provider_error_echoing_the_key_reaches_the_client_masked_at_every_chunking(
     for (request_chunks, error_chunks) in each_chunking(&body, error.as_bytes()) {
         let mut host = FakeHost::new();
         let vm = vm(&mut host, &config);
-        let mut r = Req::new(&vm);
+        let mut r = Driver::new(&vm);
         r.send(&mut host, &chat_headers(&[]), &request_chunks);
         r.respond(
             &mut host,
@@ -160,7 +229,7 @@ fn an_openai_stream_ending_without_done_is_ended_with_an_error_event_at_every_ch
     for chunks in chunkings(OPENAI_STREAM_NO_DONE.as_bytes()) {
         let mut host = FakeHost::new();
         let vm = vm(&mut host, "{}");
-        let mut r = Req::new(&vm);
+        let mut r = Driver::new(&vm);
         r.send(
             &mut host,
             &chat_headers(&[]),
@@ -187,7 +256,7 @@ fn a_complete_openai_stream_is_left_as_it_is() {
     for chunks in chunkings(complete.as_bytes()) {
         let mut host = FakeHost::new();
         let vm = vm(&mut host, "{}");
-        let mut r = Req::new(&vm);
+        let mut r = Driver::new(&vm);
         r.send(
             &mut host,
             &chat_headers(&[]),

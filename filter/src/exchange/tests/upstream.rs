@@ -8,9 +8,10 @@ use crate::failover::carry::Carry;
 
 const ANTHROPIC_KEY: &str = "sk-ant-api03-TestAnthropicKeyAbCdEfGhIjKlMnOpQr-0123";
 
-fn config() -> String {
+/// The listener stage's configuration: it publishes the catalog the upstream stage uses.
+fn listener_config() -> String {
     format!(
-        r#"{{"stage":"upstream","failover":{{"providers":[
+        r#"{{"correlation":{{"request_id_header":"x-corr"}},"failover":{{"providers":[
             {{"name":"openai","kind":"openai","cluster":"openai"}},
             {{"name":"anthropic","kind":"anthropic","cluster":"anthropic","api_key":{{"value":"{ANTHROPIC_KEY}"}},
               "models":{{"gpt-4o-mini":"claude-sonnet-4"}}}}],
@@ -18,12 +19,19 @@ fn config() -> String {
     )
 }
 
+/// A listener stage and an upstream stage configured in one VM (this thread); the listener
+/// stage is returned so its catalog stays published.
+fn stages(host: &mut FakeHost, upstream: &str) -> (Rc<Vm>, Rc<Vm>) {
+    let listener = vm(host, &listener_config());
+    (listener, vm(host, upstream))
+}
+
 #[test]
 fn an_attempt_is_rewritten_for_its_provider_at_every_chunking() {
     let body = chat_body("gpt-4o-mini", false);
     for chunks in chunkings(&body) {
         let mut host = FakeHost::new();
-        let vm = vm(&mut host, &config());
+        let (_listener, vm) = stages(&mut host, r#"{"stage":"upstream"}"#);
         host.properties
             .insert(PROVIDER_METADATA.join("."), b"anthropic".to_vec());
         let mut attempt = vm.attempt().expect("the upstream stage");
@@ -36,7 +44,7 @@ fn an_attempt_is_rewritten_for_its_provider_at_every_chunking() {
                 (":method", "POST"),
                 (":path", "/v1/chat/completions"),
                 ("authorization", "Bearer client-key"),
-                ("x-request-id", "rid-7"),
+                ("x-corr", "rid-7"),
                 ("x-tollgate-carry", &carry.encode()),
                 ("content-length", &body.len().to_string()),
             ],
@@ -91,7 +99,7 @@ fn an_attempt_is_rewritten_for_its_provider_at_every_chunking() {
 #[test]
 fn an_attempt_that_gets_no_answer_tells_the_next_one() {
     let mut host = FakeHost::new();
-    let vm = vm(&mut host, &config());
+    let (_listener, vm) = stages(&mut host, r#"{"stage":"upstream"}"#);
     host.properties
         .insert(PROVIDER_METADATA.join("."), b"openai".to_vec());
     let mut attempt = vm.attempt().unwrap();
@@ -105,4 +113,79 @@ fn an_attempt_that_gets_no_answer_tells_the_next_one() {
         host.metric("provider=.=openai;.;reason=.=no_response;.;tollgate_failovers_total"),
         1
     );
+}
+
+#[test]
+fn the_upstream_stage_configured_first_finds_the_catalog_at_its_first_attempt() {
+    let mut host = FakeHost::new();
+    // Envoy configures plugins in no guaranteed order: the upstream stage comes first here.
+    let upstream = vm(
+        &mut host,
+        r#"{"stage":"upstream","failover_name":"egress"}"#,
+    );
+    let listener = vm(
+        &mut host,
+        &listener_config().replacen(r#""failover":{"#, r#""failover":{"name":"egress","#, 1),
+    );
+    host.properties
+        .insert(PROVIDER_METADATA.join("."), b"anthropic".to_vec());
+    host.set_map(
+        Map::Request,
+        &[
+            (":method", "GET"),
+            (":path", "/v1/models"),
+            ("x-corr", "rid-1"),
+        ],
+    );
+    let mut attempt = upstream.attempt().unwrap();
+    assert_eq!(attempt.on_request_headers(&mut host, true), Flow::Continue);
+    assert_eq!(host.get(Map::Request, "x-api-key"), Some(ANTHROPIC_KEY));
+    drop(listener);
+}
+
+#[test]
+fn without_a_catalog_the_attempt_answers_a_json_error_with_the_correlation_id() {
+    for (listener, upstream, code) in [
+        (None, r#"{"stage":"upstream"}"#, "failover_catalog_missing"),
+        (
+            Some(listener_config()),
+            r#"{"stage":"upstream","failover_name":"egress"}"#,
+            "failover_catalog_not_found",
+        ),
+    ] {
+        let mut host = FakeHost::new();
+        let _listener = listener.map(|c| vm(&mut host, &c));
+        let vm = vm(&mut host, upstream);
+        host.properties
+            .insert(PROVIDER_METADATA.join("."), b"openai".to_vec());
+        host.set_map(
+            Map::Request,
+            &[
+                (":path", "/v1/chat/completions"),
+                ("x-request-id", "rid-9"),
+                ("authorization", "Bearer client-key"),
+            ],
+        );
+        let mut attempt = vm.attempt().unwrap();
+        assert_eq!(attempt.on_request_headers(&mut host, false), Flow::Replied);
+        assert_eq!(host.replies.len(), 1, "one local reply");
+        let reply = host.replies[0].clone();
+        assert_eq!(reply.status, 500);
+        let body: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
+        assert_eq!(body["error"]["code"], code);
+        assert_eq!(body["error"]["request_id"], "rid-9");
+        assert_eq!(reply.header("x-tollgate-stage-error"), Some(code));
+        assert_eq!(reply.header("x-request-id"), Some("rid-9"));
+        assert!(
+            host.logs
+                .borrow()
+                .iter()
+                .any(|(level, l)| *level == log::Level::Error
+                    && l.contains("[rid-9] upstream stage without a catalog")),
+            "the cause is logged"
+        );
+        // Nothing of the attempt reaches a provider and nothing is counted for one.
+        attempt.on_done(&mut host);
+        assert_eq!(host.get(Map::Request, "x-tollgate-carry"), None);
+    }
 }

@@ -3,6 +3,7 @@
 
 use serde_json::{json, Value};
 
+use crate::sse::DEFAULT_MAX_EVENT_BYTES;
 use crate::translate::{SourceFormat, StreamTranslator, TokenUsage};
 
 const ANTHROPIC_TEXT: &[u8] = include_bytes!("../fixtures/anthropic_stream_text.sse");
@@ -15,7 +16,11 @@ const ID: &str = "chatcmpl-tg123";
 const CREATED: u64 = 1_730_000_000;
 
 fn translator(source: SourceFormat, include_usage: bool) -> StreamTranslator {
-    StreamTranslator::new(source, "gpt-4o", ID, CREATED, include_usage)
+    capped_translator(source, include_usage, DEFAULT_MAX_EVENT_BYTES)
+}
+
+fn capped_translator(source: SourceFormat, include_usage: bool, cap: usize) -> StreamTranslator {
+    StreamTranslator::new(source, "gpt-4o", ID, CREATED, include_usage, cap)
 }
 
 fn run_chunks(source: SourceFormat, chunks: &[&[u8]], include_usage: bool) -> Vec<u8> {
@@ -378,7 +383,7 @@ fn stream_without_final_blank_line_still_completes() {
 
 #[test]
 fn oversized_event_ends_the_stream_with_an_error() {
-    let mut t = translator(SourceFormat::Anthropic, false).with_max_event_bytes(256);
+    let mut t = capped_translator(SourceFormat::Anthropic, false, 256);
     let mut out = t.push(&ANTHROPIC_TEXT[..200]);
     let huge = format!(
         "event: content_block_delta\ndata: {{\"type\":\"content_block_delta\",\"index\":0,\"delta\":{{\"type\":\"text_delta\",\"text\":\"{}\"}}}}\n\n",
@@ -455,7 +460,7 @@ fn garbage_input_never_panics() {
             .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
             .collect();
         for source in [SourceFormat::Anthropic, SourceFormat::Gemini] {
-            let mut t = translator(source, true).with_max_event_bytes(128);
+            let mut t = capped_translator(source, true, 128);
             let mut out = Vec::new();
             for chunk in bytes.chunks(1 + (next() % 17) as usize) {
                 out.extend(t.push(chunk));
