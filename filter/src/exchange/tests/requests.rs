@@ -121,7 +121,7 @@ fn the_headers_are_held_for_the_body_only_when_an_enabled_feature_reads_it() {
     let body = chat_body("gpt-4o-mini", false);
     let mut host = host_with_address();
     let vm_off = vm(&mut host, off);
-    let mut r = Req::new(&vm_off);
+    let mut r = Driver::new(&vm_off);
     r.send_headers(&mut host, &chat_headers(&[]), false);
     assert!(
         r.upstream_released,
@@ -132,7 +132,7 @@ fn the_headers_are_held_for_the_body_only_when_an_enabled_feature_reads_it() {
     for config in needs_body {
         let mut host = host_with_address();
         let vm = vm(&mut host, config);
-        let mut r = Req::new(&vm);
+        let mut r = Driver::new(&vm);
         r.send_headers(&mut host, &chat_headers(&[]), false);
         assert!(!r.upstream_released, "{config}: held for the body");
         r.send_chunks(&mut host, &[&body]);
