@@ -49,12 +49,14 @@ impl Exchange {
 
     /// Whether anything enabled for this request works on its whole body: usage accounting (the
     /// prompt estimate, `include_usage`), prompt masking, guardrails, routing, the response
-    /// cache, budgets (the estimate) or the presented virtual key (its models and budgets).
-    /// Otherwise the headers are not held for it, the body is never read and the caller is not
-    /// identified.
+    /// cache, budgets (the estimate) or the presented virtual key (its models and budgets) — or
+    /// the body's size is undeclared, so the size limit is enforced before anything goes
+    /// upstream. Otherwise the headers are not held for it, the body is never read and the
+    /// caller is not identified.
     fn body_needed(&self) -> bool {
         let c = &self.vm.config;
-        c.usage.enabled
+        !self.length_declared
+            || c.usage.enabled
             || (c.masking.prompts != crate::masking::PromptAction::Off
                 && c.masking.engine.is_some())
             || c.guardrails.is_some()

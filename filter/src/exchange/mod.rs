@@ -179,6 +179,9 @@ pub struct Exchange {
     injected_usage: bool,
     /// Request headers ended the stream (no body).
     headers_end_stream: bool,
+    /// The request declared its body's size (`content-length`): checked against the limit at
+    /// the headers, so the body need not be held to enforce it.
+    length_declared: bool,
     /// The whole request body arrived while authentication was waiting (its size).
     body_complete: Option<usize>,
     /// Secrets masked in this request, for the access log.
@@ -223,6 +226,7 @@ impl Exchange {
             mesh: None,
             injected_usage: false,
             headers_end_stream: false,
+            length_declared: false,
             body_complete: None,
             masked_count: 0,
             route: None,
@@ -331,6 +335,7 @@ impl Exchange {
             .and_then(|v| v.trim().parse::<u64>().ok());
         self.arrived_path = host.header(Map::Request, ":path").unwrap_or_default();
         self.body_limit = self.vm.config.max_request_bytes_for(&self.arrived_path);
+        self.length_declared = declared.is_some();
         if declared.is_some_and(|n| n > self.body_limit) {
             return self.reject(
                 host,
