@@ -15,7 +15,7 @@ use std::collections::BTreeSet;
 use crate::usage::{ApiKind, UsageOutcome};
 
 /// A metric kind.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MetricKind {
     /// Monotonic counter.
     Counter,
@@ -59,6 +59,14 @@ pub const TAG_NAMES: &[&str] = &[
 /// except `;`, which ends a tag in the encoding; anything else becomes `_`. At most 64
 /// characters; empty becomes `unknown`.
 pub fn sanitize_tag_value(value: &str) -> String {
+    // The common case (a clean, short value) is one copy: this runs for every tag of every
+    // request metric defined and for every model label.
+    if !value.is_empty()
+        && value.len() <= 64
+        && value.bytes().all(|b| b.is_ascii_graphic() && b != b';')
+    {
+        return value.to_string();
+    }
     let mut out: String = value
         .chars()
         .take(64)
@@ -165,33 +173,117 @@ pub struct RequestRecord<'a> {
     pub duration_ms: u64,
 }
 
-/// The samples for one finished request.
+/// The tags every metric of one request carries: its label set. The VM keeps the handles of
+/// each label set's metrics, so a request whose label set was seen before builds no stat name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Labels<'a> {
+    /// Provider name.
+    pub provider: &'a str,
+    /// Model label.
+    pub model: &'a str,
+    /// The caller, when it is a label.
+    pub user: Option<&'a str>,
+    /// The team, when it is a label.
+    pub team: Option<&'a str>,
+}
+
+impl Labels<'_> {
+    fn tags(&self) -> Vec<(&str, &str)> {
+        let mut tags = vec![("provider", self.provider), ("model", self.model)];
+        if let Some(user) = self.user {
+            tags.push(("user", user));
+        }
+        if let Some(team) = self.team {
+            tags.push(("team", team));
+        }
+        tags
+    }
+
+    /// A key naming this label set exactly (each part length-prefixed).
+    pub fn key(&self) -> String {
+        let mut key = String::with_capacity(64);
+        for part in [Some(self.provider), Some(self.model), self.user, self.team] {
+            match part {
+                Some(p) => {
+                    key.push_str(&p.len().to_string());
+                    key.push(':');
+                    key.push_str(p);
+                }
+                None => key.push('-'),
+            }
+        }
+        key
+    }
+}
+
+/// One metric of a request: a base name and up to two tags of its own after the label set's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RequestMetric {
+    /// The stat name left after tag extraction.
+    pub base: &'static str,
+    /// The metric's own tags.
+    pub tags: [Option<(&'static str, &'static str)>; 2],
+    /// Counter or histogram.
+    pub kind: MetricKind,
+}
+
+impl RequestMetric {
+    /// The full stat name under `labels`.
+    pub fn name(&self, labels: &Labels<'_>) -> String {
+        let mut tags = labels.tags();
+        tags.extend(self.tags.iter().flatten().copied());
+        tagged_name(self.base, &tags)
+    }
+}
+
+/// One value of a request metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestSample {
+    /// Which metric.
+    pub metric: RequestMetric,
+    /// The increment (counter) or recorded value (histogram).
+    pub value: u64,
+}
+
+impl RequestRecord<'_> {
+    /// The label set of this request's metrics.
+    pub fn labels(&self) -> Labels<'_> {
+        Labels {
+            provider: self.provider,
+            model: self.model,
+            user: self.user_label,
+            team: self.team_label,
+        }
+    }
+}
+
+/// The samples for one finished request, by name ([`request_samples`] and the truncation
+/// counter).
 pub fn samples(r: &RequestRecord<'_>) -> Vec<Sample> {
-    let mut base: Vec<(&str, &str)> = vec![("provider", r.provider), ("model", r.model)];
-    if let Some(user) = r.user_label {
-        base.push(("user", user));
-    }
-    if let Some(team) = r.team_label {
-        base.push(("team", team));
-    }
-    fn with<'t>(
-        base: &[(&'t str, &'t str)],
-        extra: &[(&'t str, &'t str)],
-    ) -> Vec<(&'t str, &'t str)> {
-        let mut t = base.to_vec();
-        t.extend_from_slice(extra);
-        t
-    }
-    let counter = |name: &str, tags: &[(&str, &str)], value: u64| Sample {
-        name: tagged_name(name, tags),
-        kind: MetricKind::Counter,
+    let labels = r.labels();
+    let mut out: Vec<Sample> = request_samples(r)
+        .into_iter()
+        .map(|s| Sample {
+            name: s.metric.name(&labels),
+            kind: s.metric.kind,
+            value: s.value,
+        })
+        .collect();
+    out.extend(truncation_sample(r));
+    out
+}
+
+/// The samples of one finished request under its label set ([`RequestRecord::labels`]).
+pub fn request_samples(r: &RequestRecord<'_>) -> Vec<RequestSample> {
+    let sample = |base: &'static str,
+                  kind: MetricKind,
+                  tags: [Option<(&'static str, &'static str)>; 2],
+                  value: u64| RequestSample {
+        metric: RequestMetric { base, tags, kind },
         value,
     };
-    let histogram = |name: &str, tags: &[(&str, &str)], value: u64| Sample {
-        name: tagged_name(name, tags),
-        kind: MetricKind::Histogram,
-        value,
-    };
+    let counter = MetricKind::Counter;
+    let histogram = MetricKind::Histogram;
     // A provider error carries no usage and is not billed: count it, not its estimate.
     let unbilled_error = r.outcome.reported_usage.is_none() && !(200..300).contains(&r.status);
     let usage_kind = if unbilled_error {
@@ -201,17 +293,16 @@ pub fn samples(r: &RequestRecord<'_>) -> Vec<Sample> {
     } else {
         "reported"
     };
-    let mut out = vec![counter(
+    let mut out = Vec::with_capacity(12);
+    out.push(sample(
         "tollgate_llm_requests_total",
-        &with(
-            &base,
-            &[
-                ("status_class", status_class(r.status)),
-                ("usage", usage_kind),
-            ],
-        ),
+        counter,
+        [
+            Some(("status_class", status_class(r.status))),
+            Some(("usage", usage_kind)),
+        ],
         1,
-    )];
+    ));
     if let (Some(u), false) = (r.outcome.usage, unbilled_error) {
         let types = [
             ("input", u.input_tokens),
@@ -222,26 +313,29 @@ pub fn samples(r: &RequestRecord<'_>) -> Vec<Sample> {
         ];
         for (ty, n) in types {
             if n > 0 || ty == "input" || ty == "output" {
-                out.push(counter(
+                out.push(sample(
                     "tollgate_tokens_total",
-                    &with(&base, &[("token_type", ty)]),
+                    counter,
+                    [Some(("token_type", ty)), None],
                     n,
                 ));
             }
         }
         for (ty, n) in [("input", u.input_tokens), ("output", u.output_tokens)] {
-            out.push(histogram(
+            out.push(sample(
                 "gen_ai_client_token_usage",
-                &with(&base, &[("token_type", ty)]),
+                histogram,
+                [Some(("token_type", ty)), None],
                 n,
             ));
         }
         if let (Some(ttft), true) = (r.ttft_ms, u.output_tokens > 1) {
             let generation_ms = r.duration_ms.saturating_sub(ttft);
             let per_token_us = generation_ms.saturating_mul(1000) / (u.output_tokens - 1);
-            out.push(histogram(
+            out.push(sample(
                 "gen_ai_server_time_per_output_token_us",
-                &base,
+                histogram,
+                [None, None],
                 per_token_us,
             ));
         }
@@ -249,33 +343,42 @@ pub fn samples(r: &RequestRecord<'_>) -> Vec<Sample> {
     if let Some(cost) = r.cost_usd {
         let micro = (cost * 1_000_000.0).round();
         if micro.is_finite() && micro >= 0.0 {
-            out.push(counter(
+            out.push(sample(
                 "tollgate_cost_microdollars_total",
-                &base,
+                counter,
+                [None, None],
                 micro as u64,
             ));
         }
     }
     if let Some(ttft) = r.ttft_ms {
-        out.push(histogram(
+        out.push(sample(
             "gen_ai_server_time_to_first_token_ms",
-            &base,
+            histogram,
+            [None, None],
             ttft,
         ));
     }
-    out.push(histogram(
+    out.push(sample(
         "gen_ai_client_operation_duration_ms",
-        &base,
+        histogram,
+        [None, None],
         r.duration_ms,
     ));
-    if !r.outcome.complete && (200..300).contains(&r.status) {
-        out.push(counter(
+    out
+}
+
+/// The counter of a successful response that ended without its terminator (tagged by provider
+/// only, so not under the request's label set).
+pub fn truncation_sample(r: &RequestRecord<'_>) -> Option<Sample> {
+    (!r.outcome.complete && (200..300).contains(&r.status)).then(|| Sample {
+        name: tagged_name(
             "tollgate_upstream_errors_total",
             &[("provider", r.provider), ("reason", "truncated")],
-            1,
-        ));
-    }
-    out
+        ),
+        kind: MetricKind::Counter,
+        value: 1,
+    })
 }
 
 /// Access-log properties (name → value); each becomes `%FILTER_STATE(wasm.<name>:PLAIN)%`.

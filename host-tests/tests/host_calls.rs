@@ -53,14 +53,16 @@ const SCENARIOS: &[Scenario] = &[
 
 /// The pinned host calls of one request per scenario: (scenario name, [(import, calls)]).
 /// Imports not listed are called zero times. Measured after the pipeline of issue 12 (two
-/// `random_get` seed the ids); the stream's counts depend on the fixture cut in 512-byte chunks.
+/// `random_get` seed the ids), then lowered for issue 13 (`:path` read once, the trace context
+/// kept from what was written instead of read back, body chunks nothing works on left untimed,
+/// request headers not held, nor the caller identified, for a body no enabled feature reads);
+/// the stream's counts depend on the fixture cut in 512-byte chunks.
 const PINNED: &[(&str, &[(&str, u64)])] = &[
     (
         "everything off (correlation ids only), JSON answer",
         &[
-            ("proxy_get_buffer_bytes", 1),
-            ("proxy_get_current_time_nanoseconds", 11),
-            ("proxy_get_header_map_value", 12),
+            ("proxy_get_current_time_nanoseconds", 4),
+            ("proxy_get_header_map_value", 8),
             ("proxy_increment_metric", 3),
             ("proxy_remove_header_map_value", 1),
             ("proxy_replace_header_map_value", 4),
@@ -72,8 +74,8 @@ const PINNED: &[(&str, &[(&str, u64)])] = &[
         "usage accounting only, JSON answer",
         &[
             ("proxy_get_buffer_bytes", 3),
-            ("proxy_get_current_time_nanoseconds", 13),
-            ("proxy_get_header_map_value", 12),
+            ("proxy_get_current_time_nanoseconds", 12),
+            ("proxy_get_header_map_value", 9),
             ("proxy_increment_metric", 7),
             ("proxy_record_metric", 5),
             ("proxy_remove_header_map_value", 1),
@@ -86,8 +88,8 @@ const PINNED: &[(&str, &[(&str, u64)])] = &[
         "usage accounting and a token budget, JSON answer",
         &[
             ("proxy_get_buffer_bytes", 3),
-            ("proxy_get_current_time_nanoseconds", 15),
-            ("proxy_get_header_map_value", 12),
+            ("proxy_get_current_time_nanoseconds", 14),
+            ("proxy_get_header_map_value", 9),
             ("proxy_get_shared_data", 2),
             ("proxy_increment_metric", 7),
             ("proxy_record_metric", 5),
@@ -102,8 +104,8 @@ const PINNED: &[(&str, &[(&str, u64)])] = &[
         "usage accounting only, streamed answer",
         &[
             ("proxy_get_buffer_bytes", 4),
-            ("proxy_get_current_time_nanoseconds", 15),
-            ("proxy_get_header_map_value", 12),
+            ("proxy_get_current_time_nanoseconds", 14),
+            ("proxy_get_header_map_value", 9),
             ("proxy_increment_metric", 8),
             ("proxy_record_metric", 5),
             ("proxy_remove_header_map_value", 3),
@@ -117,8 +119,8 @@ const PINNED: &[(&str, &[(&str, u64)])] = &[
         "defaults (usage accounting and prompt masking), JSON answer",
         &[
             ("proxy_get_buffer_bytes", 3),
-            ("proxy_get_current_time_nanoseconds", 13),
-            ("proxy_get_header_map_value", 12),
+            ("proxy_get_current_time_nanoseconds", 12),
+            ("proxy_get_header_map_value", 9),
             ("proxy_increment_metric", 7),
             ("proxy_record_metric", 5),
             ("proxy_remove_header_map_value", 1),

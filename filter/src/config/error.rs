@@ -57,16 +57,13 @@ pub fn join_path(prefix: &str, rest: &str) -> String {
 }
 
 /// Reads a JSON document as `T` (trailing data refused); an error names the path of the field
-/// serde stopped at, under `prefix` (`""` for the whole plugin configuration).
+/// serde stopped at, under `prefix` (`""` for the whole plugin configuration). The document is
+/// parsed into a `Value` first, so every configuration type is deserialized by one path-tracking
+/// deserializer (over `Value`) in the module, not by a second one over bytes.
 pub fn deserialize_json<T: DeserializeOwned>(bytes: &[u8], prefix: &str) -> Result<T, ConfigError> {
-    let mut de = serde_json::Deserializer::from_slice(bytes);
-    let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {
-        let path = e.path().to_string();
-        ConfigError::new(path, strip_position(&e.into_inner().to_string())).under(prefix)
-    })?;
-    de.end()
+    let value: serde_json::Value = serde_json::from_slice(bytes)
         .map_err(|e| ConfigError::new(prefix, strip_position(&e.to_string())).under(""))?;
-    Ok(value)
+    deserialize_value(value, prefix)
 }
 
 /// Reads an already parsed JSON value as `T`, naming the failing path under `prefix`.

@@ -27,10 +27,14 @@ impl Exchange {
             self.phase = Phase::Forwarded;
             return Flow::Continue;
         }
-        if self.user.is_none() {
+        // Who sends it matters to what reads the body (usage, budgets, the cache, a key): with
+        // none of them on, the caller is not looked up.
+        let body_needed = self.body_needed();
+        if self.user.is_none() && body_needed {
             self.user = self.identify(host);
         }
-        if self.headers_end_stream {
+        if self.headers_end_stream || !body_needed {
+            // No body, or nothing enabled reads it: the body streams through unheld.
             self.phase = Phase::Forwarded;
             return self.admit(host);
         }
@@ -42,6 +46,25 @@ impl Exchange {
         // budget decision come from it, and a rewritten body needs a new content-length.
         self.phase = Phase::HoldingBody;
         Flow::Pause
+    }
+
+    /// Whether anything enabled for this request works on its whole body: usage accounting (the
+    /// prompt estimate, `include_usage`), prompt masking, guardrails, routing, the response
+    /// cache, budgets (the estimate) or the presented virtual key (its models and budgets) — or
+    /// the body's size is undeclared, so the size limit is enforced before anything goes
+    /// upstream. Otherwise the headers are not held for it, the body is never read and the
+    /// caller is not identified.
+    fn body_needed(&self) -> bool {
+        let c = &self.vm.config;
+        !self.length_declared
+            || c.usage.enabled
+            || (c.masking.prompts != crate::masking::PromptAction::Off
+                && c.masking.engine.is_some())
+            || c.guardrails.is_some()
+            || c.failover.is_some()
+            || c.cache.is_some()
+            || c.budgets.is_some()
+            || self.key.is_some()
     }
 
     /// The caller: API key hash from the configured headers, else the client address.

@@ -39,8 +39,13 @@ impl Exchange {
             return AuthStep::Proceed;
         };
         let headers = host.headers(Map::Request);
-        let method = host.header(Map::Request, ":method").unwrap_or_default();
-        let path = host.header(Map::Request, ":path").unwrap_or_default();
+        // `:method` is in the map; `:path` was read at the request headers.
+        let method = headers
+            .iter()
+            .find(|(name, _)| name == ":method")
+            .map(|(_, value)| value.clone())
+            .unwrap_or_default();
+        let path = self.arrived_path.clone();
         let now_ms = now_ms(host);
         let Ok(mut rt) = runtime.try_borrow_mut() else {
             self.phase = Phase::Forwarded;
@@ -80,6 +85,7 @@ impl Exchange {
                         }
                         RequestEdit::SetPath(p) => {
                             host.set_header(Map::Request, ":path", &p);
+                            self.arrived_path = p;
                         }
                     }
                 }
@@ -277,7 +283,7 @@ impl Exchange {
             other => other,
         };
         if step == AuthStep::Proceed {
-            self.path = host.header(Map::Request, ":path").unwrap_or_default();
+            self.path = std::mem::take(&mut self.arrived_path);
             if self.after_auth(host) == Flow::Continue && !host.resume_request() {
                 self.log(
                     host,

@@ -61,23 +61,28 @@ impl Exchange {
                 host.set_header(Map::Request, name, &self.request_id);
             }
         }
+        // Failover callouts carry the same trace context as the request itself: what was just
+        // written, or what the request brought when tollgate leaves its trace context alone.
+        self.trace_headers.clear();
         if corr.traceparent {
             let incoming = host.header(Map::Request, "traceparent");
             let decision = decide_trace(incoming.as_deref(), &mut fresh_rng(host));
-            host.set_header(
-                Map::Request,
-                "traceparent",
-                &decision.upstream.header_value(),
-            );
-            if !decision.continued {
+            let traceparent = decision.upstream.header_value();
+            host.set_header(Map::Request, "traceparent", &traceparent);
+            self.trace_headers.push(("traceparent".into(), traceparent));
+            if decision.continued {
+                if let Some(state) = host.header(Map::Request, "tracestate") {
+                    self.trace_headers.push(("tracestate".into(), state));
+                }
+            } else {
                 vm.metrics.traces_started.add(host, 1);
                 host.remove_header(Map::Request, "tracestate");
             }
+        } else {
+            self.trace_headers = ["traceparent", "tracestate"]
+                .into_iter()
+                .filter_map(|name| Some((name.to_string(), host.header(Map::Request, name)?)))
+                .collect();
         }
-        // Failover callouts carry the same trace context as the request itself.
-        self.trace_headers = ["traceparent", "tracestate"]
-            .into_iter()
-            .filter_map(|name| Some((name.to_string(), host.header(Map::Request, name)?)))
-            .collect();
     }
 }

@@ -1,12 +1,15 @@
 //! Metrics by handle: the core counters are defined once at configure time and recorded through
 //! their [`MetricId`]; tagged metrics (provider, model, reason, …) are defined on first use and
-//! kept by name in the VM's [`MetricRegistry`]. Recording is a no-op when the host refused a
-//! definition.
+//! kept by name in the VM's [`MetricRegistry`]; a finished request's metrics are kept by label
+//! set ([`MetricRegistry::record_request`]), so a request whose provider, model, user and team
+//! were seen before builds no stat name and looks up one key. Recording is a no-op when the host
+//! refused a definition.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use super::host::{Host, MetricId};
-use crate::accounting::{MetricKind, Sample};
+use crate::accounting::{Labels, MetricKind, RequestMetric, RequestSample, Sample};
 
 /// A counter handle, or nothing when the host refused to define it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -54,33 +57,105 @@ impl CoreMetrics {
 /// Upper bound on distinct tagged stat names per VM, a guard against label explosions.
 pub const MAX_TAGGED_METRICS: usize = 20_000;
 
+/// Upper bound on label sets whose request metric handles are kept (beyond it, a request's
+/// metrics are looked up by name).
+pub const MAX_LABEL_SETS: usize = 2_000;
+
 /// Tagged metrics defined on first use (bounded: tag values are bounded by the caller).
 #[derive(Debug, Default)]
 pub struct MetricRegistry {
     ids: HashMap<String, Option<MetricId>>,
+    /// Request metric handles by label set ([`Labels::key`]).
+    label_sets: FastMap<String, FastMap<RequestMetric, Option<MetricId>>>,
+}
+
+/// A map with [`WordHasher`]: its keys are short and chosen by this module, not by clients.
+type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<WordHasher>>;
+
+/// A multiply-rotate hasher over 8-byte words (the scheme of rustc's FxHasher): a few
+/// instructions per word where SipHash takes a few per byte, for keys hashed on every request.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct WordHasher(u64);
+
+impl WordHasher {
+    const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(Self::SEED);
+    }
+}
+
+impl Hasher for WordHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+        let mut last = [0u8; 8];
+        for (dst, src) in last.iter_mut().zip(chunks.remainder()) {
+            *dst = *src;
+        }
+        self.add(u64::from_le_bytes(last));
+    }
+
+    fn write_u8(&mut self, n: u8) {
+        self.add(u64::from(n));
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.add(n as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 impl MetricRegistry {
     fn id<H: Host>(&mut self, host: &mut H, name: &str, kind: MetricKind) -> Option<MetricId> {
-        if let Some(id) = self.ids.get(name) {
-            return *id;
+        named_id(&mut self.ids, host, name, kind)
+    }
+
+    /// Records a finished request's samples under its label set, defining each metric the first
+    /// time its label set uses it.
+    pub fn record_request<H: Host>(
+        &mut self,
+        host: &mut H,
+        labels: &Labels<'_>,
+        samples: &[RequestSample],
+    ) {
+        let key = labels.key();
+        if !self.label_sets.contains_key(&key) && self.label_sets.len() >= MAX_LABEL_SETS {
+            for s in samples {
+                let name = s.metric.name(labels);
+                if let Some(id) = self.id(host, &name, s.metric.kind) {
+                    put(host, id, s.metric.kind, s.value);
+                }
+            }
+            return;
         }
-        if self.ids.len() >= MAX_TAGGED_METRICS {
-            return None;
+        let handles = self.label_sets.entry(key).or_default();
+        for s in samples {
+            let id = match handles.get(&s.metric) {
+                Some(id) => *id,
+                None => {
+                    let id = named_id(&mut self.ids, host, &s.metric.name(labels), s.metric.kind);
+                    handles.insert(s.metric, id);
+                    id
+                }
+            };
+            if let Some(id) = id {
+                put(host, id, s.metric.kind, s.value);
+            }
         }
-        let id = host.define_metric(kind, name);
-        self.ids.insert(name.to_string(), id);
-        id
     }
 
     /// Records one sample.
     pub fn record<H: Host>(&mut self, host: &mut H, sample: &Sample) {
-        let Some(id) = self.id(host, &sample.name, sample.kind) else {
-            return;
-        };
-        match sample.kind {
-            MetricKind::Counter => host.increment_metric(id, sample.value),
-            MetricKind::Histogram | MetricKind::Gauge => host.record_metric(id, sample.value),
+        if let Some(id) = self.id(host, &sample.name, sample.kind) {
+            put(host, id, sample.kind, sample.value);
         }
     }
 
@@ -94,5 +169,133 @@ impl MetricRegistry {
                 value: n,
             },
         );
+    }
+}
+
+/// Adds to a counter, records a histogram value or sets a gauge.
+fn put<H: Host>(host: &mut H, id: MetricId, kind: MetricKind, value: u64) {
+    match kind {
+        MetricKind::Counter => host.increment_metric(id, value),
+        MetricKind::Histogram | MetricKind::Gauge => host.record_metric(id, value),
+    }
+}
+
+/// The handle of a tagged metric by name, defined on first use (none beyond the bound).
+fn named_id<H: Host>(
+    ids: &mut HashMap<String, Option<MetricId>>,
+    host: &mut H,
+    name: &str,
+    kind: MetricKind,
+) -> Option<MetricId> {
+    if let Some(id) = ids.get(name) {
+        return *id;
+    }
+    if ids.len() >= MAX_TAGGED_METRICS {
+        return None;
+    }
+    let id = host.define_metric(kind, name);
+    ids.insert(name.to_string(), id);
+    id
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::accounting::{self, RequestRecord};
+    use crate::exchange::fake::FakeHost;
+    use crate::usage::{Usage, UsageOutcome};
+
+    fn outcome() -> UsageOutcome {
+        UsageOutcome {
+            usage: Some(Usage {
+                input_tokens: 10,
+                output_tokens: 21,
+                total_tokens: 31,
+                ..Usage::default()
+            }),
+            reported_usage: None,
+            complete: true,
+            ..UsageOutcome::default()
+        }
+    }
+
+    fn record<'a>(model: &'a str, o: &'a UsageOutcome) -> RequestRecord<'a> {
+        RequestRecord {
+            provider: "openai",
+            model,
+            user_label: Some("alice"),
+            team_label: None,
+            status: 200,
+            outcome: o,
+            cost_usd: Some(0.5),
+            ttft_ms: Some(40),
+            duration_ms: 240,
+        }
+    }
+
+    #[test]
+    fn a_label_set_defines_its_metrics_once_under_the_same_names_as_samples() {
+        let mut host = FakeHost::new();
+        let mut registry = MetricRegistry::default();
+        let o = outcome();
+        let r = record("gpt-4o", &o);
+        registry.record_request(&mut host, &r.labels(), &accounting::request_samples(&r));
+        let defined = host.metric_defs.len();
+        let mut expected: Vec<String> = accounting::samples(&r)
+            .into_iter()
+            .map(|s| s.name)
+            .collect();
+        let mut names: Vec<String> = host.metric_defs.keys().cloned().collect();
+        expected.sort();
+        names.sort();
+        assert_eq!(names, expected);
+        registry.record_request(&mut host, &r.labels(), &accounting::request_samples(&r));
+        assert_eq!(
+            host.metric_defs.len(),
+            defined,
+            "no new definition for a seen label set"
+        );
+        let tokens = "provider=.=openai;.;model=.=gpt-4o;.;user=.=alice;.;token_type=.=input;.;tollgate_tokens_total";
+        let id = host.metric_defs.get(tokens).map(|(_, id)| *id);
+        assert_eq!(
+            id.and_then(|id| host.metric_values.get(&id).copied()),
+            Some(20)
+        );
+
+        let other = record("gpt-4.1", &o);
+        registry.record_request(
+            &mut host,
+            &other.labels(),
+            &accounting::request_samples(&other),
+        );
+        assert_eq!(
+            host.metric_defs.len(),
+            2 * defined,
+            "a new label set defines its own"
+        );
+    }
+
+    #[test]
+    fn label_set_keys_do_not_collide_across_parts() {
+        let a = Labels {
+            provider: "a",
+            model: "b",
+            user: Some("c"),
+            team: None,
+        };
+        let b = Labels {
+            provider: "a",
+            model: "b",
+            user: None,
+            team: Some("c"),
+        };
+        let c = Labels {
+            provider: "ab",
+            model: "",
+            user: Some("c"),
+            team: None,
+        };
+        assert_ne!(a.key(), b.key());
+        assert_ne!(a.key(), c.key());
     }
 }

@@ -157,8 +157,11 @@ pub struct Exchange {
     started_ns: u64,
     /// The LLM API the response speaks, when the request is one.
     api: Option<ApiKind>,
-    /// The client's request path (after authentication edits).
+    /// The client's request path (after authentication edits), set once authenticated.
     path: String,
+    /// `:path` as read at the request headers, with authentication's edit applied: read once,
+    /// it becomes `path` when the request is authenticated.
+    arrived_path: String,
     /// The provider path the request was sent to, when tollgate rewrote it.
     upstream_path: Option<String>,
     /// What the request body said.
@@ -177,6 +180,9 @@ pub struct Exchange {
     injected_usage: bool,
     /// Request headers ended the stream (no body).
     headers_end_stream: bool,
+    /// The request declared its body's size (`content-length`): checked against the limit at
+    /// the headers, so the body need not be held to enforce it.
+    length_declared: bool,
     /// The whole request body arrived while authentication was waiting (its size).
     body_complete: Option<usize>,
     /// Secrets masked in this request, for the access log.
@@ -211,6 +217,7 @@ impl Exchange {
             started_ns: 0,
             api: None,
             path: String::new(),
+            arrived_path: String::new(),
             upstream_path: None,
             info: None,
             user: None,
@@ -220,6 +227,7 @@ impl Exchange {
             mesh: None,
             injected_usage: false,
             headers_end_stream: false,
+            length_declared: false,
             body_complete: None,
             masked_count: 0,
             route: None,
@@ -245,18 +253,24 @@ impl Exchange {
     /// The request headers arrived.
     pub fn on_request_headers<H: Host>(&mut self, host: &mut H, end_of_stream: bool) -> Flow {
         let started = host.now_ns();
+        self.started_ns = started;
         let flow = self.request_headers(host, end_of_stream);
         self.add_own_time(host, started);
         flow
     }
 
     /// A request body chunk arrived (`size`: bytes buffered so far when the pipeline paused).
+    /// Only a held body is worked on; counting the bytes of a chunk that goes on is not worth
+    /// the two clock reads that would time it.
     pub fn on_request_body<H: Host>(
         &mut self,
         host: &mut H,
         size: usize,
         end_of_stream: bool,
     ) -> Flow {
+        if self.phase != Phase::HoldingBody {
+            return self.request_body(host, size, end_of_stream);
+        }
         let started = host.now_ns();
         let flow = self.request_body(host, size, end_of_stream);
         self.add_own_time(host, started);
@@ -276,13 +290,16 @@ impl Exchange {
         flow
     }
 
-    /// A response body chunk arrived.
+    /// A response body chunk arrived. A response nothing observes or rewrites passes untimed.
     pub fn on_response_body<H: Host>(
         &mut self,
         host: &mut H,
         size: usize,
         end_of_stream: bool,
     ) -> Flow {
+        if self.response_passes_through() {
+            return Flow::Continue;
+        }
         let started = host.now_ns();
         let flow = self.response_body(host, size, end_of_stream);
         self.add_own_time(host, started);
@@ -312,14 +329,14 @@ impl Exchange {
     }
 
     fn request_headers<H: Host>(&mut self, host: &mut H, end_of_stream: bool) -> Flow {
-        self.started_ns = host.now_ns();
         self.vm.metrics.requests.add(host, 1);
         self.apply_correlation(host);
         let declared = host
             .header(Map::Request, "content-length")
             .and_then(|v| v.trim().parse::<u64>().ok());
-        let path = host.header(Map::Request, ":path").unwrap_or_default();
-        self.body_limit = self.vm.config.max_request_bytes_for(&path);
+        self.arrived_path = host.header(Map::Request, ":path").unwrap_or_default();
+        self.body_limit = self.vm.config.max_request_bytes_for(&self.arrived_path);
+        self.length_declared = declared.is_some();
         if declared.is_some_and(|n| n > self.body_limit) {
             return self.reject(
                 host,
@@ -338,8 +355,8 @@ impl Exchange {
             auth::AuthStep::Replied => return Flow::Replied,
             auth::AuthStep::Waiting => return Flow::Pause,
         }
-        // The token may have been stripped from the path; read it after authentication.
-        self.path = host.header(Map::Request, ":path").unwrap_or_default();
+        // Authentication may have stripped the token from the path (and kept the edit).
+        self.path = std::mem::take(&mut self.arrived_path);
         self.after_auth(host)
     }
 

@@ -166,6 +166,19 @@ impl Exchange {
         }
     }
 
+    /// Nothing observes, holds or rewrites the response body: its chunks pass as they are.
+    pub(super) fn response_passes_through(&self) -> bool {
+        let r = &self.response;
+        self.held.is_none()
+            && r.tracker.is_none()
+            && r.chunk_filter.is_none()
+            && r.masker.is_none()
+            && r.translator.is_none()
+            && r.openai_stream.is_none()
+            && !r.buffer_for_translation
+            && !self.cache_capturing()
+    }
+
     pub(super) fn response_body<H: Host>(
         &mut self,
         host: &mut H,
@@ -181,18 +194,10 @@ impl Exchange {
             }
             return Flow::Pause;
         }
-        let r = &self.response;
-        if r.tracker.is_none()
-            && r.chunk_filter.is_none()
-            && r.masker.is_none()
-            && r.translator.is_none()
-            && r.openai_stream.is_none()
-            && !r.buffer_for_translation
-            && !self.cache_capturing()
-        {
+        if self.response_passes_through() {
             return Flow::Continue;
         }
-        if r.buffer_for_translation && !end_of_stream {
+        if self.response.buffer_for_translation && !end_of_stream {
             // Envoy buffers; the whole body is handed over with end_of_stream.
             return Flow::Pause;
         }

@@ -281,7 +281,12 @@ impl Exchange {
             ttft_ms: None,
             duration_ms: self.elapsed_ms(host),
         };
-        for sample in accounting::samples(&record) {
+        vm.record_request(
+            host,
+            &record.labels(),
+            &accounting::request_samples(&record),
+        );
+        if let Some(sample) = accounting::truncation_sample(&record) {
             vm.record(host, &sample);
         }
         for (name, value) in accounting::access_log_fields(&record, self.user.as_deref()) {

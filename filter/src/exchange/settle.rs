@@ -82,7 +82,12 @@ impl Exchange {
             ttft_ms: self.response.ttft_ms,
             duration_ms,
         };
-        for sample in accounting::samples(&record) {
+        vm.record_request(
+            host,
+            &record.labels(),
+            &accounting::request_samples(&record),
+        );
+        if let Some(sample) = accounting::truncation_sample(&record) {
             vm.record(host, &sample);
         }
         for (name, value) in accounting::access_log_fields(&record, self.user.as_deref()) {

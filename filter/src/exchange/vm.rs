@@ -294,6 +294,18 @@ impl Vm {
         }
     }
 
+    /// Records a finished request's samples under its label set.
+    pub fn record_request<H: Host>(
+        &self,
+        host: &mut H,
+        labels: &accounting::Labels<'_>,
+        samples: &[accounting::RequestSample],
+    ) {
+        if let Ok(mut shared) = self.shared.try_borrow_mut() {
+            shared.metrics.record_request(host, labels, samples);
+        }
+    }
+
     /// Records one tagged sample.
     pub fn record<H: Host>(&self, host: &mut H, sample: &Sample) {
         if let Ok(mut shared) = self.shared.try_borrow_mut() {

@@ -107,7 +107,7 @@ pub(crate) fn overhead_and_jwt(section: usize, settings: &Settings, mock: &MockH
         ));
     }
     specs.push(virtual_key_spec(&basic, upstream, &chat));
-    let mut scenarios = start_wrk_scenarios(specs, mock, dir);
+    let mut scenarios = start_wrk_scenarios(specs, &[], mock, dir);
     run_wrk_rounds(&mut scenarios, settings);
     println!(
         "\n#### {section}. Per-request overhead and JWT verification (wrk, small chat request)"

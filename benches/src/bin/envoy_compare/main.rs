@@ -45,7 +45,10 @@
 //! `BENCH_CONNECTIONS` (wrk connections, default 16), `BENCH_SAMPLES` (requests per scenario in
 //! the client loops, default 300), `BENCH_STARTS` (Envoy starts per configuration when timing VM
 //! start, default 5), `BENCH_SECTIONS` (comma-separated subset of
-//! `table,jwt,ttfb,masking,failover,cache,mesh`; default `table,mesh`).
+//! `table,jwt,ttfb,masking,failover,cache,mesh`; default `table,mesh`), `BENCH_ROWS` (comma-separated
+//! row numbers of the `table` section to run, with their baseline rows; then the table only),
+//! `BENCH_WASM_B` (a second `.wasm`: each selected tollgate row runs again with it, in the same
+//! rounds, appended as "[B]" rows — two builds compared within one run).
 
 use std::path::Path;
 use std::process::Command;
@@ -85,6 +88,8 @@ struct Settings {
     starts: usize,
     quick: bool,
     sections: Vec<String>,
+    /// Rows of the `table` section to run (1-based; empty: all). Their baseline rows run too.
+    rows: Vec<usize>,
 }
 
 impl Settings {
@@ -109,6 +114,11 @@ impl Settings {
                 .split(',')
                 .map(|s| s.trim().to_ascii_lowercase())
                 .filter(|s| !s.is_empty())
+                .collect(),
+            rows: std::env::var("BENCH_ROWS")
+                .unwrap_or_default()
+                .split(',')
+                .filter_map(|r| r.trim().parse().ok())
                 .collect(),
         }
     }

@@ -70,7 +70,7 @@ pub(crate) fn masking(section: usize, settings: &Settings, mock: &MockHandle, di
             Check::UpstreamContains("[REDACTED"),
         ),
     ];
-    let mut scenarios = start_wrk_scenarios(specs, mock, dir);
+    let mut scenarios = start_wrk_scenarios(specs, &[], mock, dir);
     run_wrk_rounds(&mut scenarios, settings);
     println!(
         "\n#### {section}. Masking a 64 KiB prompt (wrk, POST {CHAT_PATH}, body {} bytes)",

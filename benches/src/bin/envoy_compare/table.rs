@@ -6,7 +6,9 @@ use crate::failover::failover_config;
 use crate::jwt::tollgate_jwt_config;
 use crate::loops::{run_loops, start_envoy, LoopScenario};
 use crate::targets::print_targets;
-use crate::wrk::{print_wrk_table, run_wrk, run_wrk_rounds, start_wrk_scenarios, Check, WrkSpec};
+use crate::wrk::{
+    print_wrk_table, run_wrk, run_wrk_rounds, start_wrk_scenarios, with_module_b, Check, WrkSpec,
+};
 use crate::{
     display_relative, template_file, tokens, Settings, AUDIENCE, CHAT_PATH, ISSUER, MODEL,
     PROMPT_BYTES,
@@ -182,6 +184,18 @@ pub(crate) fn one_table(section: usize, settings: &Settings, mock: &MockHandle, 
     })
     .to_string();
     let envoy_jwt = template("e2e/configs/envoy_jwt.yaml");
+    // The same with `jwt_authn`'s own verified-token cache: the counterpart of tollgate's
+    // cached-token row (issue 13 compares the two).
+    let anchor = "payload_in_metadata: jwt_payload";
+    assert!(
+        envoy_jwt.contains(anchor),
+        "envoy_jwt.yaml: no `{anchor}` line"
+    );
+    let envoy_jwt_cached = envoy_jwt.replacen(
+        anchor,
+        &format!("{anchor}\n                  jwt_cache_config: {{ jwt_cache_size: 1000 }}"),
+        1,
+    );
     let specs = vec![
         // 1–3: baselines.
         spec("plain Envoy, JSON answer", &plain, Vars::new(), &json, vec![], None, Check::Ok),
@@ -254,10 +268,10 @@ pub(crate) fn one_table(section: usize, settings: &Settings, mock: &MockHandle, 
             Vars::new().set("JWKS", &jwks_text).set("JWT_CACHE", "# no jwt_cache_config"),
             &json, bearer(&rs), Some(1), Check::Ok,
         ),
-        // 14: jwt_authn + tollgate in envoy_jwt mode.
+        // 14: jwt_authn (its cache on, as tollgate's in row 16) + tollgate in envoy_jwt mode.
         spec(
-            "`jwt_authn` ES256 (no cache) + tollgate in `envoy_jwt` mode: usage, budget, prompt masking",
-            &envoy_jwt,
+            "`jwt_authn` ES256 (`jwt_cache_config`) + tollgate in `envoy_jwt` mode: usage, budget, prompt masking",
+            &envoy_jwt_cached,
             Vars::new().set("JWKS", &jwks_text).plugin_config(&envoy_jwt_features),
             &json, bearer(&es), Some(1), Check::Ok,
         ),
@@ -282,8 +296,25 @@ pub(crate) fn one_table(section: usize, settings: &Settings, mock: &MockHandle, 
             routing_vars(upstream, &all_together),
             &json, bearer(&es), Some(1), Check::Ok,
         ),
+        // 18: row 14 with jwt_authn verifying every token (no cache).
+        spec(
+            "`jwt_authn` ES256 (no cache) + tollgate in `envoy_jwt` mode: usage, budget, prompt masking",
+            &envoy_jwt,
+            Vars::new().set("JWKS", &jwks_text).plugin_config(&envoy_jwt_features),
+            &json, bearer(&es), Some(1), Check::Ok,
+        ),
+        // 19: jwt_authn ES256 with its cache, no tollgate (row 14's Envoy part).
+        spec(
+            "native `jwt_authn` ES256 with `jwt_cache_config` (no tollgate)",
+            &native,
+            Vars::new()
+                .set("JWKS", &jwks_text)
+                .set("JWT_CACHE", "jwt_cache_config: { jwt_cache_size: 1000 }"),
+            &json, bearer(&es), Some(1), Check::Ok,
+        ),
     ];
-    let mut scenarios = start_wrk_scenarios(specs, mock, dir);
+    let (specs, rows) = with_module_b(specs, &settings.rows);
+    let mut scenarios = start_wrk_scenarios(specs, &rows, mock, dir);
     run_wrk_rounds(&mut scenarios, settings);
     println!(
         "\n#### {section}. Plain Envoy vs Envoy + tollgate, feature by feature (wrk; POST {CHAT_PATH})"
@@ -293,6 +324,10 @@ pub(crate) fn one_table(section: usize, settings: &Settings, mock: &MockHandle, 
         "\n\"added\" is this row minus row \"vs #\": its baseline without the feature (plain Envoy with the same request). Usage accounting rows include correlation ids, which are always on. A cold JWT row verifies the signature on every request; \"cached\" reuses tollgate's per-worker verified-token cache."
     );
     drop(scenarios);
+    if !settings.rows.is_empty() {
+        println!("\n_Rows limited by `BENCH_ROWS`: latency, memory and start time not measured._");
+        return;
+    }
     let latency = latency_at_concurrency_one(settings, mock, &all_features, &es);
 
     // VM memory and start time.

@@ -13,6 +13,7 @@ use tollgate_e2e::mock::MockHandle;
 use tollgate_e2e::{Envoy, Vars};
 
 /// What a scenario's single check request must show before load is applied.
+#[derive(Clone)]
 pub(crate) enum Check {
     /// Status 200.
     Ok,
@@ -44,15 +45,37 @@ pub(crate) struct WrkScenario {
     pub(crate) problem: Option<String>,
 }
 
+/// Starts every scenario of `specs` whose row (1-based) is in `rows` or is the baseline of one
+/// that is (all of them when `rows` is empty); the others keep their row, marked not run.
 pub(crate) fn start_wrk_scenarios(
     specs: Vec<WrkSpec>,
+    rows: &[usize],
     mock: &MockHandle,
     dir: &Path,
 ) -> Vec<WrkScenario> {
+    let wanted = |row: usize| {
+        rows.is_empty()
+            || rows.contains(&row)
+            || specs
+                .iter()
+                .enumerate()
+                .any(|(i, s)| rows.contains(&(i + 1)) && s.base == Some(row))
+    };
+    let wanted: Vec<bool> = (1..=specs.len()).map(wanted).collect();
     specs
         .into_iter()
         .enumerate()
         .map(|(i, spec)| {
+            if !wanted.get(i).copied().unwrap_or(true) {
+                return WrkScenario {
+                    name: spec.name,
+                    envoy: None,
+                    script: PathBuf::new(),
+                    base: spec.base,
+                    runs: Vec::new(),
+                    problem: Some("not run (`BENCH_ROWS`)".into()),
+                };
+            }
             eprintln!("starting Envoy: {}", spec.name);
             let body_file = dir.join(format!("body-{i}.json"));
             let script = dir.join(format!("load-{i}.lua"));
@@ -83,6 +106,42 @@ pub(crate) fn start_wrk_scenarios(
             }
         })
         .collect()
+}
+
+/// With `BENCH_WASM_B=<path>`: every selected tollgate row again, with that module instead of
+/// `target/tollgate.wasm` (`TOLLGATE_WASM`), appended to the table and run in the same rounds, so
+/// two builds are compared within one run. Returns the specs and the rows to run.
+pub(crate) fn with_module_b(mut specs: Vec<WrkSpec>, rows: &[usize]) -> (Vec<WrkSpec>, Vec<usize>) {
+    let Some(b) = std::env::var("BENCH_WASM_B").ok().filter(|p| !p.is_empty()) else {
+        return (specs, rows.to_vec());
+    };
+    let mut rows = rows.to_vec();
+    let selected: Vec<usize> = (1..=specs.len())
+        .filter(|r| rows.is_empty() || rows.contains(r))
+        .collect();
+    if rows.is_empty() {
+        rows = selected.clone();
+    }
+    for r in selected {
+        let Some(spec) = specs.get(r - 1) else {
+            continue;
+        };
+        if !spec.config.contains("{{WASM}}") {
+            continue;
+        }
+        let copy = WrkSpec {
+            name: format!("{} [B: {b}]", spec.name),
+            config: spec.config.replace("{{WASM}}", &b),
+            vars: spec.vars.clone(),
+            body: spec.body.clone(),
+            headers: spec.headers.clone(),
+            base: spec.base,
+            check: spec.check.clone(),
+        };
+        specs.push(copy);
+        rows.push(specs.len());
+    }
+    (specs, rows)
 }
 
 /// Sends one request as wrk will and checks the outcome; returns what is wrong, if anything.

@@ -108,3 +108,48 @@ fn a_client_disconnecting_mid_stream_releases_its_reservation_and_pays_the_estim
         assert_eq!(w.used_tokens, used, "what the log says is what was charged");
     }
 }
+
+#[test]
+fn the_headers_are_held_for_the_body_only_when_an_enabled_feature_reads_it() {
+    let off = r#"{"usage":{"enabled":false},"masking":{"prompts":"off"}}"#;
+    let needs_body = [
+        r#"{"masking":{"prompts":"off"}}"#,
+        r#"{"usage":{"enabled":false},"masking":{"prompts":"redact"}}"#,
+        r#"{"usage":{"enabled":false},"masking":{"prompts":"off"},"budgets":{"windows":[{"period":"minute","max_tokens":3000}]}}"#,
+        r#"{"usage":{"enabled":false},"masking":{"prompts":"off"},"guardrails":{"defaults":{"max_messages":100}}}"#,
+    ];
+    let body = chat_body("gpt-4o-mini", false);
+    let len = body.len().to_string();
+    let declared = chat_headers(&[("content-length", len.as_str())]);
+    let mut host = host_with_address();
+    let vm_off = vm(&mut host, off);
+    let mut r = Driver::new(&vm_off);
+    r.send_headers(&mut host, &declared, false);
+    assert!(
+        r.upstream_released,
+        "nothing reads the body: the headers go on"
+    );
+    r.send_chunks(&mut host, &[&body]);
+    assert_eq!(r.upstream, body, "the body streams through unchanged");
+    // Without a declared size the body is held: the limit applies before anything goes on.
+    let mut r = Driver::new(&vm_off);
+    r.send_headers(&mut host, &chat_headers(&[]), false);
+    assert!(
+        !r.upstream_released,
+        "no content-length: held for the size limit"
+    );
+    r.send_chunks(&mut host, &[&body]);
+    assert!(r.upstream_released, "released with the whole body");
+    for config in needs_body {
+        let mut host = host_with_address();
+        let vm = vm(&mut host, config);
+        let mut r = Driver::new(&vm);
+        r.send_headers(&mut host, &declared, false);
+        assert!(!r.upstream_released, "{config}: held for the body");
+        r.send_chunks(&mut host, &[&body]);
+        assert!(
+            r.upstream_released,
+            "{config}: released with the whole body"
+        );
+    }
+}
