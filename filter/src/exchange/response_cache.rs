@@ -264,11 +264,7 @@ impl Exchange {
             ..UsageOutcome::default()
         };
         let model_label = vm.model_label(&hit.model);
-        let user_label = if vm.config.usage.user_metric_label {
-            self.user.clone()
-        } else {
-            None
-        };
+        let user_label = self.user_metric_label();
         let team_label = self.team_label();
         let record = RequestRecord {
             provider: "cache",
@@ -281,17 +277,7 @@ impl Exchange {
             ttft_ms: None,
             duration_ms: self.elapsed_ms(host),
         };
-        vm.record_request(
-            host,
-            &record.labels(),
-            &accounting::request_samples(&record),
-        );
-        if let Some(sample) = accounting::truncation_sample(&record) {
-            vm.record(host, &sample);
-        }
-        for (name, value) in accounting::access_log_fields(&record, self.user.as_deref()) {
-            let _ = host.set_property(name, value.as_bytes());
-        }
+        self.publish_record(host, &record);
         let fraction = vm
             .config
             .cache

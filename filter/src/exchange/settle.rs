@@ -65,11 +65,7 @@ impl Exchange {
             .as_deref()
             .unwrap_or(accounting::provider_for(kind));
         let model_label = vm.model_label(&model_name);
-        let user_label = if vm.config.usage.user_metric_label {
-            self.user.clone()
-        } else {
-            None
-        };
+        let user_label = self.user_metric_label();
         let team_label = self.team_label();
         let record = RequestRecord {
             provider,
@@ -82,17 +78,7 @@ impl Exchange {
             ttft_ms: self.response.ttft_ms,
             duration_ms,
         };
-        vm.record_request(
-            host,
-            &record.labels(),
-            &accounting::request_samples(&record),
-        );
-        if let Some(sample) = accounting::truncation_sample(&record) {
-            vm.record(host, &sample);
-        }
-        for (name, value) in accounting::access_log_fields(&record, self.user.as_deref()) {
-            let _ = host.set_property(name, value.as_bytes());
-        }
+        self.publish_record(host, &record);
         if !outcome.complete && (200..300).contains(&self.response.status) {
             self.log(
                 host,
@@ -117,6 +103,25 @@ impl Exchange {
             },
         );
         self.settle(host, actual);
+    }
+
+    /// The caller as a metric label, when `usage.user_metric_label` allows it.
+    pub(super) fn user_metric_label(&self) -> Option<String> {
+        self.user
+            .clone()
+            .filter(|_| self.vm.config.usage.user_metric_label)
+    }
+
+    /// A finished request's metrics (by label set), truncation count and access-log fields.
+    pub(super) fn publish_record<H: Host>(&self, host: &mut H, record: &RequestRecord<'_>) {
+        let vm = &self.vm;
+        vm.record_request(host, &record.labels(), &accounting::request_samples(record));
+        if let Some(sample) = accounting::truncation_sample(record) {
+            vm.record(host, &sample);
+        }
+        for (name, value) in accounting::access_log_fields(record, self.user.as_deref()) {
+            let _ = host.set_property(name, value.as_bytes());
+        }
     }
 
     /// Releases the reservation and charges `actual` tokens; logs crossed thresholds.
