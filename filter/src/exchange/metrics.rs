@@ -5,8 +5,7 @@
 //! were seen before builds no stat name and looks up one key. Recording is a no-op when the host
 //! refused a definition.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
+use rustc_hash::FxHashMap;
 
 use super::host::{Host, MetricId};
 use crate::accounting::{Labels, MetricKind, RequestMetric, RequestSample, Sample};
@@ -64,53 +63,9 @@ pub const MAX_LABEL_SETS: usize = 2_000;
 /// Tagged metrics defined on first use (bounded: tag values are bounded by the caller).
 #[derive(Debug, Default)]
 pub struct MetricRegistry {
-    ids: HashMap<String, Option<MetricId>>,
+    ids: FxHashMap<String, Option<MetricId>>,
     /// Request metric handles by label set ([`Labels::key`]).
-    label_sets: FastMap<String, FastMap<RequestMetric, Option<MetricId>>>,
-}
-
-/// A map with [`WordHasher`]: its keys are short and chosen by this module, not by clients.
-type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<WordHasher>>;
-
-/// A multiply-rotate hasher over 8-byte words (the scheme of rustc's FxHasher): a few
-/// instructions per word where SipHash takes a few per byte, for keys hashed on every request.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct WordHasher(u64);
-
-impl WordHasher {
-    const SEED: u64 = 0x51_7c_c1_b7_27_22_0a_95;
-
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(Self::SEED);
-    }
-}
-
-impl Hasher for WordHasher {
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for chunk in &mut chunks {
-            let mut word = [0u8; 8];
-            word.copy_from_slice(chunk);
-            self.add(u64::from_le_bytes(word));
-        }
-        let mut last = [0u8; 8];
-        for (dst, src) in last.iter_mut().zip(chunks.remainder()) {
-            *dst = *src;
-        }
-        self.add(u64::from_le_bytes(last));
-    }
-
-    fn write_u8(&mut self, n: u8) {
-        self.add(u64::from(n));
-    }
-
-    fn write_usize(&mut self, n: usize) {
-        self.add(n as u64);
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
+    label_sets: FxHashMap<String, FxHashMap<RequestMetric, Option<MetricId>>>,
 }
 
 impl MetricRegistry {
@@ -182,7 +137,7 @@ fn put<H: Host>(host: &mut H, id: MetricId, kind: MetricKind, value: u64) {
 
 /// The handle of a tagged metric by name, defined on first use (none beyond the bound).
 fn named_id<H: Host>(
-    ids: &mut HashMap<String, Option<MetricId>>,
+    ids: &mut FxHashMap<String, Option<MetricId>>,
     host: &mut H,
     name: &str,
     kind: MetricKind,
