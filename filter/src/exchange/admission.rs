@@ -127,15 +127,12 @@ impl Exchange {
         if let Some(flow) = self.guard_body(host, &info) {
             return flow;
         }
-        // The cache keys on the body as the client's API has it (masked, not yet translated).
-        let cache_body = vm.config.cache.is_some().then(|| body.clone());
+        // `body` stays as the client's API has it (masked, not yet translated): the cache keys
+        // on it. What goes upstream instead, when routing or `include_usage` rewrites it:
+        let mut upstream: Option<Vec<u8>> = None;
         if let (Some(failover), ApiKind::OpenAiChat) = (vm.config.failover.as_ref(), kind) {
             match self.route_request(host, failover, &info, &body) {
-                Ok(Some(routed)) => {
-                    body = routed;
-                    body_changed = true;
-                }
-                Ok(None) => {}
+                Ok(routed) => upstream = routed,
                 Err(flow) => return flow,
             }
         }
@@ -147,15 +144,15 @@ impl Exchange {
                 .usage
                 .injects_include_usage(info.streaming, info.include_usage_requested)
         {
-            if let Some(rewritten) = ensure_include_usage(&body) {
-                body = rewritten;
-                body_changed = true;
+            if let Some(rewritten) = ensure_include_usage(upstream.as_deref().unwrap_or(&body)) {
+                upstream = Some(rewritten);
                 self.injected_usage = true;
             }
         }
-        if body_changed {
-            if host.replace_body(Body::Request, body_size, &body) {
-                host.set_header(Map::Request, "content-length", &body.len().to_string());
+        if body_changed || upstream.is_some() {
+            let sent = upstream.as_deref().unwrap_or(&body);
+            if host.replace_body(Body::Request, body_size, sent) {
+                host.set_header(Map::Request, "content-length", &sent.len().to_string());
             } else {
                 self.injected_usage = false;
                 self.log(
@@ -167,9 +164,10 @@ impl Exchange {
         }
         self.info = Some(info);
         let flow = self.admit(host);
-        match cache_body {
-            Some(b) => self.cache_after_admission(host, flow, kind, b),
-            None => flow,
+        if vm.config.cache.is_some() {
+            self.cache_after_admission(host, flow, kind, body)
+        } else {
+            flow
         }
     }
 
