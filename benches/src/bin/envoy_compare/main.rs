@@ -16,6 +16,10 @@
 //! 4. **One failover** (own client loop): routing to a healthy primary vs a primary that always
 //!    answers 500, so every request fails over within the request to the secondary.
 //!
+//! **Latency at concurrency 1** (`latency`, `envoy_compare/latency.rs`): one request at a time
+//! through plain Envoy and tollgate with everything off, usage alone and all features (and the
+//! `BENCH_WASM_B` build of each), p50 and Envoy CPU per request at concurrency 1.
+//!
 //! 5. **Response cache** (own client loop, `envoy_compare/cache.rs`): a cache hit against a miss
 //!    and against tollgate without a cache, JSON and a stream replayed from the cache.
 //!
@@ -45,7 +49,7 @@
 //! `BENCH_CONNECTIONS` (wrk connections, default 16), `BENCH_SAMPLES` (requests per scenario in
 //! the client loops, default 300), `BENCH_STARTS` (Envoy starts per configuration when timing VM
 //! start, default 5), `BENCH_SECTIONS` (comma-separated subset of
-//! `table,jwt,ttfb,masking,failover,cache,mesh`; default `table,mesh`), `BENCH_ROWS` (comma-separated
+//! `table,jwt,latency,ttfb,masking,failover,cache,mesh`; default `table,mesh`), `BENCH_ROWS` (comma-separated
 //! row numbers of the `table` section to run, with their baseline rows; then the table only),
 //! `BENCH_WASM_B` (a second `.wasm`: each selected tollgate row runs again with it, in the same
 //! rounds, appended as "[B]" rows — two builds compared within one run).
@@ -61,6 +65,7 @@ use tollgate_e2e::{envoy_binary, repo_root, temp_dir, wasm_path};
 mod cache;
 mod failover;
 mod jwt;
+mod latency;
 mod loops;
 mod masking;
 mod mesh;
@@ -148,6 +153,10 @@ fn main() {
     if settings.wants("jwt") {
         section += 1;
         jwt::overhead_and_jwt(section, &settings, &mock, &work);
+    }
+    if settings.wants("latency") {
+        section += 1;
+        latency::latency(section, &settings, &mock);
     }
     if settings.wants("ttfb") {
         section += 1;
