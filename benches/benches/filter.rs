@@ -90,12 +90,12 @@ fn correlation(c: &mut Criterion) {
                 black_box(Some("8f14e45f-ceea-467f-a0e6-a1b2c3d4e5f6")),
                 [],
                 128,
-                &mut rng,
+                || IdRng::new(1),
             )
         })
     });
     g.bench_function("generate_request_id", |b| {
-        b.iter(|| choose_request_id(black_box(None), [], 128, &mut rng))
+        b.iter(|| choose_request_id(black_box(None), [], 128, || rng.clone()))
     });
     g.bench_function("continue_traceparent", |b| {
         b.iter(|| {

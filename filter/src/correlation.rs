@@ -47,12 +47,14 @@ pub enum RequestIdSource {
 }
 
 /// Picks the request id from the candidates (canonical header first, then aliases in order):
-/// the first valid one wins, otherwise a fresh UUIDv4.
+/// the first valid one wins, otherwise a fresh UUIDv4 from the generator `fresh` returns.
+/// `fresh` is called only then: a request that brings a valid id (Envoy generates one by
+/// default) draws nothing from the host's random source.
 pub fn choose_request_id<'a>(
     canonical: Option<&str>,
     aliases: impl IntoIterator<Item = Option<&'a str>>,
     max_len: usize,
-    rng: &mut IdRng,
+    fresh: impl FnOnce() -> IdRng,
 ) -> (String, RequestIdSource) {
     if let Some(v) = canonical.map(str::trim) {
         if is_valid_request_id(v, max_len) {
@@ -64,7 +66,7 @@ pub fn choose_request_id<'a>(
             return (v.to_string(), RequestIdSource::Alias);
         }
     }
-    (uuid_v4(rng), RequestIdSource::Generated)
+    (uuid_v4(&mut fresh()), RequestIdSource::Generated)
 }
 
 /// A parsed W3C trace context (`traceparent`, version 00 semantics).
@@ -210,30 +212,34 @@ mod tests {
         assert!(is_valid_request_id(&id, 36));
     }
 
+    /// A generator that must not be asked for: a kept id draws nothing.
+    fn never() -> IdRng {
+        panic!("a kept request id drew from the random source")
+    }
+
     #[test]
     fn valid_canonical_id_is_kept() {
-        let mut rng = IdRng::new(1);
-        let (id, src) = choose_request_id(Some("abc-123"), [Some("alias-1")], 128, &mut rng);
+        let (id, src) = choose_request_id(Some("abc-123"), [Some("alias-1")], 128, never);
         assert_eq!((id.as_str(), src), ("abc-123", RequestIdSource::Canonical));
     }
 
     #[test]
     fn alias_used_when_canonical_missing_or_bad() {
-        let mut rng = IdRng::new(1);
-        let (id, src) = choose_request_id(Some("bad id!"), [None, Some("corr-9")], 128, &mut rng);
+        let (id, src) = choose_request_id(Some("bad id!"), [None, Some("corr-9")], 128, never);
         assert_eq!((id.as_str(), src), ("corr-9", RequestIdSource::Alias));
     }
 
     #[test]
     fn oversized_or_garbage_id_is_replaced() {
-        let mut rng = IdRng::new(1);
+        let fresh = || IdRng::new(1);
         let long = "a".repeat(129);
-        let (id, src) = choose_request_id(Some(&long), [], 128, &mut rng);
+        let (id, src) = choose_request_id(Some(&long), [], 128, fresh);
         assert_eq!(src, RequestIdSource::Generated);
         assert_eq!(id.len(), 36);
-        let (_, src) = choose_request_id(Some("<script>"), [], 128, &mut rng);
+        assert_eq!(id, uuid_v4(&mut IdRng::new(1)));
+        let (_, src) = choose_request_id(Some("<script>"), [], 128, fresh);
         assert_eq!(src, RequestIdSource::Generated);
-        let (_, src) = choose_request_id(Some(""), [], 128, &mut rng);
+        let (_, src) = choose_request_id(Some(""), [], 128, fresh);
         assert_eq!(src, RequestIdSource::Generated);
     }
 

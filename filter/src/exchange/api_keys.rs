@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use super::auth::AuthStep;
-use super::host::{now_ms, Host, Map};
+use super::host::{now_ms, Host};
 use super::{Exchange, Flow, Phase};
 use crate::accounting::tagged_name;
 use crate::budget::Admission;
@@ -154,13 +154,13 @@ impl Exchange {
     pub(super) fn authenticate_key<H: Host>(&mut self, host: &mut H) -> Option<AuthStep> {
         let vm = std::rc::Rc::clone(&self.vm);
         let runtime = vm.api_keys.as_ref()?;
-        let headers = host.headers(Map::Request);
+        let headers = self.req_headers.all(host);
         let now = now_ms(host);
         let (outcome, settings) = {
             let rt = runtime.try_borrow().ok()?;
             let outcome = keys::authenticate(
                 &rt.settings,
-                headers.as_slice(),
+                headers.as_ref(),
                 &rt.availability(now),
                 now / 1000,
             );
@@ -203,7 +203,7 @@ impl Exchange {
                 edits.extend(caller.edits.iter().cloned());
                 for edit in edits {
                     if let RequestEdit::RemoveHeader(name) = edit {
-                        host.remove_header(Map::Request, &name);
+                        self.req_headers.remove(host, &name);
                     }
                 }
                 let team = runtime

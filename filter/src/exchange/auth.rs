@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use super::host::{now_ms, Host, Map};
+use super::host::{now_ms, Host};
 use super::{Exchange, Flow, Phase};
 use crate::accounting::tagged_name;
 use crate::config::EnvoyJwtConfig;
@@ -38,7 +38,7 @@ impl Exchange {
             self.phase = Phase::Forwarded;
             return AuthStep::Proceed;
         };
-        let headers = host.headers(Map::Request);
+        let headers = self.req_headers.all(host);
         // `:method` is in the map; `:path` was read at the request headers.
         let method = headers
             .iter()
@@ -56,7 +56,7 @@ impl Exchange {
         let request = jwt::RequestInfo {
             method: &method,
             path: &path,
-            headers: headers.as_slice(),
+            headers: headers.as_ref(),
         };
         let outcome = jwt::authenticate(
             &settings,
@@ -78,13 +78,13 @@ impl Exchange {
                 for edit in edits {
                     match edit {
                         RequestEdit::RemoveHeader(name) => {
-                            host.remove_header(Map::Request, &name);
+                            self.req_headers.remove(host, &name);
                         }
                         RequestEdit::SetHeader(name, value) => {
-                            host.set_header(Map::Request, &name, &value);
+                            self.req_headers.set(host, &name, &value);
                         }
                         RequestEdit::SetPath(p) => {
-                            host.set_header(Map::Request, ":path", &p);
+                            self.req_headers.set(host, ":path", &p);
                             self.arrived_path = p;
                         }
                     }
@@ -191,7 +191,7 @@ impl Exchange {
             .filter(|s| !s.is_empty())
         };
         for (_, header_name) in &cfg.claims_to_headers {
-            host.remove_header(Map::Request, header_name);
+            self.req_headers.remove(host, header_name);
         }
         let user = claim(host, &self.vm.config.jwt_claim);
         if user.is_none() && cfg.required {
@@ -211,7 +211,7 @@ impl Exchange {
         }
         for (claim_name, header_name) in &cfg.claims_to_headers {
             if let Some(value) = claim(host, claim_name) {
-                host.set_header(Map::Request, header_name, &value);
+                self.req_headers.set(host, header_name, &value);
             }
         }
         if user.is_some() {

@@ -3,7 +3,7 @@
 //! Every generated id draws a fresh seed from the host's random source, so no id carries the
 //! state that produced another (an id is not a secret, but it must not predict the next one).
 
-use super::host::{Host, Map};
+use super::host::Host;
 use super::Exchange;
 use crate::correlation::{choose_request_id, decide_trace, uuid_v4, RequestIdSource};
 use crate::random::IdRng;
@@ -18,18 +18,17 @@ impl Exchange {
     pub(super) fn apply_correlation<H: Host>(&mut self, host: &mut H) {
         let vm = std::rc::Rc::clone(&self.vm);
         let corr = &vm.config.correlation;
-        let canonical = host.header(Map::Request, &corr.request_id_header);
+        let canonical = self.req_headers.get(host, &corr.request_id_header);
         let aliases: Vec<Option<String>> = corr
             .aliases
             .iter()
-            .map(|name| host.header(Map::Request, name))
+            .map(|name| self.req_headers.get(host, name))
             .collect();
-        let mut rng = fresh_rng(host);
         let (id, source) = choose_request_id(
             canonical.as_deref(),
             aliases.iter().map(Option::as_deref),
             corr.max_length,
-            &mut rng,
+            || fresh_rng(host),
         );
         self.request_id = id;
         // A credential sent as the request id (by mistake or to smuggle it into logs) is not an id.
@@ -47,7 +46,8 @@ impl Exchange {
             source
         };
         if source != RequestIdSource::Canonical {
-            host.set_header(Map::Request, &corr.request_id_header, &self.request_id);
+            self.req_headers
+                .set(host, &corr.request_id_header, &self.request_id);
         }
         if source == RequestIdSource::Generated {
             vm.metrics.request_ids_generated.add(host, 1);
@@ -58,30 +58,30 @@ impl Exchange {
         // An alias that carried garbage must not travel upstream either.
         for (name, value) in corr.aliases.iter().zip(aliases.iter()) {
             if value.is_some() && value.as_deref() != Some(self.request_id.as_str()) {
-                host.set_header(Map::Request, name, &self.request_id);
+                self.req_headers.set(host, name, &self.request_id);
             }
         }
         // Failover callouts carry the same trace context as the request itself: what was just
         // written, or what the request brought when tollgate leaves its trace context alone.
         self.trace_headers.clear();
         if corr.traceparent {
-            let incoming = host.header(Map::Request, "traceparent");
+            let incoming = self.req_headers.get(host, "traceparent");
             let decision = decide_trace(incoming.as_deref(), &mut fresh_rng(host));
             let traceparent = decision.upstream.header_value();
-            host.set_header(Map::Request, "traceparent", &traceparent);
+            self.req_headers.set(host, "traceparent", &traceparent);
             self.trace_headers.push(("traceparent".into(), traceparent));
             if decision.continued {
-                if let Some(state) = host.header(Map::Request, "tracestate") {
+                if let Some(state) = self.req_headers.get(host, "tracestate") {
                     self.trace_headers.push(("tracestate".into(), state));
                 }
             } else {
                 vm.metrics.traces_started.add(host, 1);
-                host.remove_header(Map::Request, "tracestate");
+                self.req_headers.remove(host, "tracestate");
             }
         } else {
             self.trace_headers = ["traceparent", "tracestate"]
                 .into_iter()
-                .filter_map(|name| Some((name.to_string(), host.header(Map::Request, name)?)))
+                .filter_map(|name| Some((name.to_string(), self.req_headers.get(host, name)?)))
                 .collect();
         }
     }

@@ -28,6 +28,7 @@ pub mod drive;
 pub mod failover;
 pub mod fake;
 pub mod fetch;
+pub mod headers;
 pub mod host;
 pub mod ids;
 pub mod keys;
@@ -201,6 +202,9 @@ pub struct Exchange {
     own_ns: u64,
     /// The response cache's part of the exchange.
     cache: response_cache::CacheState,
+    /// The request headers during the request-headers hook (a copy when authentication reads
+    /// the whole map; read through otherwise and after the hook).
+    req_headers: headers::RequestHeaders,
 }
 
 impl Exchange {
@@ -237,6 +241,7 @@ impl Exchange {
             response: ResponseState::default(),
             own_ns: 0,
             cache: response_cache::CacheState::default(),
+            req_headers: headers::RequestHeaders::default(),
         }
     }
 
@@ -254,7 +259,11 @@ impl Exchange {
     pub fn on_request_headers<H: Host>(&mut self, host: &mut H, end_of_stream: bool) -> Flow {
         let started = host.now_ns();
         self.started_ns = started;
+        // JWT and virtual keys read the whole map: fetched once, it answers this hook's reads.
+        let whole = self.vm.jwt.is_some() || self.vm.api_keys.is_some();
+        self.req_headers = headers::RequestHeaders::fetch(host, whole);
         let flow = self.request_headers(host, end_of_stream);
+        self.req_headers = headers::RequestHeaders::default();
         self.add_own_time(host, started);
         flow
     }
@@ -331,10 +340,11 @@ impl Exchange {
     fn request_headers<H: Host>(&mut self, host: &mut H, end_of_stream: bool) -> Flow {
         self.vm.metrics.requests.add(host, 1);
         self.apply_correlation(host);
-        let declared = host
-            .header(Map::Request, "content-length")
+        let declared = self
+            .req_headers
+            .get(host, "content-length")
             .and_then(|v| v.trim().parse::<u64>().ok());
-        self.arrived_path = host.header(Map::Request, ":path").unwrap_or_default();
+        self.arrived_path = self.req_headers.get(host, ":path").unwrap_or_default();
         self.body_limit = self.vm.config.max_request_bytes_for(&self.arrived_path);
         self.length_declared = declared.is_some();
         if declared.is_some_and(|n| n > self.body_limit) {
@@ -347,8 +357,10 @@ impl Exchange {
         if self.vm.config.failover.is_some() {
             // Only tollgate picks the provider cluster and carries attempt state: client-sent
             // copies would steer them.
-            host.remove_header(Map::Request, crate::routing::CLUSTER_HEADER);
-            host.remove_header(Map::Request, crate::failover::carry::CARRY_HEADER);
+            self.req_headers
+                .remove(host, crate::routing::CLUSTER_HEADER);
+            self.req_headers
+                .remove(host, crate::failover::carry::CARRY_HEADER);
         }
         match self.authenticate(host) {
             auth::AuthStep::Proceed => {}

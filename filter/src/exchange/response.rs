@@ -201,7 +201,12 @@ impl Exchange {
             // Envoy buffers; the whole body is handed over with end_of_stream.
             return Flow::Pause;
         }
-        let chunk = host.body(Body::Response, body_size);
+        // The end of a stream often comes as an empty chunk: nothing to read from the host.
+        let chunk = if body_size == 0 {
+            Vec::new()
+        } else {
+            host.body(Body::Response, body_size)
+        };
         if let Some(tracker) = self.response.tracker.as_mut() {
             let events = tracker.feed(&chunk);
             if events.first_token && self.response.ttft_ms.is_none() {
