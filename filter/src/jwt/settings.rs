@@ -140,7 +140,7 @@ pub struct ClaimHeader {
 /// JSON path too (e.g. `jwt.providers[0].foo: unknown field ...`). The plugin configuration
 /// reads the section once with the rest of the document and calls [`compile`] instead.
 pub fn from_json_value(value: Value, path_prefix: &str) -> Result<JwtSettings, ConfigError> {
-    let raw: RawJwtSettings = crate::config::deserialize_value(value, path_prefix)?;
+    let raw: RawJwtSettings = crate::config::deserialize_value(&value, path_prefix)?;
     compile(raw, path_prefix)
 }
 
