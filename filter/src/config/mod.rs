@@ -246,3 +246,6 @@ impl Default for FilterConfig {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod value_reader_tests;
