@@ -441,7 +441,7 @@ fn compile_provider(rp: RawProvider, ppath: &str) -> Result<CompiledProvider, Co
 fn compile_local_jwks(local: Value, path: &str) -> Result<KeySet, ConfigError> {
     let (value, fingerprint) = match local {
         Value::String(s) => {
-            let v: Value = serde_json::from_str(&s).map_err(|e| {
+            let v: Value = serde_json::from_slice(s.as_bytes()).map_err(|e| {
                 ConfigError::new(path, format!("is not a valid JSON document: {e}"))
             })?;
             (v, fingerprint_of(s.as_bytes()))
