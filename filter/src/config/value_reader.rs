@@ -195,7 +195,10 @@ fn visit_object<'de, V: Visitor<'de>>(
     let out = visitor.visit_map(&mut members)?;
     match members.iter.len() {
         0 => Ok(out),
-        _ => Err(de::Error::invalid_length(map.len(), &"fewer elements in map")),
+        _ => Err(de::Error::invalid_length(
+            map.len(),
+            &"fewer elements in map",
+        )),
     }
 }
 
@@ -438,7 +441,9 @@ impl<'de> MapAccess<'de> for Members<'de> {
 
     fn next_value_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<T::Value, ReadError> {
         match self.value.take() {
-            Some((key, value)) => seed.deserialize(Reader(value)).map_err(|e| e.under_key(key)),
+            Some((key, value)) => seed
+                .deserialize(Reader(value))
+                .map_err(|e| e.under_key(key)),
             None => Err(de::Error::custom("value is missing")),
         }
     }
@@ -500,10 +505,7 @@ impl<'de> EnumAccess<'de> for Variant<'de> {
     type Error = ReadError;
     type Variant = Self;
 
-    fn variant_seed<T: DeserializeSeed<'de>>(
-        self,
-        seed: T,
-    ) -> Result<(T::Value, Self), ReadError> {
+    fn variant_seed<T: DeserializeSeed<'de>>(self, seed: T) -> Result<(T::Value, Self), ReadError> {
         let variant = seed.deserialize(Key(self.name))?;
         Ok((variant, self))
     }
@@ -531,7 +533,11 @@ impl<'de> VariantAccess<'de> for Variant<'de> {
         .map_err(|e| e.under_key(self.name))
     }
 
-    fn tuple_variant<V: Visitor<'de>>(self, _len: usize, visitor: V) -> Result<V::Value, ReadError> {
+    fn tuple_variant<V: Visitor<'de>>(
+        self,
+        _len: usize,
+        visitor: V,
+    ) -> Result<V::Value, ReadError> {
         match self.value {
             Some(Value::Array(items)) if items.is_empty() => visitor.visit_unit(),
             Some(Value::Array(items)) => visit_array(items, visitor),

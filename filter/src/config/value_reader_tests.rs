@@ -244,10 +244,15 @@ fn the_prefix_goes_in_front_of_the_path() {
         "sec.items[0].id"
     );
     let v = json!({"count": 1});
-    assert_eq!(deserialize_value::<Outer>(&v, "sec").unwrap_err().path, "sec");
+    assert_eq!(
+        deserialize_value::<Outer>(&v, "sec").unwrap_err().path,
+        "sec"
+    );
     let v = outer(json!({"bogus": 1}));
     assert_eq!(
-        deserialize_value::<Outer>(&v, "jwt.providers[0]").unwrap_err().path,
+        deserialize_value::<Outer>(&v, "jwt.providers[0]")
+            .unwrap_err()
+            .path,
         "jwt.providers[0].bogus"
     );
 }
@@ -351,7 +356,11 @@ fn every_mutation_of_a_document_with_every_field_reads_as_before() {
     }
     assert!(differ.is_empty(), "{}", differ.join("\n"));
     // The mutations reach refusals all over the document, not only a few.
-    assert!(docs.len() > 3000 && errors > 2000, "{} docs, {errors} errors", docs.len());
+    assert!(
+        docs.len() > 3000 && errors > 2000,
+        "{} docs, {errors} errors",
+        docs.len()
+    );
 }
 
 fn base_keys(base: &Value, path: &[Step]) -> Vec<String> {
