@@ -15,7 +15,8 @@
 //! path `serde_path_to_error` named. One difference, unused by any configuration type: map keys
 //! are strings only (serde_json also parses numeric and boolean keys).
 //!
-//! Leaf module: it knows no configuration section.
+//! Leaf module: it knows no configuration section. The remote key set's entries and the Gemini
+//! error envelope, read out of a `Value` too, go through it as well (one instantiation per type).
 
 use std::fmt;
 
