@@ -85,6 +85,20 @@ fn bench_translate(c: &mut Criterion) {
     g.bench_function("openai_to_gemini", |b| {
         b.iter(|| openai_to_gemini(black_box(&request), &gemini_options).map(|t| t.body.len()))
     });
+    // An agent turn: tool calls whose arguments, and tool answers whose content, are JSON
+    // documents in strings, parsed again for the provider.
+    let agent = std::fs::read(format!(
+        "{}/../filter/src/translate/fixtures/openai_request_agent.json",
+        env!("CARGO_MANIFEST_DIR")
+    ))
+    .unwrap_or_else(|e| panic!("openai_request_agent.json: {e}"));
+    g.throughput(Throughput::Bytes(agent.len() as u64));
+    g.bench_function("agent_openai_to_anthropic", |b| {
+        b.iter(|| openai_to_anthropic(black_box(&agent), &anthropic_options).map(|t| t.body.len()))
+    });
+    g.bench_function("agent_openai_to_gemini", |b| {
+        b.iter(|| openai_to_gemini(black_box(&agent), &gemini_options).map(|t| t.body.len()))
+    });
     g.finish();
 
     let anthropic_json = fixture("anthropic_message.json");

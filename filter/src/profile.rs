@@ -241,7 +241,7 @@ fn check_inline_secrets(raw: &RawConfig, issues: &mut Vec<ConfigError>) {
         // local_jwks is a JWKS object or a string holding one.
         let parsed;
         let jwks = match local {
-            Value::String(s) => match serde_json::from_str::<Value>(s) {
+            Value::String(s) => match serde_json::from_slice::<Value>(s.as_bytes()) {
                 Ok(v) => {
                     parsed = v;
                     &parsed

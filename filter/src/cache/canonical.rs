@@ -29,11 +29,12 @@ pub fn write_canonical(value: &Value, out: &mut Vec<u8>) {
             }
             out.push(b']');
         }
+        // serde_json's `Map` is a `BTreeMap<String, _>` (its `preserve_order` feature is off):
+        // it iterates in key order, which for `String` is byte order. `keys_sort_by_bytes`
+        // fails if that ever changes.
         Value::Object(map) => {
-            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
-            entries.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
             out.push(b'{');
-            for (i, (key, item)) in entries.into_iter().enumerate() {
+            for (i, (key, item)) in map.iter().enumerate() {
                 if i > 0 {
                     out.push(b',');
                 }
@@ -117,5 +118,10 @@ mod tests {
     #[test]
     fn keys_sort_by_bytes() {
         assert_eq!(canon(r#"{"b":1,"B":2,"a":3}"#), r#"{"B":2,"a":3,"b":1}"#);
+        // Multi-byte UTF-8 after ASCII, a prefix before its extensions, nested objects too.
+        assert_eq!(
+            canon(r#"{"é":1,"z":{"ab":2,"a":3,"":4},"a~":5,"a":6}"#),
+            r#"{"a":6,"a~":5,"z":{"":4,"a":3,"ab":2},"é":1}"#
+        );
     }
 }

@@ -568,11 +568,14 @@ fn plan_claim(
             expired.push(i);
             free.push(i);
         } else {
-            live.push(i);
+            // Least recently used first, ties in way order: kept so by inserting each in place
+            // (a set has 16 ways; no sort instantiated for this).
+            let at = live.partition_point(|j| {
+                index.ways.get(*j).map_or(0, |o| o.last_used_ms) <= w.last_used_ms
+            });
+            live.insert(at, i);
         }
     }
-    // Least recently used first.
-    live.sort_by_key(|i| index.ways.get(*i).map_or(0, |w| w.last_used_ms));
     let mut bytes: u64 = live
         .iter()
         .filter_map(|i| index.ways.get(*i))

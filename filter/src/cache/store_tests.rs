@@ -389,3 +389,30 @@ fn race_two_claims_of_one_way_keep_the_later_writers_data() {
     assert_eq!(store.slot_bytes(), size_of(30));
     assert_consistent(&store, g);
 }
+
+#[test]
+fn the_claim_evicts_least_recently_used_first_and_ties_in_way_order() {
+    let way = |n: u8, last_used_ms: u64, size: u32| Way {
+        live: true,
+        generation: u32::from(n) + 1,
+        key_prefix: [n; 16],
+        size,
+        expires_ms: u64::MAX,
+        last_used_ms,
+    };
+    let index = SetIndex {
+        next_generation: 9,
+        ways: vec![
+            way(1, 50, 10),
+            way(2, 20, 10),
+            way(3, 50, 10),
+            way(4, 20, 10),
+        ],
+    };
+    // Room for the new entry means evicting three: the two used at 20 (ways 1 and 3, in way
+    // order), then the first of the two used at 50.
+    let plan = plan_claim(&index, &key(99), 25, 1000, 40).unwrap();
+    assert_eq!(plan.evicted, [1, 3, 0]);
+    assert_eq!(plan.claim, 1);
+    assert!(plan.expired.is_empty());
+}

@@ -59,22 +59,20 @@ pub fn join_path(prefix: &str, rest: &str) -> String {
 /// Reads a JSON document as `T` (trailing data refused); an error names the path of the field
 /// serde stopped at, under `prefix` (`""` for the whole plugin configuration). The document is
 /// parsed into a `Value` first, so every configuration type is deserialized by one path-tracking
-/// deserializer (over `Value`) in the module, not by a second one over bytes.
+/// deserializer ([`super::value_reader`]) in the module, not by a second one over bytes.
 pub fn deserialize_json<T: DeserializeOwned>(bytes: &[u8], prefix: &str) -> Result<T, ConfigError> {
     let value: serde_json::Value = serde_json::from_slice(bytes)
         .map_err(|e| ConfigError::new(prefix, strip_position(&e.to_string())).under(""))?;
-    deserialize_value(value, prefix)
+    deserialize_value(&value, prefix)
 }
 
 /// Reads an already parsed JSON value as `T`, naming the failing path under `prefix`.
 pub fn deserialize_value<T: DeserializeOwned>(
-    value: serde_json::Value,
+    value: &serde_json::Value,
     prefix: &str,
 ) -> Result<T, ConfigError> {
-    serde_path_to_error::deserialize(value).map_err(|e| {
-        let path = e.path().to_string();
-        ConfigError::new(path, strip_position(&e.into_inner().to_string())).under(prefix)
-    })
+    super::value_reader::read(value)
+        .map_err(|e| ConfigError::new(e.path(), strip_position(e.message())).under(prefix))
 }
 
 /// serde_json appends " at line L column C"; the path already says where.
@@ -112,7 +110,7 @@ mod tests {
         let e = deserialize_json::<Section>(br#"{"items":[]} x"#, "sec").unwrap_err();
         assert_eq!(e.path, "sec");
         assert!(e.reason.contains("trailing"), "{e}");
-        let e = deserialize_value::<Section>(serde_json::json!({"bogus": 1}), "").unwrap_err();
+        let e = deserialize_value::<Section>(&serde_json::json!({"bogus": 1}), "").unwrap_err();
         assert_eq!(e.path, "bogus");
         assert_eq!(
             ConfigError::new("jwt.providers[0].audiences", "must not be empty").to_string(),

@@ -14,6 +14,7 @@
 pub mod compile;
 pub mod error;
 pub mod raw;
+pub mod value_reader;
 
 pub use compile::{compile_windows, validate_header_name};
 pub use error::{deserialize_json, deserialize_value, join_path, ConfigError};
@@ -245,3 +246,6 @@ impl Default for FilterConfig {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod value_reader_tests;

@@ -632,11 +632,16 @@ fn compile_models(models: &BTreeMap<String, String>, path: &str) -> Result<Model
             ModelPattern::Exact(m) => {
                 map.exact.insert(m, target.clone());
             }
-            ModelPattern::Prefix(p) => map.prefixes.push((p, target.clone())),
+            // Longest prefix first, ties in byte order: a total order over distinct prefixes,
+            // kept by inserting in place (no sort instantiated for a handful of entries).
+            ModelPattern::Prefix(p) => {
+                let at = map.prefixes.partition_point(|(q, _)| {
+                    q.len() > p.len() || (q.len() == p.len() && q.as_str() < p.as_str())
+                });
+                map.prefixes.insert(at, (p, target.clone()));
+            }
         }
     }
-    map.prefixes
-        .sort_by(|a, b| b.0.len().cmp(&a.0.len()).then_with(|| a.0.cmp(&b.0)));
     Ok(map)
 }
 

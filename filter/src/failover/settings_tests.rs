@@ -125,6 +125,22 @@ fn model_mapping() {
 }
 
 #[test]
+fn prefix_entries_are_kept_longest_first_then_in_byte_order() {
+    // Key order ("a!*" < "a*" < "ab*" < "b*" < "bc-*") differs from the prefixes' order.
+    let models: BTreeMap<String, String> = [("a*", "1"), ("a!*", "2"), ("bc-*", "3"), ("b*", "4")]
+        .into_iter()
+        .chain([("ab*", "5"), ("x", "6")])
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let map = compile_models(&models, "m").unwrap();
+    let order: Vec<&str> = map.prefixes.iter().map(|(p, _)| p.as_str()).collect();
+    assert_eq!(order, ["bc-", "a!", "ab", "a", "b"]);
+    assert_eq!(map.provider_model("abc"), "5");
+    assert_eq!(map.provider_model("a!c"), "2");
+    assert_eq!(map.provider_model("x"), "6");
+}
+
+#[test]
 fn route_lookup_prefers_exact_then_longest_prefix_then_default() {
     let s = sample();
     assert_eq!(s.route_for("gpt-4o-mini"), Some(&[1usize][..]));

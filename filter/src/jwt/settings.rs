@@ -140,7 +140,7 @@ pub struct ClaimHeader {
 /// JSON path too (e.g. `jwt.providers[0].foo: unknown field ...`). The plugin configuration
 /// reads the section once with the rest of the document and calls [`compile`] instead.
 pub fn from_json_value(value: Value, path_prefix: &str) -> Result<JwtSettings, ConfigError> {
-    let raw: RawJwtSettings = crate::config::deserialize_value(value, path_prefix)?;
+    let raw: RawJwtSettings = crate::config::deserialize_value(&value, path_prefix)?;
     compile(raw, path_prefix)
 }
 
@@ -441,7 +441,7 @@ fn compile_provider(rp: RawProvider, ppath: &str) -> Result<CompiledProvider, Co
 fn compile_local_jwks(local: Value, path: &str) -> Result<KeySet, ConfigError> {
     let (value, fingerprint) = match local {
         Value::String(s) => {
-            let v: Value = serde_json::from_str(&s).map_err(|e| {
+            let v: Value = serde_json::from_slice(s.as_bytes()).map_err(|e| {
                 ConfigError::new(path, format!("is not a valid JSON document: {e}"))
             })?;
             (v, fingerprint_of(s.as_bytes()))

@@ -70,8 +70,9 @@ pub fn parse_document(body: &[u8]) -> Result<Parsed<ApiKeySet>, String> {
             });
             continue;
         }
-        let compiled = serde_json::from_value::<RawKeyEntry>(value)
-            .map_err(|e| format!("{path}: {e}"))
+        // The reader the plugin configuration's inline keys go through: one instantiation.
+        let compiled = crate::config::value_reader::read::<RawKeyEntry>(&value)
+            .map_err(|e| format!("{path}: {}", e.message()))
             .and_then(|raw| {
                 compile_entry(raw, &path).map_err(|e| format!("{}: {}", e.path, e.reason))
             })

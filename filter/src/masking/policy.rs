@@ -35,9 +35,13 @@ pub enum PromptVerdict<'a> {
 
 /// The kinds of secrets in `body`, sorted and unique: what a block reply may mention.
 pub fn secret_kinds(engine: &MaskEngine, body: &[u8]) -> Vec<String> {
-    let mut kinds: Vec<String> = engine.scan(body).into_iter().map(|f| f.kind).collect();
-    kinds.sort_unstable();
-    kinds.dedup();
+    // Few distinct kinds: each kept in place, sorted, as it is found.
+    let mut kinds: Vec<String> = Vec::new();
+    for finding in engine.scan(body) {
+        if let Err(at) = kinds.binary_search(&finding.kind) {
+            kinds.insert(at, finding.kind);
+        }
+    }
     kinds
 }
 

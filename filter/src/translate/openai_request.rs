@@ -472,7 +472,7 @@ fn parse_tool_call(index: usize, call: Value) -> Result<ToolCall, TranslateError
     let arguments = match function.remove("arguments") {
         None | Some(Value::Null) => Map::new(),
         Some(Value::String(text)) if text.trim().is_empty() => Map::new(),
-        Some(Value::String(text)) => match serde_json::from_str::<Value>(&text) {
+        Some(Value::String(text)) => match serde_json::from_slice::<Value>(text.as_bytes()) {
             Ok(Value::Object(map)) => map,
             _ => {
                 return Err(invalid(format!(

@@ -119,7 +119,8 @@ fn read_gemini_error(body: &[u8]) -> Option<(String, String)> {
         Value::Array(items) => items.into_iter().next()?,
         other => other,
     };
-    let envelope: GeminiErrorEnvelope = serde_json::from_value(object).ok()?;
+    // The configuration's reader: serde_json's own `Value` deserializer stays out of the module.
+    let envelope: GeminiErrorEnvelope = crate::config::value_reader::read(&object).ok()?;
     Some((envelope.error.message, envelope.error.status))
 }
 

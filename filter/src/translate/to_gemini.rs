@@ -85,7 +85,7 @@ pub fn openai_to_gemini(body: &[u8], opts: &GeminiOptions) -> Result<Translated,
                         "tool message answers unknown tool_call_id `{tool_call_id}`"
                     )));
                 };
-                let response = match serde_json::from_str::<Value>(&content) {
+                let response = match serde_json::from_slice::<Value>(content.as_bytes()) {
                     Ok(object @ Value::Object(_)) => object,
                     Ok(other) => json!({ "output": other }),
                     Err(_) => json!({ "output": content }),

@@ -459,6 +459,26 @@ fn query_parameters_are_masked_by_name() {
 }
 
 #[test]
+fn secret_kinds_are_sorted_and_unique_whatever_the_order_found() {
+    let engine = MaskEngine::new(&MaskSettings::default()).unwrap();
+    let mut rng = Rng::new(11);
+    let ghp = format!("ghp_{}", rng.string(36, ALNUM));
+    let ant = format!("sk-ant-api03-{}AA", rng.string(93, ALNUM));
+    let aws = format!("AKIA{}", rng.string(16, corpus::BASE32));
+    let body = format!("{{\"content\":\"{ghp} {ant} {ghp} {aws} {ant}\"}}");
+    // What it returned before: every finding's kind, sorted, duplicates dropped.
+    let mut want: Vec<String> = engine
+        .scan(body.as_bytes())
+        .into_iter()
+        .map(|f| f.kind)
+        .collect();
+    want.sort();
+    want.dedup();
+    assert!(want.len() >= 3, "{want:?}");
+    assert_eq!(secret_kinds(&engine, body.as_bytes()), want);
+}
+
+#[test]
 fn prompt_policy() {
     let engine = MaskEngine::new(&MaskSettings::default()).unwrap();
     let mut rng = Rng::new(9);
