@@ -494,7 +494,11 @@ mod tests {
                 x ^= x << 13;
                 x ^= x >> 7;
                 x ^= x << 17;
-                *limb = if x % 4 == 0 { u32::MAX } else { (x >> 20) as u32 };
+                *limb = if x.is_multiple_of(4) {
+                    u32::MAX
+                } else {
+                    (x >> 20) as u32
+                };
             }
             scalars.push(k);
         }
@@ -508,7 +512,7 @@ mod tests {
                 for (i, d) in digits.iter().enumerate() {
                     assert!(i32::from(*d).abs() < 1 << (w - 1));
                     if *d != 0 {
-                        assert!(d & 1 == 1 || d & 1 == -1);
+                        assert!(d % 2 != 0);
                         let next = &digits[i + 1..digits.len().min(i + w as usize)];
                         assert!(next.iter().all(|n| *n == 0), "{k:08x?} w={w}");
                     }

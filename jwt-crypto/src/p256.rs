@@ -106,16 +106,7 @@ fn reduce(c: [u32; 16]) -> [u32; 8] {
             break;
         }
         let [l0, l1, l2, l3, l4, l5, l6, l7] = limbs.map(i64::from);
-        (limbs, top) = propagate([
-            l0 + top,
-            l1,
-            l2,
-            l3 - top,
-            l4,
-            l5,
-            l6 - top,
-            l7 + top,
-        ]);
+        (limbs, top) = propagate([l0 + top, l1, l2, l3 - top, l4, l5, l6 - top, l7 + top]);
     }
     // Below 2²⁵⁶ < 2p: at most one subtraction.
     if less_than(&limbs, &P) {
