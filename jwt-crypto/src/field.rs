@@ -340,6 +340,7 @@ mod tests {
         assert_eq!(invert_mod(&[274177u32, 0, 0], &[1, 0, 1]), None);
     }
 
+    /// a·b mod m for a, b < m, bit by bit (a reference that shares no code with the field).
     fn mul_mod(a: &[u32], b: &[u32], m: &[u32]) -> Vec<u32> {
         // Bit-serial: r = 2r + bit·a mod m, from b's top bit.
         let mut r = vec![0u32; m.len()];
