@@ -1,7 +1,10 @@
 //! Criterion benches of JWT verification, natively through `tollgate::jwt`'s public API: per
 //! algorithm, a cold verification (empty cache: full parse, signature and claim checks, then the
 //! cache insert) against a cached one (cache hit: one SHA-256 of the token and a map lookup), plus
-//! the whole `authenticate` decision for one request on a warm cache.
+//! the whole `authenticate` decision for one request on a warm cache. `jwt_signature_only` times
+//! the signature check alone (the key's prepared verifier on the signing input and the decoded
+//! signature), so cold minus signature is the rest of the cold path (split, base64, header and
+//! claims JSON, key lookup, claim checks, cache insert).
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -9,6 +12,7 @@ use std::sync::Arc;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use jwt_simple::prelude::*;
 use serde_json::{json, Map, Value};
+use tollgate::jwt::keys::{parse_jwk, Algorithm};
 use tollgate::jwt::{
     authenticate, from_json_value, local_keys, verify_with_cache, AuthOutcome, CompiledProvider,
     JwtSettings, KeySet, RequestInfo, VerifiedTokenCache,
@@ -138,7 +142,7 @@ fn provider_keys(provider: &CompiledProvider) -> Arc<KeySet> {
 
 fn verification(c: &mut Criterion) {
     let (tokens, jwks) = tokens_and_jwks();
-    let settings = settings(jwks);
+    let settings = settings(jwks.clone());
     let provider = &settings.providers[0];
     let keys = provider_keys(provider);
     for (alg, token) in &tokens {
@@ -179,6 +183,36 @@ fn verification(c: &mut Criterion) {
         });
     }
     cached.finish();
+
+    let mut signature_only = c.benchmark_group("jwt_signature_only");
+    for (alg, token) in &tokens {
+        let kid = match *alg {
+            "HS256" => "hs",
+            "ES256" => "es256",
+            "ES384" => "es384",
+            "EdDSA" => "ed",
+            _ => "rsa",
+        };
+        let jwk = jwks["keys"]
+            .as_array()
+            .and_then(|keys| keys.iter().find(|k| k["kid"] == kid))
+            .expect("the token's JWK");
+        let key = parse_jwk(jwk).expect("JWK");
+        let algorithm = Algorithm::from_name(alg).expect("known algorithm");
+        let (signing_input, sig_b64) = token.rsplit_once('.').expect("three parts");
+        let signature = Base64UrlSafeNoPadding::decode_to_vec(sig_b64, None).expect("signature");
+        assert!(key.verify_signature(algorithm, signing_input.as_bytes(), &signature));
+        signature_only.bench_function(*alg, |b| {
+            b.iter(|| {
+                key.verify_signature(
+                    algorithm,
+                    black_box(signing_input.as_bytes()),
+                    black_box(&signature),
+                )
+            })
+        });
+    }
+    signature_only.finish();
 
     // The whole per-request decision (route, extract, cache hit, scopes, header edits).
     let (_, es256) = tokens

@@ -7,18 +7,12 @@ use std::sync::OnceLock;
 
 use sha2::{Digest as _, Sha256, Sha384};
 
-use super::ecdsa::{Curve, Table};
+use super::ecdsa::{Comb, Curve, G_ENTRIES};
 use super::field::FieldParams;
+use super::p256;
 
 /// p.
-const P256_P: [u32; 8] = [
-    0xffffffff, 0xffffffff, 0xffffffff, 0x00000000, 0x00000000, 0x00000000, 0x00000001, 0xffffffff,
-];
-
-/// 2^(512) mod p.
-const P256_P_R2: [u32; 8] = [
-    0x00000003, 0x00000000, 0xffffffff, 0xfffffffb, 0xfffffffe, 0xffffffff, 0xfffffffd, 0x00000004,
-];
+const P256_P: [u32; 8] = p256::P;
 
 /// n, the group order.
 const P256_N: [u32; 8] = [
@@ -53,10 +47,22 @@ pub struct P256;
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct P256Scalar;
 
+/// Elements are plain values below p with the special-form reduction of `p256.rs` (faster in
+/// wasm32 than the Montgomery product); `R2` = 1 makes `from_canonical` the identity.
 impl FieldParams<8> for P256 {
     const M: [u32; 8] = P256_P;
     const M0_INV: u32 = 0x00000001;
-    const R2: [u32; 8] = P256_P_R2;
+    const R2: [u32; 8] = [1, 0, 0, 0, 0, 0, 0, 0];
+
+    #[inline]
+    fn mul(a: &[u32; 8], b: &[u32; 8]) -> [u32; 8] {
+        p256::mul(a, b)
+    }
+
+    #[inline]
+    fn square(a: &[u32; 8]) -> [u32; 8] {
+        p256::square(a)
+    }
 }
 
 impl FieldParams<8> for P256Scalar {
@@ -75,9 +81,9 @@ impl Curve<8> for P256 {
         Sha256::digest(message).to_vec()
     }
 
-    fn generator_table() -> Option<&'static Table<Self, 8>> {
-        static TABLE: OnceLock<Option<Table<P256, 8>>> = OnceLock::new();
-        TABLE.get_or_init(Table::generator).as_ref()
+    fn generator_table() -> Option<&'static Comb<Self, 8, G_ENTRIES>> {
+        static TABLE: OnceLock<Option<Comb<P256, 8, G_ENTRIES>>> = OnceLock::new();
+        TABLE.get_or_init(Comb::generator).as_ref()
     }
 }
 
@@ -153,8 +159,8 @@ impl Curve<12> for P384 {
         Sha384::digest(message).to_vec()
     }
 
-    fn generator_table() -> Option<&'static Table<Self, 12>> {
-        static TABLE: OnceLock<Option<Table<P384, 12>>> = OnceLock::new();
-        TABLE.get_or_init(Table::generator).as_ref()
+    fn generator_table() -> Option<&'static Comb<Self, 12, G_ENTRIES>> {
+        static TABLE: OnceLock<Option<Comb<P384, 12, G_ENTRIES>>> = OnceLock::new();
+        TABLE.get_or_init(Comb::generator).as_ref()
     }
 }

@@ -4,8 +4,10 @@
 //!
 //! - Points: Jacobian coordinates, `a = −3` doubling (dbl-2001-b) and mixed affine addition
 //!   (madd-2007-bl) with the equal-point and infinity cases handled.
-//! - u1·G + u2·Q: one interleaved pass of 4-bit fixed windows over both scalars on tables of
-//!   1·P … 15·P in affine form: G's once per process, Q's once per key when the JWKS loads.
+//! - u1·G + u2·Q: both scalars in width-w NAF (w = 8 for G, 6 for Q), each cut into `PARTS` = 8
+//!   parts that share one pass of doublings (33 for P-256), on tables of odd multiples of
+//!   2^(33·j)·G and 2^(33·j)·Q in affine form: G's once per process, Q's once per key when the
+//!   JWKS loads. About 33 doublings and 65 mixed additions for P-256.
 //! - The final `x(R) mod n == r` test is projective (r·Z² == X, and (r+n)·Z² when r+n < p), so a
 //!   verification needs no field inversion; the one scalar inversion s⁻¹ mod n is a binary
 //!   extended Euclid.
@@ -27,8 +29,8 @@ pub trait Curve<const L: usize>: FieldParams<L> {
     const GY: [u32; L];
     /// The hash of the signature scheme over `message` (its output has the bit length of n).
     fn digest(message: &[u8]) -> Vec<u8>;
-    /// The generator's window table, built once per process.
-    fn generator_table() -> Option<&'static Table<Self, L>>;
+    /// The generator's tables of odd multiples, built once per process.
+    fn generator_table() -> Option<&'static Comb<Self, L, G_ENTRIES>>;
 }
 
 /// A point in Jacobian coordinates (x = X/Z², y = Y/Z³); Z = 0 is the point at infinity.
@@ -47,6 +49,14 @@ pub struct Affine<C: Curve<L>, const L: usize> {
 }
 
 impl<C: Curve<L>, const L: usize> Affine<C, L> {
+    /// −self: (x, −y).
+    fn negate(self) -> Self {
+        Affine {
+            x: self.x,
+            y: Fe::ZERO.sub(self.y),
+        }
+    }
+
     /// The point (x, y) from canonical coordinates; `None` unless both are below p and the point
     /// is on the curve.
     fn new(x: &[u32; L], y: &[u32; L]) -> Option<Self> {
@@ -83,6 +93,7 @@ impl<C: Curve<L>, const L: usize> Jacobian<C, L> {
     }
 
     /// 2·self for a = −3 (dbl-2001-b); infinity stays infinity (Z3 = 0).
+    #[inline(never)]
     fn double(&self) -> Self {
         let delta = self.z.square();
         let gamma = self.y.square();
@@ -102,6 +113,7 @@ impl<C: Curve<L>, const L: usize> Jacobian<C, L> {
     }
 
     /// self + q for an affine q (madd-2007-bl), with the infinity and equal-x cases.
+    #[inline(never)]
     fn add_affine(&self, q: &Affine<C, L>) -> Self {
         if self.is_infinity() {
             return Jacobian::from_affine(q);
@@ -143,46 +155,196 @@ impl<C: Curve<L>, const L: usize> Jacobian<C, L> {
     }
 }
 
-/// 1·P … 15·P in affine form (entry k holds (k+1)·P).
+/// The odd multiples 1·P, 3·P, … (2N−1)·P in affine form (entry k holds (2k+1)·P): the points a
+/// width-w NAF with N = 2^(w−2) adds or subtracts.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Table<C: Curve<L>, const L: usize>([Affine<C, L>; 15]);
+pub struct Table<C: Curve<L>, const L: usize, const N: usize>([Affine<C, L>; N]);
 
-impl<C: Curve<L>, const L: usize> Table<C, L> {
-    /// The table of a point of order n (no multiple below 16 is infinity).
+impl<C: Curve<L>, const L: usize, const N: usize> Table<C, L, N> {
+    /// The table of a point of order n (no multiple below 2N is infinity): the multiples are
+    /// computed in Jacobian form and brought to affine form with one inversion.
     fn of(p: Affine<C, L>) -> Option<Self> {
-        let mut table = [p; 15];
+        let twice = Jacobian::from_affine(&p).double().to_affine()?;
+        let mut jacobian = [Jacobian::from_affine(&p); N];
         let mut acc = Jacobian::from_affine(&p);
-        for entry in table.iter_mut().skip(1) {
-            acc = acc.add_affine(&p);
-            *entry = acc.to_affine()?;
+        for entry in jacobian.iter_mut().skip(1) {
+            acc = acc.add_affine(&twice);
+            *entry = acc;
         }
-        Some(Table(table))
+        Some(Table(to_affine_batch(&jacobian)?))
     }
 
-    /// The generator's table.
+    /// `digit`·P for an odd digit in ±1 ..= ±(2N−1); `None` for 0 and out-of-range digits.
+    fn get(&self, digit: i8) -> Option<Affine<C, L>> {
+        let index = usize::from(digit.unsigned_abs() / 2);
+        if digit & 1 == 0 {
+            return None;
+        }
+        let point = *self.0.get(index)?;
+        Some(if digit < 0 { point.negate() } else { point })
+    }
+}
+
+/// The affine forms of finite points with one field inversion (Montgomery's trick: invert the
+/// product of all Z, then peel each Z⁻¹ off it); `None` if a point is infinity.
+fn to_affine_batch<C: Curve<L>, const L: usize, const N: usize>(
+    points: &[Jacobian<C, L>; N],
+) -> Option<[Affine<C, L>; N]> {
+    // prefix[i] = Z_0 · … · Z_i.
+    let mut prefix = [Fe::<C, L>::one(); N];
+    let mut running = Fe::<C, L>::one();
+    for (slot, point) in prefix.iter_mut().zip(points) {
+        if point.is_infinity() {
+            return None;
+        }
+        running = running.mul(point.z);
+        *slot = running;
+    }
+    let mut inverse = running.invert()?;
+    let mut out = [Affine {
+        x: Fe::ZERO,
+        y: Fe::ZERO,
+    }; N];
+    // Walking down: inverse = (Z_0 · … · Z_i)⁻¹ on entry to step i.
+    for (i, (slot, point)) in out.iter_mut().zip(points).enumerate().rev() {
+        let before = i
+            .checked_sub(1)
+            .and_then(|j| prefix.get(j).copied())
+            .unwrap_or_else(Fe::one);
+        let zinv = inverse.mul(before);
+        inverse = inverse.mul(point.z);
+        let zinv2 = zinv.square();
+        *slot = Affine {
+            x: point.x.mul(zinv2),
+            y: point.y.mul(zinv2).mul(zinv),
+        };
+    }
+    Some(out)
+}
+
+/// How many parts each scalar is cut into: R = Σ_j (u1_j·(2^(j·B)·G) + u2_j·(2^(j·B)·Q)) with
+/// B = ⌈(32·L + 1) / PARTS⌉ bits per part, so one pass of B doublings serves all parts (33 for
+/// P-256 instead of 257), at the cost of a table per part for G and for each key.
+pub const PARTS: usize = 8;
+
+/// Bits per part of a scalar's NAF (`PARTS`).
+const fn part_bits(limbs: usize) -> usize {
+    (32 * limbs + 1).div_ceil(PARTS)
+}
+
+/// A point's tables for the parts of a scalar: part j holds the odd multiples of 2^(j·B)·P.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Comb<C: Curve<L>, const L: usize, const N: usize>([Table<C, L, N>; PARTS]);
+
+impl<C: Curve<L>, const L: usize, const N: usize> Comb<C, L, N> {
+    /// The tables of a point of order n.
+    fn of(p: Affine<C, L>) -> Option<Self> {
+        let mut base = p;
+        let mut tables = Vec::with_capacity(PARTS);
+        for part in 0..PARTS {
+            if part > 0 {
+                let mut acc = Jacobian::from_affine(&base);
+                for _ in 0..part_bits(L) {
+                    acc = acc.double();
+                }
+                base = acc.to_affine()?;
+            }
+            tables.push(Table::of(base)?);
+        }
+        Some(Comb(tables.try_into().ok()?))
+    }
+
+    /// The generator's tables.
     pub fn generator() -> Option<Self> {
         Self::of(Affine::new(&C::GX, &C::GY)?)
     }
 
-    /// `digit`·P for a digit 1..=15; `None` for 0.
-    fn get(&self, digit: u32) -> Option<&Affine<C, L>> {
-        let index = usize::try_from(digit).ok()?.checked_sub(1)?;
-        self.0.get(index)
+    /// ±(odd digit)·2^(part·B)·P; `None` for 0 and out-of-range digits or parts.
+    fn get(&self, part: usize, digit: i8) -> Option<Affine<C, L>> {
+        self.0.get(part)?.get(digit)
     }
 }
 
-/// A public key prepared for repeated verification: the point's window table.
+/// Width-`w` NAF digits of `k` (2 ≤ w ≤ 8), least significant first: every digit is zero or odd
+/// and in (−2^(w−1), 2^(w−1)), any w consecutive digits hold at most one non-zero, and
+/// Σ digit_i·2^i = k. At most 32·L + 1 digits.
+fn wnaf<const L: usize>(k: &[u32; L], w: u32) -> Vec<i8> {
+    let window = 1u32 << w;
+    let half = window >> 1;
+    let mut k = *k;
+    // The limb above k: subtracting a negative digit can carry into it.
+    let mut top = 0u32;
+    let mut digits = Vec::with_capacity(32 * L + 1);
+    for _ in 0..(32 * L + 2) {
+        if top == 0 && k.iter().all(|x| *x == 0) {
+            break;
+        }
+        let low = k.first().copied().unwrap_or(0);
+        let mut digit = 0i32;
+        if low & 1 == 1 {
+            let m = low & (window - 1);
+            // k − digit leaves the low w bits zero; a digit ≥ half is taken as negative.
+            let (next, carry) = if m >= half {
+                digit = m as i32 - window as i32;
+                add_limbs(&k, &small::<L>(window - m))
+            } else {
+                digit = m as i32;
+                let (d, borrow) = sub_limbs(&k, &small::<L>(m));
+                (d, borrow)
+            };
+            k = next;
+            // A carry (adding) raises the top limb; a borrow cannot happen (m ≤ k's low bits).
+            if m >= half && carry {
+                top += 1;
+            }
+        }
+        digits.push(digit as i8);
+        // k >>= 1 across the top limb.
+        let mut shifted_in = top & 1;
+        top >>= 1;
+        for limb in k.iter_mut().rev() {
+            let next = *limb & 1;
+            *limb = (*limb >> 1) | (shifted_in << 31);
+            shifted_in = next;
+        }
+    }
+    digits
+}
+
+/// A small value as limbs.
+fn small<const L: usize>(value: u32) -> [u32; L] {
+    let mut out = [0u32; L];
+    if let Some(first) = out.first_mut() {
+        *first = value;
+    }
+    out
+}
+
+/// The NAF width for u1: tables of 64 odd multiples of G per part (8 × 64 affine points: 32 KB
+/// for P-256, 48 KB for P-384), built once per VM; about one addition per 9 bits of u1.
+const G_WINDOW: u32 = 8;
+/// Entries of each of the generator's tables, 2^(G_WINDOW − 2).
+pub const G_ENTRIES: usize = 64;
+/// The NAF width for u2: tables of 16 odd multiples per part (8 × 16 affine points: 8 KB per P-256
+/// key, 12 KB per P-384 key), built when the key is loaded; about one addition per 7 bits of u2.
+const Q_WINDOW: u32 = 6;
+/// Entries of each of a key's tables, 2^(Q_WINDOW − 2).
+const Q_ENTRIES: usize = 16;
+
+/// A public key prepared for repeated verification: the point's tables of odd multiples.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EcPublicKey<C: Curve<L>, const L: usize> {
-    table: Table<C, L>,
+    table: Comb<C, L, Q_ENTRIES>,
 }
 
 impl<C: Curve<L>, const L: usize> EcPublicKey<C, L> {
     /// From the JWK coordinates (big-endian, 4·L bytes each); `None` unless a point on the curve.
     pub fn from_coordinates(x: &[u8], y: &[u8]) -> Option<Self> {
         let point = Affine::new(&limbs_from_be(x)?, &limbs_from_be(y)?)?;
+        // The generator's table is built now, at key load, rather than on the first token.
+        C::generator_table()?;
         Some(EcPublicKey {
-            table: Table::of(point)?,
+            table: Comb::of(point)?,
         })
     }
 
@@ -215,18 +377,23 @@ impl<C: Curve<L>, const L: usize> EcPublicKey<C, L> {
             .to_canonical();
         let g_table = C::generator_table()?;
 
-        // R = u1·G + u2·Q, 4-bit windows from the most significant end.
+        // R = u1·G + u2·Q: both scalars' NAF digits, cut into PARTS parts of B digits; one pass
+        // from the most significant position down, one doubling per position shared by all.
+        let g_digits = wnaf(&u1, G_WINDOW);
+        let q_digits = wnaf(&u2, Q_WINDOW);
+        let bits = part_bits(L);
         let mut acc = Jacobian::<C, L>::infinity();
-        for (limb1, limb2) in u1.iter().rev().zip(u2.iter().rev()) {
-            for shift in [28u32, 24, 20, 16, 12, 8, 4, 0] {
-                if !acc.is_infinity() {
-                    acc = acc.double().double().double().double();
+        for position in (0..bits).rev() {
+            if !acc.is_infinity() {
+                acc = acc.double();
+            }
+            for part in 0..PARTS {
+                let index = part * bits + position;
+                if let Some(p) = g_digits.get(index).and_then(|d| g_table.get(part, *d)) {
+                    acc = acc.add_affine(&p);
                 }
-                if let Some(p) = g_table.get((limb1 >> shift) & 0x0f) {
-                    acc = acc.add_affine(p);
-                }
-                if let Some(p) = self.table.get((limb2 >> shift) & 0x0f) {
-                    acc = acc.add_affine(p);
+                if let Some(p) = q_digits.get(index).and_then(|d| self.table.get(part, *d)) {
+                    acc = acc.add_affine(&p);
                 }
             }
         }
@@ -269,18 +436,89 @@ mod tests {
     #[test]
     fn doubling_and_addition_agree() {
         let g = Affine::<P256, 8>::new(&P256::GX, &P256::GY).unwrap();
-        let table = Table::of(g).unwrap();
-        // 2·(4·G) through doubling equals 8·G from the table (built by repeated addition).
-        let four = Jacobian::from_affine(table.get(4).unwrap());
-        assert_eq!(four.double().to_affine().unwrap(), *table.get(8).unwrap());
-        // 8·G + 7·G == 15·G, and P + P through addition is a doubling.
-        let eight = Jacobian::from_affine(table.get(8).unwrap());
-        let sum = eight.add_affine(table.get(7).unwrap()).to_affine().unwrap();
-        assert_eq!(sum, *table.get(15).unwrap());
-        let twice = eight.add_affine(table.get(8).unwrap()).to_affine().unwrap();
-        assert_eq!(twice, eight.double().to_affine().unwrap());
+        let table = Table::<P256, 8, 8>::of(g).unwrap();
+        let at = |d: i8| table.get(d).unwrap();
+        assert_eq!(at(1), g);
+        // 2·G + 3·G == 5·G, 5·G − 3·G == 2·G, and 3·G + 3·G through addition is a doubling.
+        let two = Jacobian::from_affine(&g).double();
+        assert_eq!(two.add_affine(&at(3)).to_affine().unwrap(), at(5));
+        let five = Jacobian::from_affine(&at(5));
+        assert_eq!(five.add_affine(&at(-3)).to_affine(), two.to_affine());
+        let three = Jacobian::from_affine(&at(3));
+        assert_eq!(
+            three.add_affine(&at(3)).to_affine(),
+            three.double().to_affine()
+        );
+        assert!(three.add_affine(&at(-3)).is_infinity());
+        assert_eq!(at(-7), at(7).negate());
         assert!(Jacobian::<P256, 8>::infinity().to_affine().is_none());
-        assert!(table.get(0).is_none() && table.get(16).is_none());
+        for d in [0i8, 2, -2, 16, 17, -17, i8::MIN] {
+            assert!(table.get(d).is_none(), "{d}");
+        }
+    }
+
+    /// Σ digit_i·2^i modulo 2^(32·(L+1)) by Horner's rule.
+    fn naf_value<const L: usize>(digits: &[i8]) -> Vec<u32> {
+        let mut acc = vec![0u32; L + 1];
+        for d in digits.iter().rev() {
+            let mut carry = 0u64;
+            for limb in acc.iter_mut() {
+                let v = (u64::from(*limb) << 1) | carry;
+                *limb = v as u32;
+                carry = v >> 32;
+            }
+            let add = i64::from(*d);
+            let mut c = add;
+            for limb in acc.iter_mut() {
+                let v = i64::from(*limb) + c;
+                *limb = v as u32;
+                c = v >> 32;
+            }
+        }
+        acc
+    }
+
+    #[test]
+    fn wnaf_digits_are_sparse_odd_and_sum_to_the_scalar() {
+        let mut x = 0x2545f4914f6cdd1du64;
+        let mut scalars: Vec<[u32; 8]> = vec![
+            [0; 8],
+            [1, 0, 0, 0, 0, 0, 0, 0],
+            [u32::MAX; 8],
+            <P256 as Curve<8>>::Scalar::M,
+            [0x7f, 0, 0, 0, 0, 0, 0, 0x8000_0000],
+        ];
+        for _ in 0..300 {
+            let mut k = [0u32; 8];
+            for limb in k.iter_mut() {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                *limb = if x.is_multiple_of(4) {
+                    u32::MAX
+                } else {
+                    (x >> 20) as u32
+                };
+            }
+            scalars.push(k);
+        }
+        for k in &scalars {
+            for w in [2u32, 5, 7, 8] {
+                let digits = wnaf(k, w);
+                assert!(digits.len() <= 8 * 32 + 1);
+                let mut expected = k.to_vec();
+                expected.push(0);
+                assert_eq!(naf_value::<8>(&digits), expected, "{k:08x?} w={w}");
+                for (i, d) in digits.iter().enumerate() {
+                    assert!(i32::from(*d).abs() < 1 << (w - 1));
+                    if *d != 0 {
+                        assert!(d % 2 != 0);
+                        let next = &digits[i + 1..digits.len().min(i + w as usize)];
+                        assert!(next.iter().all(|n| *n == 0), "{k:08x?} w={w}");
+                    }
+                }
+            }
+        }
     }
 
     #[test]

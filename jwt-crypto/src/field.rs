@@ -1,5 +1,6 @@
-//! Arithmetic modulo a constant odd modulus of `L` 32-bit limbs, in Montgomery form: the base
-//! fields and scalar fields of P-256 and P-384 for the ECDSA verifier (`ecdsa.rs`).
+//! Arithmetic modulo a constant odd modulus of `L` 32-bit limbs, in Montgomery form unless the
+//! field brings its own product (P-256's base field, `p256.rs`): the base fields and scalar
+//! fields of P-256 and P-384 for the ECDSA verifier (`ecdsa.rs`).
 //!
 //! Sized for wasm32: a 32×32→64-bit product is one `i64.mul` there and no wider multiply exists,
 //! so the limbs are `u32` and every product fits a `u64`. The modulus is a trait constant, so each
@@ -9,14 +10,31 @@
 use std::fmt::Debug;
 use std::marker::PhantomData;
 
-/// A constant odd modulus and its Montgomery constants.
+/// A constant odd modulus, the form its elements are kept in, and their product.
+///
+/// By default elements are in Montgomery form (value · R mod M with R = 2^(32·L)) and the product
+/// is a Montgomery product. A field with a faster reduction of its own (P-256's base field,
+/// `p256.rs`) overrides `mul` and `square` with the plain product mod M and sets `R2` to 1.
 pub trait FieldParams<const L: usize>: Copy + Eq + Debug + 'static {
     /// The modulus, little-endian limbs.
     const M: [u32; L];
-    /// −M⁻¹ mod 2³².
+    /// −M⁻¹ mod 2³² (used by the Montgomery product only).
     const M0_INV: u32;
-    /// R² mod M with R = 2^(32·L): the factor that brings a value into Montgomery form.
+    /// The factor that brings a canonical value into the internal form through `mul`: R² mod M
+    /// for Montgomery form, 1 for a field that keeps values as they are.
     const R2: [u32; L];
+
+    /// The product of two fully reduced elements, fully reduced: a·b·R⁻¹ mod M by default.
+    #[inline]
+    fn mul(a: &[u32; L], b: &[u32; L]) -> [u32; L] {
+        mont_mul::<Self, L>(a, b)
+    }
+
+    /// The square of a fully reduced element (the product with itself by default).
+    #[inline]
+    fn square(a: &[u32; L]) -> [u32; L] {
+        Self::mul(a, a)
+    }
 }
 
 /// `a < b` as integers (little-endian limbs).
@@ -145,7 +163,50 @@ pub fn invert_mod<const L: usize>(a: &[u32; L], m: &[u32; L]) -> Option<[u32; L]
     None
 }
 
-/// An element of the field of `F`, in Montgomery form (value · R mod M), fully reduced.
+/// Montgomery product a·b·R⁻¹ mod M of fully reduced `a`, `b` (CIOS: interleaved multiply and
+/// reduce), fully reduced.
+#[inline]
+pub fn mont_mul<F: FieldParams<L>, const L: usize>(a: &[u32; L], b: &[u32; L]) -> [u32; L] {
+    let m0 = u64::from(F::M.first().copied().unwrap_or(1));
+    let mut t = [0u32; L];
+    let mut t_hi = 0u32;
+    for bi in b.iter() {
+        let bi = u64::from(*bi);
+        let mut carry = 0u64;
+        for (tj, aj) in t.iter_mut().zip(a) {
+            let v = u64::from(*tj) + u64::from(*aj) * bi + carry;
+            *tj = v as u32;
+            carry = v >> 32;
+        }
+        let v = u64::from(t_hi) + carry;
+        t_hi = v as u32;
+        let t_top = (v >> 32) as u32;
+        // Add the multiple of M that clears the low limb, and drop that limb.
+        let t0 = t.first().copied().unwrap_or(0);
+        let q = u64::from(t0.wrapping_mul(F::M0_INV));
+        let mut carry = (u64::from(t0) + q * m0) >> 32;
+        let mut next = [0u32; L];
+        for (dst, (tj, mj)) in next.iter_mut().zip(t.iter().zip(F::M.iter()).skip(1)) {
+            let v = u64::from(*tj) + q * u64::from(*mj) + carry;
+            *dst = v as u32;
+            carry = v >> 32;
+        }
+        let v = u64::from(t_hi) + carry;
+        if let Some(last) = next.last_mut() {
+            *last = v as u32;
+        }
+        t_hi = t_top + (v >> 32) as u32;
+        t = next;
+    }
+    if t_hi != 0 || !less_than(&t, &F::M) {
+        sub_limbs(&t, &F::M).0
+    } else {
+        t
+    }
+}
+
+/// An element of the field of `F` in the field's form (Montgomery: value · R mod M), fully
+/// reduced.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct Fe<F: FieldParams<L>, const L: usize>([u32; L], PhantomData<F>);
 
@@ -153,52 +214,16 @@ impl<F: FieldParams<L>, const L: usize> Fe<F, L> {
     /// Zero.
     pub const ZERO: Self = Fe([0; L], PhantomData);
 
-    /// Montgomery product a·b·R⁻¹ mod M (CIOS: interleaved multiply and reduce).
+    /// The field product (`FieldParams::mul`).
     #[inline]
     pub fn mul(self, rhs: Self) -> Self {
-        let a = &self.0;
-        let m0 = u64::from(F::M.first().copied().unwrap_or(1));
-        let mut t = [0u32; L];
-        let mut t_hi = 0u32;
-        for bi in rhs.0.iter() {
-            let bi = u64::from(*bi);
-            let mut carry = 0u64;
-            for (tj, aj) in t.iter_mut().zip(a) {
-                let v = u64::from(*tj) + u64::from(*aj) * bi + carry;
-                *tj = v as u32;
-                carry = v >> 32;
-            }
-            let v = u64::from(t_hi) + carry;
-            t_hi = v as u32;
-            let t_top = (v >> 32) as u32;
-            // Add the multiple of M that clears the low limb, and drop that limb.
-            let t0 = t.first().copied().unwrap_or(0);
-            let q = u64::from(t0.wrapping_mul(F::M0_INV));
-            let mut carry = (u64::from(t0) + q * m0) >> 32;
-            let mut next = [0u32; L];
-            for (dst, (tj, mj)) in next.iter_mut().zip(t.iter().zip(F::M.iter()).skip(1)) {
-                let v = u64::from(*tj) + q * u64::from(*mj) + carry;
-                *dst = v as u32;
-                carry = v >> 32;
-            }
-            let v = u64::from(t_hi) + carry;
-            if let Some(last) = next.last_mut() {
-                *last = v as u32;
-            }
-            t_hi = t_top + (v >> 32) as u32;
-            t = next;
-        }
-        if t_hi != 0 || !less_than(&t, &F::M) {
-            Fe(sub_limbs(&t, &F::M).0, PhantomData)
-        } else {
-            Fe(t, PhantomData)
-        }
+        Fe(F::mul(&self.0, &rhs.0), PhantomData)
     }
 
     /// self².
     #[inline]
     pub fn square(self) -> Self {
-        self.mul(self)
+        Fe(F::square(&self.0), PhantomData)
     }
 
     /// self + rhs.
@@ -234,17 +259,21 @@ impl<F: FieldParams<L>, const L: usize> Fe<F, L> {
         is_zero(&self.0)
     }
 
-    /// One (R mod M in Montgomery form).
+    /// One (in the internal form: R mod M for Montgomery form).
     pub fn one() -> Self {
-        Fe(sub_limbs(&[0; L], &F::M).0, PhantomData)
+        let mut one = [0u32; L];
+        if let Some(first) = one.first_mut() {
+            *first = 1;
+        }
+        Fe(F::mul(&one, &F::R2), PhantomData)
     }
 
-    /// A canonical value into Montgomery form; `None` when `value ≥ M`.
+    /// A canonical value into the field's form; `None` when `value ≥ M`.
     pub fn from_canonical(value: &[u32; L]) -> Option<Self> {
         less_than(value, &F::M).then(|| Fe(*value, PhantomData).mul(Fe(F::R2, PhantomData)))
     }
 
-    /// Out of Montgomery form: the canonical value.
+    /// Out of the field's form: the canonical value.
     pub fn to_canonical(self) -> [u32; L] {
         let mut one = [0u32; L];
         if let Some(first) = one.first_mut() {
@@ -307,5 +336,90 @@ mod tests {
         assert_eq!(invert_mod(&[3u32, 0], &[9, 0]), None);
         assert_eq!(invert_mod(&[3u32, 0], &[8, 0]), None);
         assert_eq!(invert_mod(&[3u32, 0], &[7, 0]), Some([5, 0]));
+        // 2⁶⁴ + 1 has no inverse of its factor 274177.
+        assert_eq!(invert_mod(&[274177u32, 0, 0], &[1, 0, 1]), None);
+    }
+
+    /// a·b mod m for a, b < m, bit by bit (a reference that shares no code with the field).
+    fn mul_mod(a: &[u32], b: &[u32], m: &[u32]) -> Vec<u32> {
+        // Bit-serial: r = 2r + bit·a mod m, from b's top bit.
+        let mut r = vec![0u32; m.len()];
+        let add_mod = |x: &[u32], y: &[u32]| -> Vec<u32> {
+            let mut out = vec![0u32; m.len() + 1];
+            let mut carry = 0u64;
+            for i in 0..m.len() {
+                let v = u64::from(x[i]) + u64::from(y[i]) + carry;
+                out[i] = v as u32;
+                carry = v >> 32;
+            }
+            out[m.len()] = carry as u32;
+            // Subtract m when out ≥ m.
+            let mut m_ext = m.to_vec();
+            m_ext.push(0);
+            let ge = out
+                .iter()
+                .rev()
+                .zip(m_ext.iter().rev())
+                .find(|(a, b)| a != b)
+                .is_none_or(|(a, b)| a > b);
+            if ge {
+                let mut borrow = 0i64;
+                for i in 0..out.len() {
+                    let v = i64::from(out[i]) - i64::from(m_ext[i]) - borrow;
+                    out[i] = v as u32;
+                    borrow = i64::from(v < 0);
+                }
+            }
+            out.truncate(m.len());
+            out
+        };
+        for limb in b.iter().rev() {
+            for bit in (0..32).rev() {
+                r = add_mod(&r, &r);
+                if (limb >> bit) & 1 == 1 {
+                    r = add_mod(&r, a);
+                }
+            }
+        }
+        r
+    }
+
+    /// a · invert_mod(a) ≡ 1 modulo odd moduli of 1 to 12 limbs (a product of two big-integer
+    /// values reduced by long division, independent of the Montgomery code).
+    #[test]
+    fn invert_mod_inverts() {
+        let mut x = 0x853c49e6748fea9bu64;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 11) as u32
+        };
+        fn check<const L: usize>(next: &mut impl FnMut() -> u32) {
+            for _ in 0..40 {
+                let mut m = [0u32; L];
+                m.iter_mut().for_each(|l| *l = next());
+                m[0] |= 1;
+                m[L - 1] |= 0x8000_0000;
+                let mut a = [0u32; L];
+                a.iter_mut().for_each(|l| *l = next());
+                a[L - 1] &= 0x7fff_ffff;
+                if a.iter().all(|l| *l == 0) {
+                    continue;
+                }
+                if let Some(inv) = invert_mod(&a, &m) {
+                    assert!(less_than(&inv, &m));
+                    let mut one = vec![0u32; L];
+                    one[0] = 1;
+                    assert_eq!(mul_mod(&a, &inv, &m), one, "{a:08x?} {m:08x?}");
+                }
+            }
+        }
+        check::<1>(&mut next);
+        check::<2>(&mut next);
+        check::<3>(&mut next);
+        check::<8>(&mut next);
+        check::<11>(&mut next);
+        check::<12>(&mut next);
     }
 }

@@ -88,6 +88,11 @@ impl VerifiedTokenCache {
         self.index.is_empty()
     }
 
+    /// False when the capacity is 0: nothing is stored, every lookup is a miss.
+    pub fn is_enabled(&self) -> bool {
+        self.capacity > 0
+    }
+
     /// Hit, miss and eviction counters.
     pub fn stats(&self) -> CacheStats {
         self.stats
@@ -102,6 +107,11 @@ impl VerifiedTokenCache {
         token: &str,
         now_unix: u64,
     ) -> Option<VerifiedToken> {
+        if !self.is_enabled() {
+            // No entry can exist: skip hashing the token.
+            self.stats.misses += 1;
+            return None;
+        }
         let key = cache_key(provider, key_fingerprint, token);
         let Some(&slot_index) = self.index.get(&key) else {
             self.stats.misses += 1;
@@ -283,7 +293,11 @@ mod tests {
     #[test]
     fn zero_capacity_caches_nothing() {
         let mut c = VerifiedTokenCache::new(0);
+        assert!(!c.is_enabled());
         c.insert(0, 1, "t", vt("a", Some(200)), 100);
         assert!(c.lookup(0, 1, "t", 150).is_none());
+        assert!(c.is_empty());
+        assert_eq!(c.stats().misses, 1);
+        assert!(VerifiedTokenCache::new(1).is_enabled());
     }
 }

@@ -297,13 +297,16 @@ pub fn verify_with_cache(
         return Ok((hit, true));
     }
     let verified = verify(token, provider, keys, now_unix)?;
-    cache.insert(
-        provider_index,
-        keys.fingerprint(),
-        token,
-        verified.clone(),
-        now_unix,
-    );
+    // With the cache off (`cache_size: 0`) the verified token is not copied for it.
+    if cache.is_enabled() {
+        cache.insert(
+            provider_index,
+            keys.fingerprint(),
+            token,
+            verified.clone(),
+            now_unix,
+        );
+    }
     Ok((verified, false))
 }
 

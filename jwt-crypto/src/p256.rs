@@ -1,0 +1,216 @@
+//! P-256's base field product without Montgomery reduction: the 512-bit product (or square, with
+//! each cross product computed once) reduced with the prime's special form
+//! p = 2²⁵⁶ − 2²²⁴ + 2¹⁹² + 2⁹⁶ − 1 (FIPS 186-4 D.2.3, "fast reduction modulo p256"), which needs
+//! additions and subtractions of the product's 32-bit words only. That halves the multiplications
+//! of the generic Montgomery product (`field.rs`), the bulk of an ES256 verify in wasm32.
+//! Elements are kept as plain values in [0, p) (the field's `R2` is 1).
+
+use super::field::{less_than, sub_limbs};
+
+/// p.
+pub const P: [u32; 8] = [
+    0xffffffff, 0xffffffff, 0xffffffff, 0x00000000, 0x00000000, 0x00000000, 0x00000001, 0xffffffff,
+];
+
+/// a·b as 16 little-endian limbs (schoolbook, operand scanning).
+#[inline(always)]
+fn mul_wide(a: &[u32; 8], b: &[u32; 8]) -> [u32; 16] {
+    let mut t = [0u32; 16];
+    for (i, ai) in a.iter().enumerate() {
+        let ai = u64::from(*ai);
+        let mut carry = 0u64;
+        for (tj, bj) in t.iter_mut().skip(i).zip(b) {
+            let v = u64::from(*tj) + ai * u64::from(*bj) + carry;
+            *tj = v as u32;
+            carry = v >> 32;
+        }
+        if let Some(top) = t.get_mut(i + 8) {
+            *top = carry as u32;
+        }
+    }
+    t
+}
+
+/// a² as 16 little-endian limbs: the products a_i·a_j (i < j) once, doubled, plus the squares.
+#[inline(always)]
+fn square_wide(a: &[u32; 8]) -> [u32; 16] {
+    let mut t = [0u32; 16];
+    for (i, ai) in a.iter().enumerate() {
+        let ai = u64::from(*ai);
+        let mut carry = 0u64;
+        for (tj, aj) in t.iter_mut().skip(2 * i + 1).zip(a.iter().skip(i + 1)) {
+            let v = u64::from(*tj) + ai * u64::from(*aj) + carry;
+            *tj = v as u32;
+            carry = v >> 32;
+        }
+        if let Some(top) = t.get_mut(i + 8) {
+            *top = carry as u32;
+        }
+    }
+    // Double the cross products (their sum is below 2⁵¹¹: no bit is lost) and add a_i² at 2i.
+    let mut shifted_in = 0u32;
+    for limb in t.iter_mut() {
+        let next = *limb >> 31;
+        *limb = (*limb << 1) | shifted_in;
+        shifted_in = next;
+    }
+    let (pairs, _) = t.as_chunks_mut::<2>();
+    let mut carry = 0u64;
+    for ([lo, hi], ai) in pairs.iter_mut().zip(a) {
+        let sq = u64::from(*ai) * u64::from(*ai);
+        let v = u64::from(*lo) + (sq & 0xffff_ffff) + carry;
+        *lo = v as u32;
+        let v = u64::from(*hi) + (sq >> 32) + (v >> 32);
+        *hi = v as u32;
+        carry = v >> 32;
+    }
+    t
+}
+
+/// Signed per-limb sums to limbs: the low 32 bits of each and the signed carry out of the top.
+#[inline(always)]
+fn propagate(acc: [i64; 8]) -> ([u32; 8], i64) {
+    let mut out = [0u32; 8];
+    let mut carry = 0i64;
+    for (o, a) in out.iter_mut().zip(acc) {
+        let v = a + carry;
+        *o = v as u32;
+        // Arithmetic shift: v = carry·2³² + (v mod 2³²), also for negative v.
+        carry = v >> 32;
+    }
+    (out, carry)
+}
+
+/// The 512-bit `c` modulo p, fully reduced.
+#[inline(always)]
+fn reduce(c: [u32; 16]) -> [u32; 8] {
+    let [c0, c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11, c12, c13, c14, c15] = c.map(i64::from);
+    // s1 + 2·s2 + 2·s3 + s4 + s5 − s6 − s7 − s8 − s9 of FIPS 186-4 D.2.3, limb by limb. Each sum
+    // lies in (−5·2³², 8·2³²): no overflow in i64.
+    let acc = [
+        c0 + c8 + c9 - c11 - c12 - c13 - c14,
+        c1 + c9 + c10 - c12 - c13 - c14 - c15,
+        c2 + c10 + c11 - c13 - c14 - c15,
+        c3 + 2 * (c11 + c12) + c13 - c15 - c8 - c9,
+        c4 + 2 * (c12 + c13) + c14 - c9 - c10,
+        c5 + 2 * (c13 + c14) + c15 - c10 - c11,
+        c6 + 3 * c14 + 2 * c15 + c13 - c8 - c9,
+        c7 + 3 * c15 + c8 - c10 - c11 - c12 - c13,
+    ];
+    let (mut limbs, mut top) = propagate(acc);
+    // value = limbs + top·2²⁵⁶ with top in [−5, 7]; fold 2²⁵⁶ ≡ 2²²⁴ − 2¹⁹² − 2⁹⁶ + 1 (mod p).
+    // The first fold leaves a carry of −1, 0 or 1 and the second none (the sum then lies in
+    // [0, 2²⁵⁶)); the bound only keeps the loop visibly finite.
+    for _ in 0..4 {
+        if top == 0 {
+            break;
+        }
+        let [l0, l1, l2, l3, l4, l5, l6, l7] = limbs.map(i64::from);
+        (limbs, top) = propagate([l0 + top, l1, l2, l3 - top, l4, l5, l6 - top, l7 + top]);
+    }
+    // Below 2²⁵⁶ < 2p: at most one subtraction.
+    if less_than(&limbs, &P) {
+        limbs
+    } else {
+        sub_limbs(&limbs, &P).0
+    }
+}
+
+/// a·b mod p for a, b < p.
+#[inline]
+pub fn mul(a: &[u32; 8], b: &[u32; 8]) -> [u32; 8] {
+    reduce(mul_wide(a, b))
+}
+
+/// a² mod p for a < p.
+#[inline]
+pub fn square(a: &[u32; 8]) -> [u32; 8] {
+    reduce(square_wide(a))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::super::field::{mont_mul, FieldParams};
+    use super::*;
+
+    /// P-256's base field in Montgomery form, as before this module: the reference.
+    #[derive(Clone, Copy, PartialEq, Eq, Debug)]
+    struct MontP256;
+    impl FieldParams<8> for MontP256 {
+        const M: [u32; 8] = P;
+        const M0_INV: u32 = 1;
+        const R2: [u32; 8] = [
+            0x00000003, 0x00000000, 0xffffffff, 0xfffffffb, 0xfffffffe, 0xffffffff, 0xfffffffd,
+            0x00000004,
+        ];
+    }
+
+    /// a·b mod p through the Montgomery reference: a·R² into form gives a·R, and the Montgomery
+    /// product of a·R with b is a·b.
+    fn reference(a: &[u32; 8], b: &[u32; 8]) -> [u32; 8] {
+        let a_mont = mont_mul::<MontP256, 8>(a, &MontP256::R2);
+        mont_mul::<MontP256, 8>(&a_mont, b)
+    }
+
+    /// A deterministic stream of field elements with many extreme limbs.
+    fn samples() -> Vec<[u32; 8]> {
+        let p_minus = |k: u32| sub_limbs(&P, &[k, 0, 0, 0, 0, 0, 0, 0]).0;
+        let mut out = vec![
+            [0; 8],
+            [1, 0, 0, 0, 0, 0, 0, 0],
+            [2, 0, 0, 0, 0, 0, 0, 0],
+            p_minus(1),
+            p_minus(2),
+            [0xffffffff, 0xffffffff, 0xffffffff, 0, 0, 0, 0, 0xffffffff],
+            [0, 0, 0, 0xffffffff, 0xffffffff, 0xffffffff, 0, 0xfffffffe],
+            [
+                0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff,
+                0x7fffffff,
+            ],
+            [0, 0, 0, 0, 0, 0, 0, 0x80000000],
+            [0, 0, 0, 1, 0, 0, 0xffffffff, 0xfffffffe],
+        ];
+        let mut x = 0x9e3779b97f4a7c15u64;
+        for _ in 0..400 {
+            let mut limbs = [0u32; 8];
+            for limb in limbs.iter_mut() {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                *limb = match x % 5 {
+                    0 => 0xffffffff,
+                    1 => 0,
+                    _ => (x >> 16) as u32,
+                };
+            }
+            if less_than(&limbs, &P) {
+                out.push(limbs);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn product_and_square_agree_with_montgomery() {
+        let values = samples();
+        for a in &values {
+            assert_eq!(square(a), reference(a, a), "{a:08x?}");
+            for b in values.iter().step_by(7) {
+                assert_eq!(mul(a, b), reference(a, b), "{a:08x?} {b:08x?}");
+            }
+        }
+    }
+
+    #[test]
+    fn results_are_fully_reduced() {
+        let p_minus_1 = sub_limbs(&P, &[1, 0, 0, 0, 0, 0, 0, 0]).0;
+        // (p−1)² = 1 and (p−1)·1 = p−1.
+        assert_eq!(square(&p_minus_1), [1, 0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(mul(&p_minus_1, &[1, 0, 0, 0, 0, 0, 0, 0]), p_minus_1);
+        for a in samples() {
+            assert!(less_than(&mul(&a, &p_minus_1), &P));
+            assert!(less_than(&square(&a), &P));
+        }
+    }
+}
