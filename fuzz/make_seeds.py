@@ -61,8 +61,8 @@ json_fixtures = [p for p in usage_fixtures + translate_fixtures if p.endswith(".
 
 # ---- jwt: raw tokens, signed claims, requests
 jwt_literals = raw_literals(files("filter/src/jwt/*.rs"))
-tokens = [s for s in re.findall(r'"(eyJ[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]*)"',
-          open(os.path.join(ROOT, "filter/src/jwt/tests.rs")).read())]
+tokens = [s for p in files("filter/src/jwt/tests/*.rs")
+          for s in re.findall(r'"(eyJ[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]*)"', read(p).decode())]
 for t in tokens:
     seed("jwt", b"\x00" + t.encode())
     seed("jwt", b"\x02" + b"GET /v1/chat/completions\nauthorization: Bearer " + t.encode())
@@ -80,6 +80,25 @@ for i, c in enumerate(claims):
     seed("jwt", bytes([1, i % 4]) + json.dumps(c).encode())
 seed("jwt", b"\x02GET /health\n")
 seed("jwt", b"\x02OPTIONS /v1/x\norigin: https://a\naccess-control-request-method: POST")
+
+# ---- key_set: remote key set documents, valid and with every kind of bad entry
+def key_entry(i, **extra):
+    e = {"id": f"k{i}", "sha256": hashlib.sha256(f"tg-{i}".encode()).hexdigest(),
+         "owner": f"o{i}", "team": "t"}
+    e.update(extra)
+    return e
+seed("key_set", json.dumps({"keys": []}).encode())
+seed("key_set", json.dumps({"keys": [key_entry(1), key_entry(2, models=["gpt-4o", "claude-*"])]}).encode())
+seed("key_set", json.dumps({"keys": [key_entry(1, budgets=[{"period": "day", "max_tokens": 1000},
+                                                           {"period": 60, "max_requests": 5}],
+                                                expires_at="2027-01-01T00:00:00Z",
+                                                labels={"env": "prod"}, revoked=True),
+                                      key_entry(2, expires_at=1800000000)]}).encode())
+seed("key_set", json.dumps({"keys": [key_entry(1), key_entry(1), dict(key_entry(3), sha256="zz"),
+                                      {"id": 4}, "x", dict(key_entry(5), extra=1),
+                                      key_entry(6, budgets=[{"period": "fortnight"}])]}).encode())
+seed("key_set", b'{"keys": [], "keys": []}')
+seed("key_set", b'[[]]')  # serde's struct-as-array form: once read as an empty set
 
 # ---- jwks
 for s in json_objects(jwt_literals):

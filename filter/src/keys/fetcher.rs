@@ -8,8 +8,6 @@
 //! * A key removed from the document stops working when the next fetch succeeds, that is
 //!   within one `refresh_seconds`.
 
-use serde::Deserialize;
-
 use super::set::{compile_entry, ApiKeySet, RawKeyEntry, MAX_KEYS};
 use crate::refresh::{Document, Parsed};
 
@@ -25,11 +23,6 @@ pub struct SkippedEntry {
     pub id: Option<String>,
     /// Why it was refused (names the field).
     pub reason: String,
-}
-
-#[derive(Deserialize)]
-struct RawDocument {
-    keys: Vec<serde_json::Value>,
 }
 
 impl Document for ApiKeySet {
@@ -52,11 +45,18 @@ pub fn parse_document(body: &[u8]) -> Result<Parsed<ApiKeySet>, String> {
             "the key set document is larger than {MAX_DOCUMENT_BYTES} bytes"
         ));
     }
-    let doc: RawDocument = serde_json::from_slice(body)
-        .map_err(|_| "the key set document is not {\"keys\": [...]}".to_string())?;
+    // An object with a `keys` array, nothing else: a derived struct would also read `[[…]]`.
+    let entries = match serde_json::from_slice::<serde_json::Value>(body) {
+        Ok(serde_json::Value::Object(mut doc)) => match doc.remove("keys") {
+            Some(serde_json::Value::Array(entries)) => Some(entries),
+            _ => None,
+        },
+        _ => None,
+    }
+    .ok_or_else(|| "the key set document is not {\"keys\": [...]}".to_string())?;
     let mut set = ApiKeySet::with_fingerprint(crate::jwt::keys::fingerprint_of(body));
     let mut skipped = Vec::new();
-    for (index, value) in doc.keys.into_iter().enumerate() {
+    for (index, value) in entries.into_iter().enumerate() {
         let id = value
             .get("id")
             .and_then(serde_json::Value::as_str)
@@ -184,6 +184,31 @@ mod tests {
         f.on_fetch_result(3_500, Ok(&doc(&[])));
         // An empty set is a valid set: ready, and it knows no key.
         assert!(matches!(f.availability(3_500), Availability::Ready(s) if s.is_empty()));
+    }
+
+    /// Found by the `key_set` fuzz target: a derived document struct also read `[[]]` (serde's
+    /// struct-as-array form) as an empty set, that is a mass revocation.
+    #[test]
+    fn only_an_object_with_a_keys_array_is_a_document() {
+        for body in [
+            &b"[[]]"[..],
+            b"[]",
+            b"{}",
+            b"{\"keys\": {}}",
+            b"{\"keys\": null}",
+            b"\"keys\"",
+            b"not json",
+        ] {
+            let refused = parse_document(body).err();
+            assert_eq!(
+                refused.as_deref(),
+                Some("the key set document is not {\"keys\": [...]}"),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        let parsed = parse_document(b"{\"keys\": [], \"generated_at\": 1}").unwrap();
+        assert_eq!(parsed.document.map(|s| s.len()), Some(0));
     }
 
     #[test]
