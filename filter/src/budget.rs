@@ -10,7 +10,7 @@
 //! The module is pure: shared data is reached through the [`SharedStore`] trait, implemented by
 //! the host layer over proxy-wasm and by [`MemoryStore`](crate::shared_store::MemoryStore) in tests.
 
-use crate::shared_store::SharedStore;
+use crate::shared_store::{cas_after_read, SharedStore};
 
 /// One budget window as configured.
 #[derive(Debug, Clone, PartialEq)]
@@ -165,6 +165,7 @@ impl Budgets {
                 Some((bytes, cas)) => (WindowState::decode(&bytes).unwrap_or_default(), Some(cas)),
                 None => (WindowState::default(), None),
             };
+            let cas = cas_after_read(cas);
             let mut next = state.current(now, period);
             let out = update(&mut next)?;
             if store.set(key, &next.encode(), cas) {
@@ -370,6 +371,35 @@ mod tests {
             }
         }
         assert_eq!(admitted, 3, "3 × 300 fit in 1000, the 4th does not");
+    }
+
+    /// Another worker's first admission lands between this one's read (key absent) and write:
+    /// both reservations must count. (Seen in Envoy with two workers: 10 admitted where 9 fit.)
+    #[test]
+    fn two_workers_creating_the_same_window_both_reserve() {
+        struct Racing<'a> {
+            inner: &'a MemoryStore,
+            rival: std::cell::Cell<Option<(&'a Budgets, u64)>>,
+        }
+        impl SharedStore for Racing<'_> {
+            fn get(&self, key: &str) -> Option<(Vec<u8>, u32)> {
+                self.inner.get(key)
+            }
+            fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> bool {
+                if let Some((budgets, estimate)) = self.rival.take() {
+                    budgets.admit(self.inner, "alice", 120, estimate).unwrap();
+                }
+                self.inner.set(key, value, cas)
+            }
+        }
+        let store = MemoryStore::default();
+        let b = budgets(1000);
+        let racing = Racing {
+            inner: &store,
+            rival: std::cell::Cell::new(Some((&b, 300))),
+        };
+        b.admit(&racing, "alice", 120, 200).unwrap();
+        assert_eq!(b.snapshot(&store, "alice", 120)[0].1.reserved_tokens, 500);
     }
 
     #[test]

@@ -9,8 +9,21 @@ pub trait SharedStore {
     /// Reads a value and its CAS token; `None` when the key is absent.
     fn get(&self, key: &str) -> Option<(Vec<u8>, u32)>;
     /// Writes a value if `cas` still matches (`None` writes unconditionally); false on mismatch
-    /// or refusal.
+    /// or refusal. As in Envoy, an absent key is created whatever `cas` is.
     fn set(&self, key: &str, value: &[u8], cas: Option<u32>) -> bool;
+}
+
+/// The CAS a read-modify-write passes to [`SharedStore::set`] after reading `read` (the entry's
+/// CAS token, or `None` when the key was absent).
+///
+/// An absent key is written with a non-zero token, never unconditionally: Envoy creates an absent
+/// key whatever the token, but checks a non-zero token against a key that exists. So when two
+/// workers both read "absent", the second writer gets a mismatch and reads again, where an
+/// unconditional write would overwrite the first one's update (a lost budget reservation). The
+/// token only fails to protect if it equals the live entry's; Envoy's CAS counter is process-wide
+/// and counts up from 1, so `u32::MAX` comes up once in about 4.3 billion shared-data writes.
+pub fn cas_after_read(read: Option<u32>) -> Option<u32> {
+    Some(read.unwrap_or(u32::MAX))
 }
 
 /// An in-memory [`SharedStore`] for tests and benches.
@@ -38,5 +51,26 @@ impl SharedStore for MemoryStore {
         self.next_cas.set(next);
         data.insert(key.to_string(), (value.to_vec(), next));
         true
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_worker_that_read_absent_does_not_overwrite_another_workers_creation() {
+        let store = MemoryStore::default();
+        // Both workers read the key as absent; the first one creates it.
+        let (first, second) = (store.get("k"), store.get("k"));
+        assert!(first.is_none() && second.is_none());
+        assert!(store.set("k", b"first", cas_after_read(first.map(|(_, c)| c))));
+        // The second one's write is refused, so it reads again instead of overwriting.
+        assert!(!store.set("k", b"second", cas_after_read(second.map(|(_, c)| c))));
+        assert_eq!(store.get("k").unwrap().0, b"first");
+        // What an unconditional write would have done.
+        assert!(store.set("k", b"second", None));
+        assert_eq!(store.get("k").unwrap().0, b"second");
     }
 }

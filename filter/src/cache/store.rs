@@ -48,7 +48,7 @@
 use super::entry::{self, Entry, SlotContent};
 use super::key::CacheKey;
 use super::settings::Geometry;
-use crate::shared_store::SharedStore;
+use crate::shared_store::{cas_after_read, SharedStore};
 
 const INDEX_MAGIC: &[u8; 4] = b"TGI1";
 /// The value of a slot holding nothing. Not empty: the proxy-wasm SDK reads an empty value as
@@ -408,7 +408,10 @@ impl<'s> CacheStore<'s> {
                     last_used_ms: now_ms,
                 };
             }
-            if !self.store.set(&self.index_key(set), &next.encode(), cas) {
+            if !self
+                .store
+                .set(&self.index_key(set), &next.encode(), cas_after_read(cas))
+            {
                 continue;
             }
             let freed: Vec<&Way> = plan
@@ -494,6 +497,7 @@ impl<'s> CacheStore<'s> {
                 Some((b, cas)) => (RawTotals::decode(&b).unwrap_or_default(), Some(cas)),
                 None => (RawTotals::default(), None),
             };
+            let cas = cas_after_read(cas);
             let next = RawTotals {
                 entries: current.entries.saturating_add(entries),
                 bytes: current.bytes.saturating_add(bytes),

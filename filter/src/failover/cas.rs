@@ -1,7 +1,7 @@
 //! Bounded compare-and-swap read-modify-write over a [`SharedStore`] key, shared by the circuit
 //! breaker and the back-off window records.
 
-use crate::shared_store::SharedStore;
+use crate::shared_store::{cas_after_read, SharedStore};
 
 /// How many times a read-modify-write is retried when another worker wins the CAS race.
 pub const MAX_CAS_ATTEMPTS: usize = 8;
@@ -22,6 +22,7 @@ where
             Some((bytes, token)) => (Some(bytes.as_slice()), Some(*token)),
             None => (None, None),
         };
+        let token = cas_after_read(token);
         let (next, result) = update(bytes);
         match next {
             None => return Some(result),
