@@ -10,7 +10,7 @@
 //! The module is pure: shared data is reached through the [`SharedStore`] trait, implemented by
 //! the host layer over proxy-wasm and by [`MemoryStore`](crate::shared_store::MemoryStore) in tests.
 
-use crate::shared_store::{cas_after_read, SharedStore};
+use crate::shared_store::{cas_update, SharedStore};
 
 /// One budget window as configured.
 #[derive(Debug, Clone, PartialEq)]
@@ -142,16 +142,14 @@ pub struct Budgets {
     pub key_prefix: String,
 }
 
-/// Attempts at a CAS update before giving up (and failing open for that window).
-const CAS_ATTEMPTS: usize = 16;
-
 impl Budgets {
     fn key(&self, user: &str, period: u64) -> String {
         format!("{}{}:{}", self.key_prefix, period, user)
     }
 
-    /// Applies `update` to the (user, window) record with CAS retries. Returns the new state,
-    /// or the update's refusal. Gives up (returns `Ok(None)`) when the store keeps refusing.
+    /// Applies `update` to the (user, window) record under CAS ([`cas_update`]). Returns the new
+    /// state, or the update's refusal. Gives up (returns `Ok(None)`, failing open for that
+    /// window) when the store keeps refusing.
     fn update<T>(
         &self,
         store: &dyn SharedStore,
@@ -160,19 +158,15 @@ impl Budgets {
         period: u64,
         mut update: impl FnMut(&mut WindowState) -> Result<T, Refusal>,
     ) -> Result<Option<(WindowState, T)>, Refusal> {
-        for _ in 0..CAS_ATTEMPTS {
-            let (state, cas) = match store.get(key) {
-                Some((bytes, cas)) => (WindowState::decode(&bytes).unwrap_or_default(), Some(cas)),
-                None => (WindowState::default(), None),
-            };
-            let cas = cas_after_read(cas);
+        cas_update(store, key, |stored| {
+            let state = stored.and_then(WindowState::decode).unwrap_or_default();
             let mut next = state.current(now, period);
-            let out = update(&mut next)?;
-            if store.set(key, &next.encode(), cas) {
-                return Ok(Some((next, out)));
+            match update(&mut next) {
+                Ok(out) => (Some(next.encode()), Ok((next, out))),
+                Err(refusal) => (None, Err(refusal)),
             }
-        }
-        Ok(None)
+        })
+        .transpose()
     }
 
     /// Admits a request for `user` at `now`, reserving `estimate` tokens in every window, or

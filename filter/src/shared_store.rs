@@ -26,6 +26,40 @@ pub fn cas_after_read(read: Option<u32>) -> Option<u32> {
     Some(read.unwrap_or(u32::MAX))
 }
 
+/// How many times a read-modify-write is tried before it gives up on contention.
+pub const CAS_ATTEMPTS: usize = 16;
+
+/// The read-modify-write of one key, shared by budgets, circuit and back-off records and the
+/// cache's totals: reads `key`, lets `update` compute the new value from the current one (`None`
+/// when absent), and writes it back under CAS ([`cas_after_read`]), trying again from the read
+/// when another worker wrote in between, up to [`CAS_ATTEMPTS`] times.
+///
+/// `update` returns the value to write (`None` writes nothing) and a result for the caller.
+/// Returns `None` only when every attempt lost the race.
+pub fn cas_update<S, T, F>(store: &S, key: &str, mut update: F) -> Option<T>
+where
+    S: SharedStore + ?Sized,
+    F: FnMut(Option<&[u8]>) -> (Option<Vec<u8>>, T),
+{
+    for _ in 0..CAS_ATTEMPTS {
+        let current = store.get(key);
+        let (bytes, cas) = match &current {
+            Some((bytes, cas)) => (Some(bytes.as_slice()), Some(*cas)),
+            None => (None, None),
+        };
+        let (next, result) = update(bytes);
+        match next {
+            None => return Some(result),
+            Some(value) => {
+                if store.set(key, &value, cas_after_read(cas)) {
+                    return Some(result);
+                }
+            }
+        }
+    }
+    None
+}
+
 /// An in-memory [`SharedStore`] for tests and benches.
 #[derive(Debug, Default)]
 pub struct MemoryStore {

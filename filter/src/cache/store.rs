@@ -48,15 +48,13 @@
 use super::entry::{self, Entry, SlotContent};
 use super::key::CacheKey;
 use super::settings::Geometry;
-use crate::shared_store::{cas_after_read, SharedStore};
+use crate::shared_store::{cas_after_read, cas_update, SharedStore, CAS_ATTEMPTS};
 
 const INDEX_MAGIC: &[u8; 4] = b"TGI1";
 /// The value of a slot holding nothing. Not empty: the proxy-wasm SDK reads an empty value as
 /// no value, and a slot that reads as absent could not be written by CAS.
 const BLANK: &[u8] = b"-";
 const WAY_BYTES: usize = 1 + 4 + 16 + 4 + 8 + 8;
-/// CAS attempts on an index or the totals before giving up.
-const CAS_ATTEMPTS: usize = 16;
 
 /// One way of a set, as its index records it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -491,22 +489,14 @@ impl<'s> CacheStore<'s> {
     }
 
     fn update_totals(&self, entries: i64, bytes: i64) -> Option<Totals> {
-        let key = self.totals_key();
-        for _ in 0..CAS_ATTEMPTS {
-            let (current, cas) = match self.store.get(&key) {
-                Some((b, cas)) => (RawTotals::decode(&b).unwrap_or_default(), Some(cas)),
-                None => (RawTotals::default(), None),
-            };
-            let cas = cas_after_read(cas);
+        cas_update(self.store, &self.totals_key(), |stored| {
+            let current = stored.and_then(RawTotals::decode).unwrap_or_default();
             let next = RawTotals {
                 entries: current.entries.saturating_add(entries),
                 bytes: current.bytes.saturating_add(bytes),
             };
-            if self.store.set(&key, &next.encode(), cas) {
-                return Some(next.clamped());
-            }
-        }
-        None
+            (Some(next.encode()), next.clamped())
+        })
     }
 
     /// The entries and bytes the indexes account, summed over every set (tests, status).

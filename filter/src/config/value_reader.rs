@@ -354,10 +354,7 @@ impl<'de> de::Deserializer<'de> for Reader<'de> {
         _fields: &'static [&'static str],
         visitor: V,
     ) -> Result<V::Value, ReadError> {
-        match self.0 {
-            Value::Object(map) => visit_object(map, visitor),
-            other => Err(invalid_type(other, &visitor)),
-        }
+        self.deserialize_map(visitor)
     }
 
     // `"variant"`, or `{"variant": value}` with exactly one member.

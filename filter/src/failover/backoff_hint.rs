@@ -10,10 +10,10 @@
 
 use crate::shared_store::SharedStore;
 
-use super::cas::cas_update;
 use super::http_date::parse_http_date_ms;
 use super::settings::ProviderSettings;
 use super::timefmt::{parse_go_duration_ms, parse_millis_ms, parse_rfc3339_ms, parse_seconds_ms};
+use crate::shared_store::cas_update;
 
 /// Longest back-off window accepted from a provider (one hour); longer hints are clamped.
 pub const MAX_BACKOFF_HINT_MS: u64 = 3_600_000;

@@ -12,9 +12,9 @@
 
 use crate::shared_store::SharedStore;
 
-use super::cas::cas_update;
 use super::classify::{FailureKind, Outcome};
 use super::settings::ProviderSettings;
+use crate::shared_store::cas_update;
 
 /// A circuit record as stored in shared data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

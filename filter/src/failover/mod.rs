@@ -21,7 +21,6 @@
 
 pub mod backoff_hint;
 pub mod carry;
-mod cas;
 pub mod catalog;
 pub mod circuit;
 pub mod classify;
@@ -34,7 +33,6 @@ pub mod settings;
 pub mod timefmt;
 
 pub use backoff_hint::{backoff_until, parse_backoff_hint, record_backoff, MAX_BACKOFF_HINT_MS};
-pub use cas::MAX_CAS_ATTEMPTS;
 pub use circuit::{
     circuit_state, read_circuit, record_result, try_claim_probe, AttemptResult, CircuitRecord,
     CircuitState, CircuitTransition, ProbeClaim,
