@@ -9,12 +9,13 @@
 //!   2^(33·j)·G and 2^(33·j)·Q in affine form: G's once per process, Q's once per key when the
 //!   JWKS loads. About 33 doublings and 65 mixed additions for P-256.
 //! - The final `x(R) mod n == r` test is projective (r·Z² == X, and (r+n)·Z² when r+n < p), so a
-//!   verification needs no field inversion; the one scalar inversion s⁻¹ mod n is a binary
-//!   extended Euclid.
+//!   verification needs no field inversion; the one scalar inversion s⁻¹ mod n is by divsteps
+//!   (`modinv.rs`).
 //!
 //! Not constant time: verification handles public data only.
 
-use super::field::{add_limbs, invert_mod, less_than, limbs_from_be, sub_limbs, Fe, FieldParams};
+use super::field::{add_limbs, less_than, limbs_from_be, sub_limbs, Fe, FieldParams};
+use super::modinv::invert_mod;
 
 /// A curve `y² = x³ − 3x + b` over the field of `Self`, with a generator of prime order
 /// `Scalar::M` and cofactor 1.

@@ -10,6 +10,8 @@
 use std::fmt::Debug;
 use std::marker::PhantomData;
 
+use super::modinv::invert_mod;
+
 /// A constant odd modulus, the form its elements are kept in, and their product.
 ///
 /// By default elements are in Montgomery form (value · R mod M with R = 2^(32·L)) and the product
@@ -73,26 +75,8 @@ pub fn sub_limbs<const L: usize>(a: &[u32; L], b: &[u32; L]) -> ([u32; L], bool)
     (out, borrow != 0)
 }
 
-/// `a >> 1`, shifting `top` in as the new highest bit.
-fn shr1<const L: usize>(a: &mut [u32; L], top: bool) {
-    let mut carry = u32::from(top);
-    for limb in a.iter_mut().rev() {
-        let next = *limb & 1;
-        *limb = (*limb >> 1) | (carry << 31);
-        carry = next;
-    }
-}
-
 fn is_zero<const L: usize>(a: &[u32; L]) -> bool {
     a.iter().all(|x| *x == 0)
-}
-
-fn is_one<const L: usize>(a: &[u32; L]) -> bool {
-    a.iter().enumerate().all(|(i, x)| *x == u32::from(i == 0))
-}
-
-fn is_even<const L: usize>(a: &[u32; L]) -> bool {
-    a.first().is_none_or(|x| x & 1 == 0)
 }
 
 /// Big-endian bytes (exactly 4·L of them) as little-endian limbs; `None` for another length.
@@ -107,60 +91,6 @@ pub fn limbs_from_be<const L: usize>(bytes: &[u8]) -> Option<[u32; L]> {
         *limb = u32::from_be_bytes(word);
     }
     Some(out)
-}
-
-/// The inverse of `a` modulo the odd `m`, for `0 < a < m` with gcd(a, m) = 1 (binary extended
-/// Euclid, variable time); `None` when there is none.
-pub fn invert_mod<const L: usize>(a: &[u32; L], m: &[u32; L]) -> Option<[u32; L]> {
-    if is_zero(a) || !less_than(a, m) || is_even(m) {
-        return None;
-    }
-    let (mut u, mut v) = (*a, *m);
-    let mut x1 = [0u32; L];
-    if let Some(first) = x1.first_mut() {
-        *first = 1;
-    }
-    let mut x2 = [0u32; L];
-    // Halving x modulo m: x/2 when even, (x + m)/2 (with the carry bit) when odd.
-    let halve = |x: &mut [u32; L]| {
-        if is_even(x) {
-            shr1(x, false);
-        } else {
-            let (sum, carry) = add_limbs(x, m);
-            *x = sum;
-            shr1(x, carry);
-        }
-    };
-    // Each round removes at least one bit from u or v: 2·32·L rounds are enough.
-    for _ in 0..(2 * 32 * L + 2) {
-        if is_one(&u) {
-            return Some(x1);
-        }
-        if is_one(&v) {
-            return Some(x2);
-        }
-        if is_zero(&u) || is_zero(&v) {
-            return None;
-        }
-        while is_even(&u) {
-            shr1(&mut u, false);
-            halve(&mut x1);
-        }
-        while is_even(&v) {
-            shr1(&mut v, false);
-            halve(&mut x2);
-        }
-        if !less_than(&u, &v) {
-            u = sub_limbs(&u, &v).0;
-            let (d, borrow) = sub_limbs(&x1, &x2);
-            x1 = if borrow { add_limbs(&d, m).0 } else { d };
-        } else {
-            v = sub_limbs(&v, &u).0;
-            let (d, borrow) = sub_limbs(&x2, &x1);
-            x2 = if borrow { add_limbs(&d, m).0 } else { d };
-        }
-    }
-    None
 }
 
 /// Montgomery product a·b·R⁻¹ mod M of fully reduced `a`, `b` (CIOS: interleaved multiply and
@@ -327,99 +257,5 @@ mod tests {
         }
         assert!(Fe::<Small, 1>::from_canonical(&[0x7fff_ffff]).is_none());
         assert!(Fe::<Small, 1>::ZERO.invert().is_none());
-    }
-
-    #[test]
-    fn invert_mod_refuses_non_invertible_and_out_of_range() {
-        assert_eq!(invert_mod(&[0u32, 0], &[7, 0]), None);
-        assert_eq!(invert_mod(&[7u32, 0], &[7, 0]), None);
-        assert_eq!(invert_mod(&[3u32, 0], &[9, 0]), None);
-        assert_eq!(invert_mod(&[3u32, 0], &[8, 0]), None);
-        assert_eq!(invert_mod(&[3u32, 0], &[7, 0]), Some([5, 0]));
-        // 2⁶⁴ + 1 has no inverse of its factor 274177.
-        assert_eq!(invert_mod(&[274177u32, 0, 0], &[1, 0, 1]), None);
-    }
-
-    /// a·b mod m for a, b < m, bit by bit (a reference that shares no code with the field).
-    fn mul_mod(a: &[u32], b: &[u32], m: &[u32]) -> Vec<u32> {
-        // Bit-serial: r = 2r + bit·a mod m, from b's top bit.
-        let mut r = vec![0u32; m.len()];
-        let add_mod = |x: &[u32], y: &[u32]| -> Vec<u32> {
-            let mut out = vec![0u32; m.len() + 1];
-            let mut carry = 0u64;
-            for i in 0..m.len() {
-                let v = u64::from(x[i]) + u64::from(y[i]) + carry;
-                out[i] = v as u32;
-                carry = v >> 32;
-            }
-            out[m.len()] = carry as u32;
-            // Subtract m when out ≥ m.
-            let mut m_ext = m.to_vec();
-            m_ext.push(0);
-            let ge = out
-                .iter()
-                .rev()
-                .zip(m_ext.iter().rev())
-                .find(|(a, b)| a != b)
-                .is_none_or(|(a, b)| a > b);
-            if ge {
-                let mut borrow = 0i64;
-                for i in 0..out.len() {
-                    let v = i64::from(out[i]) - i64::from(m_ext[i]) - borrow;
-                    out[i] = v as u32;
-                    borrow = i64::from(v < 0);
-                }
-            }
-            out.truncate(m.len());
-            out
-        };
-        for limb in b.iter().rev() {
-            for bit in (0..32).rev() {
-                r = add_mod(&r, &r);
-                if (limb >> bit) & 1 == 1 {
-                    r = add_mod(&r, a);
-                }
-            }
-        }
-        r
-    }
-
-    /// a · invert_mod(a) ≡ 1 modulo odd moduli of 1 to 12 limbs (a product of two big-integer
-    /// values reduced by long division, independent of the Montgomery code).
-    #[test]
-    fn invert_mod_inverts() {
-        let mut x = 0x853c49e6748fea9bu64;
-        let mut next = || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 11) as u32
-        };
-        fn check<const L: usize>(next: &mut impl FnMut() -> u32) {
-            for _ in 0..40 {
-                let mut m = [0u32; L];
-                m.iter_mut().for_each(|l| *l = next());
-                m[0] |= 1;
-                m[L - 1] |= 0x8000_0000;
-                let mut a = [0u32; L];
-                a.iter_mut().for_each(|l| *l = next());
-                a[L - 1] &= 0x7fff_ffff;
-                if a.iter().all(|l| *l == 0) {
-                    continue;
-                }
-                if let Some(inv) = invert_mod(&a, &m) {
-                    assert!(less_than(&inv, &m));
-                    let mut one = vec![0u32; L];
-                    one[0] = 1;
-                    assert_eq!(mul_mod(&a, &inv, &m), one, "{a:08x?} {m:08x?}");
-                }
-            }
-        }
-        check::<1>(&mut next);
-        check::<2>(&mut next);
-        check::<3>(&mut next);
-        check::<8>(&mut next);
-        check::<11>(&mut next);
-        check::<12>(&mut next);
     }
 }

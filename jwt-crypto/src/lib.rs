@@ -15,6 +15,7 @@
 mod curves;
 mod ecdsa;
 mod field;
+mod modinv;
 mod p256;
 mod rsa;
 #[cfg(test)]
