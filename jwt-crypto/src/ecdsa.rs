@@ -268,57 +268,45 @@ impl<C: Curve<L>, const L: usize, const N: usize> Comb<C, L, N> {
 
 /// Width-`w` NAF digits of `k` (2 ≤ w ≤ 8), least significant first: every digit is zero or odd
 /// and in (−2^(w−1), 2^(w−1)), any w consecutive digits hold at most one non-zero, and
-/// Σ digit_i·2^i = k. At most 32·L + 1 digits.
+/// Σ digit_i·2^i = k. 32·L + 1 digits.
+///
+/// Read from k's bits without changing k: at bit i, the rest of the number is (k >> i) + carry,
+/// where carry is 1 after a negative digit. When that is odd, the digit is its low w bits (odd),
+/// taken as negative (with a carry) from 2^(w−1) on, and the next w − 1 digits are zero.
 fn wnaf<const L: usize>(k: &[u32; L], w: u32) -> Vec<i8> {
+    let bits = 32 * L + 1;
     let window = 1u32 << w;
-    let half = window >> 1;
-    let mut k = *k;
-    // The limb above k: subtracting a negative digit can carry into it.
-    let mut top = 0u32;
-    let mut digits = Vec::with_capacity(32 * L + 1);
-    for _ in 0..(32 * L + 2) {
-        if top == 0 && k.iter().all(|x| *x == 0) {
-            break;
+    let mut digits = vec![0i8; bits];
+    let mut carry = 0u32;
+    let mut i = 0;
+    while i < bits {
+        let low = bits_at(k, i, w) + carry;
+        if low & 1 == 0 {
+            // Even: bit and carry are both 0 or both 1 (1 + 1 carries on); a zero digit.
+            i += 1;
+            continue;
         }
-        let low = k.first().copied().unwrap_or(0);
-        let mut digit = 0i32;
-        if low & 1 == 1 {
-            let m = low & (window - 1);
-            // k − digit leaves the low w bits zero; a digit ≥ half is taken as negative.
-            let (next, carry) = if m >= half {
-                digit = m as i32 - window as i32;
-                add_limbs(&k, &small::<L>(window - m))
-            } else {
-                digit = m as i32;
-                let (d, borrow) = sub_limbs(&k, &small::<L>(m));
-                (d, borrow)
-            };
-            k = next;
-            // A carry (adding) raises the top limb; a borrow cannot happen (m ≤ k's low bits).
-            if m >= half && carry {
-                top += 1;
-            }
+        let digit = if low >= window >> 1 {
+            carry = 1;
+            low as i32 - window as i32
+        } else {
+            carry = 0;
+            low as i32
+        };
+        if let Some(slot) = digits.get_mut(i) {
+            *slot = digit as i8;
         }
-        digits.push(digit as i8);
-        // k >>= 1 across the top limb.
-        let mut shifted_in = top & 1;
-        top >>= 1;
-        for limb in k.iter_mut().rev() {
-            let next = *limb & 1;
-            *limb = (*limb >> 1) | (shifted_in << 31);
-            shifted_in = next;
-        }
+        i += w as usize;
     }
     digits
 }
 
-/// A small value as limbs.
-fn small<const L: usize>(value: u32) -> [u32; L] {
-    let mut out = [0u32; L];
-    if let Some(first) = out.first_mut() {
-        *first = value;
-    }
-    out
+/// The `w` (≤ 8) bits of `k` from bit `i` on (zeros above k's top).
+fn bits_at<const L: usize>(k: &[u32; L], i: usize, w: u32) -> u32 {
+    let word = i / 32;
+    let pair = u64::from(k.get(word).copied().unwrap_or(0))
+        | u64::from(k.get(word + 1).copied().unwrap_or(0)) << 32;
+    (pair >> (i % 32)) as u32 & ((1 << w) - 1)
 }
 
 /// The NAF width for u1: tables of 64 odd multiples of G per part (8 × 64 affine points: 32 KB
