@@ -2,7 +2,8 @@
 //! signature, with keys prepared once when the JWKS loads.
 //!
 //! - RS256/384/512 and PS256/384/512: `rsa.rs` (crypto-bigint Montgomery exponentiation);
-//! - ES256 and ES384: `ecdsa.rs` on 32-bit-limb field arithmetic (`field.rs`, `curves.rs`);
+//! - ES256 and ES384: `ecdsa.rs` on 32-bit-limb field arithmetic (`field.rs`, `curves.rs`,
+//!   `p256.rs`; inversions in `modinv.rs`);
 //! - EdDSA (Ed25519): `ed25519-compact`;
 //! - HS256/384/512: `hmac` over `sha2`, compared in constant time.
 //!

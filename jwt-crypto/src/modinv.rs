@@ -44,8 +44,9 @@ struct Transition {
 fn divsteps(mut delta: i32, f0: u32, g0: u32) -> (i32, Transition) {
     // f and g hold the low bits of the current f and g; after j steps, bits 0 .. SHIFT − j of
     // both are exact, and that is all the remaining steps look at. u, v, q, r: the matrix so far,
-    // scaled by 2^j. Every row keeps |u| + |v| ≤ 2^j ≤ 2^SHIFT, so no arithmetic below
-    // overflows an i32; wrapping operations keep that visible to the compiler anyway.
+    // scaled by 2^j. Every row keeps |u| + |v| ≤ 2^j ≤ 2^SHIFT, so nothing below overflows an
+    // i32 (the wrapping operations only spare debug builds a check). Each pass but the first
+    // removes at least one zero (the addition clears bit 0 of g), so the loop ends.
     let (mut f, mut g) = (f0, g0);
     let (mut u, mut v, mut q, mut r) = (1i32, 0i32, 0i32, 1i32);
     let mut left = SHIFT;
