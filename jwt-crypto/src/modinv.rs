@@ -41,6 +41,8 @@ struct Transition {
 }
 
 /// `SHIFT` divsteps from `delta` on the low bits of f (odd) and g; the new δ and the matrix.
+/// (Out of line: one copy for every modulus size.)
+#[inline(never)]
 fn divsteps(mut delta: i32, f0: u32, g0: u32) -> (i32, Transition) {
     // f and g hold the low bits of the current f and g; after j steps, bits 0 .. SHIFT − j of
     // both are exact, and that is all the remaining steps look at. u, v, q, r: the matrix so far,
@@ -107,6 +109,8 @@ fn low<const K: usize>(x: &Signed<K>) -> i64 {
 }
 
 /// (a·x + b·y) / 2^SHIFT, for an exact division: 2^SHIFT divides the sum.
+/// (Out of line, as `combine_mod`: each is called twice per batch.)
+#[inline(never)]
 fn combine<const K: usize>(x: &Signed<K>, y: &Signed<K>, a: i64, b: i64) -> Signed<K> {
     let mut out = [0i32; K];
     let mut acc = (a * low(x) + b * low(y)) >> SHIFT;
@@ -126,6 +130,7 @@ fn combine<const K: usize>(x: &Signed<K>, y: &Signed<K>, a: i64, b: i64) -> Sign
 /// both in (−m, m), so that a·x + b·y is in (−2^SHIFT·m, 2^SHIFT·m) as |a| + |b| ≤ 2^SHIFT;
 /// the multiple of m that clears the low bits is then subtracted, between 0 and 2^SHIFT − 1
 /// times m: the sum is in (−2^(SHIFT+1)·m, 2^SHIFT·m).
+#[inline(never)]
 fn combine_mod<const K: usize>(
     x: &Signed<K>,
     y: &Signed<K>,
@@ -298,11 +303,9 @@ fn invert<const L: usize, const K: usize>(a: &[u32; L], m: &[u32; L]) -> Option<
 /// variable time); `None` when there is none or the arguments are out of range. Up to 12 limbs
 /// (P-384).
 pub fn invert_mod<const L: usize>(a: &[u32; L], m: &[u32; L]) -> Option<[u32; L]> {
-    // 30-bit limbs enough for 32·L + 2 bits: 9 for P-256, 13 for P-384 and anything smaller.
-    match L {
-        8 => invert::<L, 9>(a, m),
-        _ => invert::<L, 13>(a, m),
-    }
+    // 13 limbs of 30 bits hold 32·L + 2 bits up to P-384. P-256 would need 9 only: that is
+    // 0.3 µs faster in V8, but a second copy of the code costs 1.3 KB of `.wasm`.
+    invert::<L, 13>(a, m)
 }
 
 #[cfg(test)]
