@@ -8,7 +8,7 @@
 //! - (δ + 1, f, (g + f)/2) when g is odd and δ ≤ 0.
 //!
 //! From (1, m, a), g reaches 0 within ⌊(49·d + 80)/17⌋ steps for d-bit inputs (the paper's
-//! theorem 11.2), and f is then ±gcd(m, a). The steps are taken 30 at a time: the decisions of 30
+//! bound for f² + 4g² ≤ 5·2^(2d)), and f is then ±gcd(m, a). The steps are taken 30 at a time: the decisions of 30
 //! steps depend on the low 30 bits of f and g only, so they are made on one word each and
 //! collected in a 2×2 matrix T (entries scaled by 2³⁰, |u| + |v| ≤ 2³⁰ per row), which is then
 //! applied once to the multi-limb f and g: (f, g) ← T·(f, g) / 2³⁰, exact. Within a batch,
@@ -265,7 +265,7 @@ fn invert<const L: usize, const K: usize>(a: &[u32; L], m: &[u32; L]) -> Option<
         *first = 1;
     }
     let mut delta = 1i32;
-    // Theorem 11.2's bound on the steps for 32·L-bit inputs, in batches.
+    // The paper's bound on the steps for 32·L-bit inputs, in batches.
     let batches = (49 * 32 * L + 80) / 17 / SHIFT as usize + 1;
     for _ in 0..batches {
         if is_zero(&g) {
