@@ -229,6 +229,38 @@ mod tests {
         }
     }
 
+    /// The 512-bit product against a plain schoolbook in u128, also for operands that are not
+    /// field elements: all limbs 2³² − 1 give every column its largest sum and carry.
+    #[test]
+    fn wide_product_matches_schoolbook() {
+        let reference = |a: &[u32; 8], b: &[u32; 8]| {
+            let mut t = [0u128; 17];
+            for (i, x) in a.iter().enumerate() {
+                for (j, y) in b.iter().enumerate() {
+                    t[i + j] += u128::from(*x) * u128::from(*y);
+                }
+            }
+            let mut out = [0u32; 16];
+            let mut carry = 0u128;
+            for (o, v) in out.iter_mut().zip(t) {
+                let v = v + carry;
+                *o = v as u32;
+                carry = v >> 32;
+            }
+            out
+        };
+        let mut values = samples();
+        values.push([u32::MAX; 8]);
+        values.push([u32::MAX, 0, u32::MAX, 0, u32::MAX, 0, u32::MAX, 0]);
+        for a in &values {
+            assert_eq!(mul_wide(a, a), reference(a, a), "{a:08x?}");
+            assert_eq!(mul_wide(a, &[u32::MAX; 8]), reference(a, &[u32::MAX; 8]));
+            for b in values.iter().step_by(13) {
+                assert_eq!(mul_wide(a, b), reference(a, b), "{a:08x?} {b:08x?}");
+            }
+        }
+    }
+
     #[test]
     fn results_are_fully_reduced() {
         let p_minus_1 = sub_limbs(&P, &[1, 0, 0, 0, 0, 0, 0, 0]).0;
