@@ -9,7 +9,11 @@ use super::openai_out::{
 };
 use super::TranslateError;
 
+// Provider payloads: read from JSON objects only (see `crate::json_object`).
+crate::json_object::object_only!(Message, Block);
+
 #[derive(Deserialize)]
+#[serde(remote = "Self")]
 struct Message {
     #[serde(rename = "type", default)]
     kind: String,
@@ -24,6 +28,7 @@ struct Message {
 }
 
 #[derive(Deserialize)]
+#[serde(remote = "Self")]
 struct Block {
     #[serde(rename = "type", default)]
     kind: String,

@@ -5,6 +5,9 @@
 use serde::Serialize;
 use serde_json::{json, Value};
 
+// Provider payloads: read from JSON objects only (see `crate::json_object`).
+crate::json_object::object_only!(AnthropicUsage, GeminiUsage);
+
 /// Token counts seen in a provider response, in OpenAI terms.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct TokenUsage {
@@ -79,6 +82,7 @@ impl TokenUsage {
 
 /// The Anthropic `usage` fields tollgate reads.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct AnthropicUsage {
     /// Uncached prompt tokens.
     pub input_tokens: Option<u64>,
@@ -106,6 +110,7 @@ impl AnthropicUsage {
 
 /// The Gemini `usageMetadata` fields tollgate reads.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(remote = "Self")]
 #[serde(rename_all = "camelCase")]
 pub struct GeminiUsage {
     /// Prompt tokens (cached included).

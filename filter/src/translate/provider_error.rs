@@ -8,6 +8,14 @@ use serde_json::{json, Value};
 use super::openai_out::SSE_DONE;
 use super::SourceFormat;
 
+// Provider payloads: read from JSON objects only (see `crate::json_object`).
+crate::json_object::object_only!(
+    AnthropicErrorEnvelope,
+    AnthropicErrorDetail,
+    GeminiErrorEnvelope,
+    GeminiErrorDetail
+);
+
 /// How much of an unparseable provider error body is quoted back to the client.
 const MAX_QUOTED_BODY_CHARS: usize = 200;
 
@@ -81,12 +89,14 @@ pub fn stream_error_event_typed(message: &str, error_type: &str, code: &str) -> 
 }
 
 #[derive(Deserialize)]
+#[serde(remote = "Self")]
 struct AnthropicErrorEnvelope {
     error: AnthropicErrorDetail,
 }
 
 /// The `error` object of an Anthropic error body or stream `error` event.
 #[derive(Deserialize)]
+#[serde(remote = "Self")]
 pub(crate) struct AnthropicErrorDetail {
     #[serde(rename = "type", default)]
     pub(crate) kind: String,
@@ -100,11 +110,13 @@ fn read_anthropic_error(body: &[u8]) -> Option<(String, String)> {
 }
 
 #[derive(Deserialize)]
+#[serde(remote = "Self")]
 struct GeminiErrorEnvelope {
     error: GeminiErrorDetail,
 }
 
 #[derive(Deserialize)]
+#[serde(remote = "Self")]
 struct GeminiErrorDetail {
     #[serde(default)]
     message: String,
