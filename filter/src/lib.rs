@@ -44,6 +44,7 @@ pub mod sse;
 pub mod status;
 pub mod translate;
 pub mod usage;
+pub mod vec_map;
 
 #[cfg(target_arch = "wasm32")]
 mod host;

@@ -7,7 +7,7 @@
 //! size cap, a stream without `[DONE]` or with a choice that never finished. Memory is bounded
 //! by the entry limit: past it the stream is abandoned and its buffers freed.
 
-use std::collections::BTreeMap;
+use crate::vec_map::VecMap;
 
 use serde_json::{json, Map, Value};
 
@@ -55,7 +55,7 @@ struct Choice {
     content: Option<String>,
     refusal: Option<String>,
     reasoning_content: Option<String>,
-    tool_calls: BTreeMap<u64, ToolCall>,
+    tool_calls: VecMap<u64, ToolCall>,
     logprobs_content: Option<Vec<Value>>,
     logprobs_refusal: Option<Vec<Value>>,
     finish_reason: Option<String>,
@@ -79,7 +79,7 @@ pub struct ChatAssembler {
     held: usize,
     top: Map<String, Value>,
     usage: Option<Value>,
-    choices: BTreeMap<u64, Choice>,
+    choices: VecMap<u64, Choice>,
     done: bool,
     failed: Option<AssemblyError>,
 }
@@ -99,7 +99,7 @@ impl ChatAssembler {
             held: 0,
             top: Map::new(),
             usage: None,
-            choices: BTreeMap::new(),
+            choices: VecMap::new(),
             done: false,
             failed: None,
         }
@@ -200,7 +200,10 @@ impl ChatAssembler {
             None => 0,
             Some(i) => i.as_u64().ok_or(AssemblyError::Unreadable)?,
         };
-        let acc = self.choices.entry(index).or_default();
+        let acc = self
+            .choices
+            .get_or_default(index)
+            .ok_or(AssemblyError::Unreadable)?;
         let mut added = 0usize;
         if let Some(delta) = c.get("delta").filter(|d| !d.is_null()) {
             let delta = delta.as_object().ok_or(AssemblyError::Unreadable)?;
@@ -315,7 +318,7 @@ fn is_empty(v: &Value) -> bool {
 }
 
 fn tool_call_delta(
-    calls: &mut BTreeMap<u64, ToolCall>,
+    calls: &mut VecMap<u64, ToolCall>,
     call: &Value,
 ) -> Result<usize, AssemblyError> {
     let call = call.as_object().ok_or(AssemblyError::Unreadable)?;
@@ -323,7 +326,9 @@ fn tool_call_delta(
         .get("index")
         .and_then(Value::as_u64)
         .ok_or(AssemblyError::Unreadable)?;
-    let acc = calls.entry(index).or_default();
+    let acc = calls
+        .get_or_default(index)
+        .ok_or(AssemblyError::Unreadable)?;
     let text = |v: &Value| {
         v.as_str()
             .map(str::to_string)
