@@ -253,7 +253,10 @@ impl ChatAssembler {
             ] {
                 if let Some(items) = lp.get(name).filter(|v| !v.is_null()) {
                     let items = items.as_array().ok_or(AssemblyError::Unreadable)?;
-                    added += items.iter().map(|v| v.to_string().len()).sum::<usize>();
+                    added += items
+                        .iter()
+                        .map(|v| serde_json::to_vec(v).map_or(0, |t| t.len()))
+                        .sum::<usize>();
                     slot.get_or_insert_with(Vec::new)
                         .extend(items.iter().cloned());
                 }

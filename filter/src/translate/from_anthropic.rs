@@ -75,7 +75,7 @@ pub fn anthropic_to_openai_at(
                 id: block.id,
                 name: block.name,
                 arguments: match block.input {
-                    Some(input) => input.to_string(),
+                    Some(input) => serde_json::to_string(&input).unwrap_or_default(),
                     None => "{}".to_string(),
                 },
             }),

@@ -98,7 +98,8 @@ impl FunctionCall {
     /// The arguments as the OpenAI JSON string (`{}` when Gemini sent none).
     pub(crate) fn arguments_json(&self) -> String {
         match &self.args {
-            Some(args) if !args.is_null() => args.to_string(),
+            // `to_string` of a `Value` would compile its `Display` (compact and pretty) too.
+            Some(args) if !args.is_null() => serde_json::to_string(args).unwrap_or_default(),
             _ => "{}".to_string(),
         }
     }
