@@ -29,6 +29,7 @@ pub mod exchange;
 pub mod failover;
 pub mod guardrails;
 pub mod identity;
+pub mod json_build;
 pub mod json_object;
 pub mod jwt;
 pub mod keys;

@@ -7,9 +7,10 @@
 //! size cap, a stream without `[DONE]` or with a choice that never finished. Memory is bounded
 //! by the entry limit: past it the stream is abandoned and its buffers freed.
 
+use crate::json_build::object;
 use crate::vec_map::VecMap;
 
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 use crate::sse::{OversizedEvent, SseParser};
 
@@ -383,24 +384,36 @@ fn assembled_choice(index: u64, c: Choice) -> Value {
             .tool_calls
             .into_values()
             .map(|t| {
-                json!({
-                    "id": t.id,
-                    "type": t.kind.unwrap_or_else(|| "function".into()),
-                    "function": { "name": t.name, "arguments": t.arguments },
-                })
+                object([
+                    ("id", Value::from(t.id)),
+                    (
+                        "type",
+                        Value::from(t.kind.unwrap_or_else(|| "function".into())),
+                    ),
+                    (
+                        "function",
+                        object([
+                            ("name", Value::from(t.name)),
+                            ("arguments", Value::from(t.arguments)),
+                        ]),
+                    ),
+                ])
             })
             .collect();
         message.insert("tool_calls".into(), Value::Array(calls));
     }
     let logprobs = if c.logprobs_content.is_some() || c.logprobs_refusal.is_some() {
-        json!({ "content": c.logprobs_content, "refusal": c.logprobs_refusal })
+        object([
+            ("content", Value::from(c.logprobs_content)),
+            ("refusal", Value::from(c.logprobs_refusal)),
+        ])
     } else {
         Value::Null
     };
-    json!({
-        "index": index,
-        "message": Value::Object(message),
-        "logprobs": logprobs,
-        "finish_reason": c.finish_reason,
-    })
+    object([
+        ("index", Value::from(index)),
+        ("message", Value::Object(message)),
+        ("logprobs", logprobs),
+        ("finish_reason", Value::from(c.finish_reason)),
+    ])
 }

@@ -3,10 +3,11 @@
 //! plus the in-stream error event that ends a broken stream the way OpenAI SDKs understand.
 
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::openai_out::SSE_DONE;
 use super::SourceFormat;
+use crate::json_build::object;
 
 // Provider payloads: read from JSON objects only (see `crate::json_object`).
 crate::json_object::object_only!(
@@ -25,7 +26,15 @@ pub fn openai_error_body(message: &str, error_type: &str, code: &str) -> Vec<u8>
 }
 
 fn openai_error_value(message: &str, error_type: &str, code: &str) -> Value {
-    json!({"error": {"message": message, "type": error_type, "param": Value::Null, "code": code}})
+    object([(
+        "error",
+        object([
+            ("message", Value::from(message)),
+            ("type", Value::from(error_type)),
+            ("param", Value::Null),
+            ("code", Value::from(code)),
+        ]),
+    )])
 }
 
 /// The status a client should see for a provider status: Anthropic's 529 (overloaded), which
