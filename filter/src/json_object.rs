@@ -2,10 +2,10 @@
 //!
 //! `#[derive(Deserialize)]` on a struct accepts two JSON forms: an object (fields by name) and
 //! an array (fields by position, in declaration order). serde_json's `deserialize_struct`
-//! instantiates both readers for every struct type, and the array form is about a third of that
-//! code, which no provider ever sends. A struct that derives with `#[serde(remote = "Self")]`
-//! and is named in [`object_only!`] gets a `Deserialize` that asks for a map instead: only the
-//! object reader is compiled. An array where such a struct is expected is now refused like a
+//! instantiates both readers for every struct type, and the array form is about half of that
+//! code (29 KB of `.wasm` for 38 types), for a form no provider sends. A struct that derives
+//! with `#[serde(remote = "Self")]` and is named in [`object_only!`] gets a `Deserialize` that
+//! asks for a map instead: only the object reader is compiled. An array where such a struct is expected is now refused like a
 //! string or a number there always was: `invalid type: sequence, expected struct Name`.
 //!
 //! The derive's own code still does the reading (field names, aliases, defaults, duplicates,

@@ -1,11 +1,11 @@
 //! A small ordered map: a `Vec` of `(key, value)` pairs kept sorted by key.
 //!
-//! For the few maps that hold a handful of entries (a streamed completion's choices and tool
-//! calls, the mesh budget's waiting charges). It iterates in the same order as a `BTreeMap`
-//! and finds a key by binary search too, but it is one `Vec` instead of `BTreeMap`'s node
-//! code: each `BTreeMap<K, V>` key/value pair compiles 5–10 KB of `.wasm` of its own
-//! (docs/module-size.md §7). Inserting shifts the entries after the key, which is cheap at the
-//! sizes these maps have (bounded, or a few). Pure.
+//! For maps that hold a handful of entries (a streamed completion's choices and tool calls). It
+//! iterates in the same order as a `BTreeMap` and finds a key by binary search too, but it is one
+//! `Vec` instead of `BTreeMap`'s node code: each `BTreeMap<K, V>` key/value pair compiles 5–10 KB
+//! of `.wasm` of its own (docs/module-size.md §7). Inserting shifts the entries after the key,
+//! which is cheap at the sizes these maps have (a few; indexes arrive in order, so each insert
+//! lands at the end). Pure.
 
 /// A map ordered by key (see the module docs).
 #[derive(Debug, Clone, PartialEq, Eq)]
