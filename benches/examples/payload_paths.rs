@@ -33,8 +33,26 @@ fn read(dir: &str, name: &str) -> Vec<u8> {
     std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
+/// One SSE event of a fixture: its `event:` name and its `data:` payload.
+struct SseEvent {
+    name: Option<String>,
+    data: Vec<u8>,
+}
+
+/// A provider's stream, as the usage extractor sees it.
+struct Stream {
+    kind: ApiKind,
+    events: Vec<SseEvent>,
+}
+
+/// A measured path: its name and one round of it (returns a size, for the checksum).
+struct Path {
+    name: &'static str,
+    run: fn(&Inputs) -> usize,
+}
+
 /// The `data:` payloads of an SSE fixture, with their `event:` names.
-fn sse_events(text: &[u8]) -> Vec<(Option<String>, Vec<u8>)> {
+fn sse_events(text: &[u8]) -> Vec<SseEvent> {
     let text = String::from_utf8_lossy(text);
     let mut out = Vec::new();
     for block in text.split("\n\n") {
@@ -48,7 +66,10 @@ fn sse_events(text: &[u8]) -> Vec<(Option<String>, Vec<u8>)> {
             }
         }
         if !data.is_empty() {
-            out.push((name, data.into_bytes()));
+            out.push(SseEvent {
+                name,
+                data: data.into_bytes(),
+            });
         }
     }
     out
@@ -56,7 +77,7 @@ fn sse_events(text: &[u8]) -> Vec<(Option<String>, Vec<u8>)> {
 
 struct Inputs {
     bodies: Vec<(ApiKind, Vec<u8>)>,
-    streams: Vec<(ApiKind, Vec<(Option<String>, Vec<u8>)>)>,
+    streams: Vec<Stream>,
     request: Vec<u8>,
     anthropic_answer: Vec<u8>,
     gemini_answer: Vec<u8>,
@@ -79,17 +100,17 @@ fn inputs() -> Inputs {
             (ApiKind::OllamaChat, u("ollama_generate.json")),
         ],
         streams: vec![
-            (
-                ApiKind::OpenAiChat,
-                sse_events(&u("openai_chat_stream.sse")),
-            ),
-            (
-                ApiKind::OpenAiResponses,
-                sse_events(&u("openai_responses_stream.sse")),
-            ),
-            (ApiKind::Anthropic, sse_events(&u("anthropic_stream.sse"))),
-            (ApiKind::Gemini, sse_events(&u("gemini_stream.sse"))),
-        ],
+            (ApiKind::OpenAiChat, "openai_chat_stream.sse"),
+            (ApiKind::OpenAiResponses, "openai_responses_stream.sse"),
+            (ApiKind::Anthropic, "anthropic_stream.sse"),
+            (ApiKind::Gemini, "gemini_stream.sse"),
+        ]
+        .into_iter()
+        .map(|(kind, name)| Stream {
+            kind,
+            events: sse_events(&u(name)),
+        })
+        .collect(),
         request: t("openai_request_agent.json"),
         anthropic_answer: t("anthropic_message_tool.json"),
         gemini_answer: t("gemini_response_tool.json"),
@@ -113,10 +134,10 @@ fn usage(i: &Inputs) -> usize {
         observe_body(*kind, body, &mut obs);
         sum += obs.output_chars as usize + obs.usage.map_or(0, |u| u.total_tokens as usize);
     }
-    for (kind, events) in &i.streams {
+    for stream in &i.streams {
         let mut obs = Observed::default();
-        for (name, data) in events {
-            observe_stream_payload(*kind, name.as_deref(), data, &mut obs);
+        for e in &stream.events {
+            observe_stream_payload(stream.kind, e.name.as_deref(), &e.data, &mut obs);
         }
         sum += obs.output_chars as usize + obs.usage.map_or(0, |u| u.total_tokens as usize);
     }
@@ -177,15 +198,30 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(1000);
     let i = inputs();
-    let paths: [(&str, fn(&Inputs) -> usize); 5] = [
-        ("usage", usage),
-        ("translate_request", translate_request),
-        ("translate_response", translate_response),
-        ("translate_stream", translate_stream),
-        ("cache", cache),
+    let paths = [
+        Path {
+            name: "usage",
+            run: usage,
+        },
+        Path {
+            name: "translate_request",
+            run: translate_request,
+        },
+        Path {
+            name: "translate_response",
+            run: translate_response,
+        },
+        Path {
+            name: "translate_stream",
+            run: translate_stream,
+        },
+        Path {
+            name: "cache",
+            run: cache,
+        },
     ];
     let mut checksum = 0usize;
-    for (name, f) in paths {
+    for Path { name, run: f } in paths {
         if which != "all" && which != name {
             continue;
         }
