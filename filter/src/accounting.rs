@@ -10,8 +10,6 @@
 //! `tollgate_tokens_total{provider="openai",model="gemini-2.0-flash",token_type="input"}`: the
 //! value keeps its dots (`envoy/observability/stats-tags.yaml` has the extractors).
 
-use std::collections::BTreeSet;
-
 use crate::usage::{ApiKind, UsageOutcome};
 
 /// A metric kind.
@@ -123,7 +121,8 @@ pub fn provider_for(kind: ApiKind) -> &'static str {
 /// Bounds the number of distinct model labels; later models are reported as `other`.
 #[derive(Debug, Clone, Default)]
 pub struct ModelLabels {
-    seen: BTreeSet<String>,
+    /// Sorted, for a binary search per request; a label is inserted at most `cap` times per VM.
+    seen: Vec<String>,
     cap: usize,
 }
 
@@ -131,7 +130,7 @@ impl ModelLabels {
     /// Allows up to `cap` distinct model labels.
     pub fn new(cap: usize) -> Self {
         Self {
-            seen: BTreeSet::new(),
+            seen: Vec::new(),
             cap,
         }
     }
@@ -139,14 +138,14 @@ impl ModelLabels {
     /// The label to use for `model`.
     pub fn label(&mut self, model: &str) -> String {
         let clean = sanitize_tag_value(model);
-        if self.seen.contains(&clean) {
-            return clean;
+        match self.seen.binary_search(&clean) {
+            Ok(_) => clean,
+            Err(at) if self.seen.len() < self.cap => {
+                self.seen.insert(at, clean.clone());
+                clean
+            }
+            Err(_) => "other".to_string(),
         }
-        if self.seen.len() < self.cap {
-            self.seen.insert(clean.clone());
-            return clean;
-        }
-        "other".to_string()
     }
 }
 

@@ -29,6 +29,8 @@ pub mod exchange;
 pub mod failover;
 pub mod guardrails;
 pub mod identity;
+pub mod json_build;
+pub mod json_object;
 pub mod jwt;
 pub mod keys;
 pub mod masking;
@@ -43,6 +45,7 @@ pub mod sse;
 pub mod status;
 pub mod translate;
 pub mod usage;
+pub mod vec_map;
 
 #[cfg(target_arch = "wasm32")]
 mod host;

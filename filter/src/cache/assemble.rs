@@ -7,9 +7,10 @@
 //! size cap, a stream without `[DONE]` or with a choice that never finished. Memory is bounded
 //! by the entry limit: past it the stream is abandoned and its buffers freed.
 
-use std::collections::BTreeMap;
+use crate::json_build::object;
+use crate::vec_map::VecMap;
 
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 use crate::sse::{OversizedEvent, SseParser};
 
@@ -55,7 +56,7 @@ struct Choice {
     content: Option<String>,
     refusal: Option<String>,
     reasoning_content: Option<String>,
-    tool_calls: BTreeMap<u64, ToolCall>,
+    tool_calls: VecMap<u64, ToolCall>,
     logprobs_content: Option<Vec<Value>>,
     logprobs_refusal: Option<Vec<Value>>,
     finish_reason: Option<String>,
@@ -79,7 +80,7 @@ pub struct ChatAssembler {
     held: usize,
     top: Map<String, Value>,
     usage: Option<Value>,
-    choices: BTreeMap<u64, Choice>,
+    choices: VecMap<u64, Choice>,
     done: bool,
     failed: Option<AssemblyError>,
 }
@@ -99,7 +100,7 @@ impl ChatAssembler {
             held: 0,
             top: Map::new(),
             usage: None,
-            choices: BTreeMap::new(),
+            choices: VecMap::new(),
             done: false,
             failed: None,
         }
@@ -200,7 +201,10 @@ impl ChatAssembler {
             None => 0,
             Some(i) => i.as_u64().ok_or(AssemblyError::Unreadable)?,
         };
-        let acc = self.choices.entry(index).or_default();
+        let acc = self
+            .choices
+            .get_or_default(index)
+            .ok_or(AssemblyError::Unreadable)?;
         let mut added = 0usize;
         if let Some(delta) = c.get("delta").filter(|d| !d.is_null()) {
             let delta = delta.as_object().ok_or(AssemblyError::Unreadable)?;
@@ -250,7 +254,10 @@ impl ChatAssembler {
             ] {
                 if let Some(items) = lp.get(name).filter(|v| !v.is_null()) {
                     let items = items.as_array().ok_or(AssemblyError::Unreadable)?;
-                    added += items.iter().map(|v| v.to_string().len()).sum::<usize>();
+                    added += items
+                        .iter()
+                        .map(|v| serde_json::to_vec(v).map_or(0, |t| t.len()))
+                        .sum::<usize>();
                     slot.get_or_insert_with(Vec::new)
                         .extend(items.iter().cloned());
                 }
@@ -315,7 +322,7 @@ fn is_empty(v: &Value) -> bool {
 }
 
 fn tool_call_delta(
-    calls: &mut BTreeMap<u64, ToolCall>,
+    calls: &mut VecMap<u64, ToolCall>,
     call: &Value,
 ) -> Result<usize, AssemblyError> {
     let call = call.as_object().ok_or(AssemblyError::Unreadable)?;
@@ -323,7 +330,9 @@ fn tool_call_delta(
         .get("index")
         .and_then(Value::as_u64)
         .ok_or(AssemblyError::Unreadable)?;
-    let acc = calls.entry(index).or_default();
+    let acc = calls
+        .get_or_default(index)
+        .ok_or(AssemblyError::Unreadable)?;
     let text = |v: &Value| {
         v.as_str()
             .map(str::to_string)
@@ -375,24 +384,36 @@ fn assembled_choice(index: u64, c: Choice) -> Value {
             .tool_calls
             .into_values()
             .map(|t| {
-                json!({
-                    "id": t.id,
-                    "type": t.kind.unwrap_or_else(|| "function".into()),
-                    "function": { "name": t.name, "arguments": t.arguments },
-                })
+                object([
+                    ("id", Value::from(t.id)),
+                    (
+                        "type",
+                        Value::from(t.kind.unwrap_or_else(|| "function".into())),
+                    ),
+                    (
+                        "function",
+                        object([
+                            ("name", Value::from(t.name)),
+                            ("arguments", Value::from(t.arguments)),
+                        ]),
+                    ),
+                ])
             })
             .collect();
         message.insert("tool_calls".into(), Value::Array(calls));
     }
     let logprobs = if c.logprobs_content.is_some() || c.logprobs_refusal.is_some() {
-        json!({ "content": c.logprobs_content, "refusal": c.logprobs_refusal })
+        object([
+            ("content", Value::from(c.logprobs_content)),
+            ("refusal", Value::from(c.logprobs_refusal)),
+        ])
     } else {
         Value::Null
     };
-    json!({
-        "index": index,
-        "message": Value::Object(message),
-        "logprobs": logprobs,
-        "finish_reason": c.finish_reason,
-    })
+    object([
+        ("index", Value::from(index)),
+        ("message", Value::Object(message)),
+        ("logprobs", logprobs),
+        ("finish_reason", Value::from(c.finish_reason)),
+    ])
 }

@@ -11,6 +11,7 @@ use serde_json::{Map, Value};
 use super::assemble::{AssemblyError, ChatAssembler};
 use super::entry::{Entry, EntryFormat};
 use super::key::{Lookup, ReplyShape};
+use crate::json_build::object;
 use crate::usage::{BodyFraming, Usage};
 
 /// Why an answer was not stored.
@@ -244,11 +245,11 @@ fn with_usage(completion: Value, usage: Option<Usage>) -> Option<Value> {
     usage.insert("total_tokens".into(), Value::from(u.total_tokens));
     usage.insert(
         "prompt_tokens_details".into(),
-        serde_json::json!({ "cached_tokens": u.cached_input_tokens }),
+        object([("cached_tokens", Value::from(u.cached_input_tokens))]),
     );
     usage.insert(
         "completion_tokens_details".into(),
-        serde_json::json!({ "reasoning_tokens": u.reasoning_tokens }),
+        object([("reasoning_tokens", Value::from(u.reasoning_tokens))]),
     );
     obj.insert("usage".into(), Value::Object(usage));
     Some(Value::Object(obj))

@@ -4,10 +4,11 @@
 //! `finish_reason`, then the usage chunk when the client asked for `include_usage` (with
 //! `"usage": null` on the other chunks, as OpenAI sends them), then `data: [DONE]`.
 
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 use super::entry::{Entry, EntryFormat};
 use super::key::ReplyShape;
+use crate::json_build::object;
 
 /// A cached answer ready to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,27 +122,30 @@ pub fn replay_stream(completion: &Value, include_usage: bool) -> Option<Vec<u8>>
         let logprobs = choice.get("logprobs").cloned().unwrap_or(Value::Null);
         event(
             &mut out,
-            &chunk(json!([{
-                "index": index,
-                "delta": Value::Object(delta),
-                "logprobs": logprobs,
-                "finish_reason": null,
-            }])),
+            &chunk(Value::Array(vec![object([
+                ("index", index.clone()),
+                ("delta", Value::Object(delta)),
+                ("logprobs", logprobs),
+                ("finish_reason", Value::Null),
+            ])])),
         );
         event(
             &mut out,
-            &chunk(json!([{
-                "index": index,
-                "delta": {},
-                "logprobs": null,
-                "finish_reason": choice.get("finish_reason").cloned().unwrap_or(Value::Null),
-            }])),
+            &chunk(Value::Array(vec![object([
+                ("index", index),
+                ("delta", Value::Object(Map::new())),
+                ("logprobs", Value::Null),
+                (
+                    "finish_reason",
+                    choice.get("finish_reason").cloned().unwrap_or(Value::Null),
+                ),
+            ])])),
         );
     }
     if include_usage {
         if let Some(usage) = obj.get("usage").filter(|u| !u.is_null()) {
             let mut c = head.clone();
-            c.insert("choices".into(), json!([]));
+            c.insert("choices".into(), Value::Array(Vec::new()));
             c.insert("usage".into(), usage.clone());
             event(&mut out, &Value::Object(c));
         }

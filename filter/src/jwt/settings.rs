@@ -447,7 +447,7 @@ fn compile_local_jwks(local: Value, path: &str) -> Result<KeySet, ConfigError> {
             (v, fingerprint_of(s.as_bytes()))
         }
         v @ Value::Object(_) => {
-            let fp = fingerprint_of(v.to_string().as_bytes());
+            let fp = fingerprint_of(&serde_json::to_vec(&v).unwrap_or_default());
             (v, fp)
         }
         _ => return err(path.to_string(), "must be a JWKS object or a JSON string"),

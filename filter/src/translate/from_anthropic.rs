@@ -9,7 +9,11 @@ use super::openai_out::{
 };
 use super::TranslateError;
 
+// Provider payloads: read from JSON objects only (see `crate::json_object`).
+crate::json_object::object_only!(Message, Block);
+
 #[derive(Deserialize)]
+#[serde(remote = "Self")]
 struct Message {
     #[serde(rename = "type", default)]
     kind: String,
@@ -24,6 +28,7 @@ struct Message {
 }
 
 #[derive(Deserialize)]
+#[serde(remote = "Self")]
 struct Block {
     #[serde(rename = "type", default)]
     kind: String,
@@ -70,7 +75,7 @@ pub fn anthropic_to_openai_at(
                 id: block.id,
                 name: block.name,
                 arguments: match block.input {
-                    Some(input) => input.to_string(),
+                    Some(input) => serde_json::to_string(&input).unwrap_or_default(),
                     None => "{}".to_string(),
                 },
             }),

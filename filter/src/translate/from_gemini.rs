@@ -10,8 +10,19 @@ use super::openai_out::{
 use super::tool_ids::{gemini_tool_call_id, short_digest};
 use super::TranslateError;
 
+// Provider payloads: read from JSON objects only (see `crate::json_object`).
+crate::json_object::object_only!(
+    GeminiResponse,
+    Candidate,
+    Content,
+    Part,
+    FunctionCall,
+    PromptFeedback
+);
+
 /// A `GenerateContentResponse` (also one streamed chunk of it).
 #[derive(Deserialize, Default)]
+#[serde(remote = "Self")]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct GeminiResponse {
     #[serde(default)]
@@ -28,6 +39,7 @@ pub(crate) struct GeminiResponse {
 
 /// One generated candidate.
 #[derive(Deserialize, Default)]
+#[serde(remote = "Self")]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct Candidate {
     #[serde(default)]
@@ -40,6 +52,7 @@ pub(crate) struct Candidate {
 
 /// A candidate's content.
 #[derive(Deserialize, Default)]
+#[serde(remote = "Self")]
 pub(crate) struct Content {
     #[serde(default)]
     pub(crate) parts: Vec<Part>,
@@ -47,6 +60,7 @@ pub(crate) struct Content {
 
 /// One content part: text (maybe a thought) or a function call.
 #[derive(Deserialize, Default)]
+#[serde(remote = "Self")]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct Part {
     #[serde(default)]
@@ -61,6 +75,7 @@ pub(crate) struct Part {
 
 /// A `functionCall` part.
 #[derive(Deserialize, Default)]
+#[serde(remote = "Self")]
 pub(crate) struct FunctionCall {
     #[serde(default)]
     pub(crate) id: Option<String>,
@@ -72,6 +87,7 @@ pub(crate) struct FunctionCall {
 
 /// Why the prompt was blocked, if it was.
 #[derive(Deserialize, Default)]
+#[serde(remote = "Self")]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct PromptFeedback {
     #[serde(default)]
@@ -82,7 +98,8 @@ impl FunctionCall {
     /// The arguments as the OpenAI JSON string (`{}` when Gemini sent none).
     pub(crate) fn arguments_json(&self) -> String {
         match &self.args {
-            Some(args) if !args.is_null() => args.to_string(),
+            // `to_string` of a `Value` would compile its `Display` (compact and pretty) too.
+            Some(args) if !args.is_null() => serde_json::to_string(args).unwrap_or_default(),
             _ => "{}".to_string(),
         }
     }

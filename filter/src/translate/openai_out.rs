@@ -2,8 +2,12 @@
 //! objects, `chat.completion.chunk` SSE events, the `usage` object, and the mapping of provider
 //! stop reasons to OpenAI `finish_reason` values.
 
+use crate::json_build::object;
 use serde::Serialize;
-use serde_json::{json, Value};
+use serde_json::Value;
+
+// Provider payloads: read from JSON objects only (see `crate::json_object`).
+crate::json_object::object_only!(AnthropicUsage, GeminiUsage);
 
 /// Token counts seen in a provider response, in OpenAI terms.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -79,6 +83,7 @@ impl TokenUsage {
 
 /// The Anthropic `usage` fields tollgate reads.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(remote = "Self")]
 pub struct AnthropicUsage {
     /// Uncached prompt tokens.
     pub input_tokens: Option<u64>,
@@ -106,6 +111,7 @@ impl AnthropicUsage {
 
 /// The Gemini `usageMetadata` fields tollgate reads.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(remote = "Self")]
 #[serde(rename_all = "camelCase")]
 pub struct GeminiUsage {
     /// Prompt tokens (cached included).
@@ -133,6 +139,31 @@ pub struct OpenAiUsage {
     pub prompt_tokens_details: PromptTokensDetails,
     /// Completion breakdown.
     pub completion_tokens_details: CompletionTokensDetails,
+}
+
+impl OpenAiUsage {
+    /// The object as a `Value` (what serializing it writes).
+    pub fn to_value(&self) -> Value {
+        object([
+            ("prompt_tokens", Value::from(self.prompt_tokens)),
+            ("completion_tokens", Value::from(self.completion_tokens)),
+            ("total_tokens", Value::from(self.total_tokens)),
+            (
+                "prompt_tokens_details",
+                object([(
+                    "cached_tokens",
+                    Value::from(self.prompt_tokens_details.cached_tokens),
+                )]),
+            ),
+            (
+                "completion_tokens_details",
+                object([(
+                    "reasoning_tokens",
+                    Value::from(self.completion_tokens_details.reasoning_tokens),
+                )]),
+            ),
+        ])
+    }
 }
 
 /// `usage.prompt_tokens_details`.
@@ -210,44 +241,50 @@ pub fn chat_completion(
     let choices: Vec<Value> = choices
         .into_iter()
         .map(|choice| {
-            let mut message = json!({
-                "role": "assistant",
-                "content": choice.content,
-                "refusal": Value::Null,
-            });
+            let mut message = object([
+                ("role", Value::from("assistant")),
+                ("content", Value::from(choice.content)),
+                ("refusal", Value::Null),
+            ]);
             if !choice.tool_calls.is_empty() {
                 let calls: Vec<Value> = choice
                     .tool_calls
                     .into_iter()
                     .map(|call| {
-                        json!({
-                            "id": call.id,
-                            "type": "function",
-                            "function": {"name": call.name, "arguments": call.arguments},
-                        })
+                        object([
+                            ("id", Value::from(call.id)),
+                            ("type", Value::from("function")),
+                            (
+                                "function",
+                                object([
+                                    ("name", Value::from(call.name)),
+                                    ("arguments", Value::from(call.arguments)),
+                                ]),
+                            ),
+                        ])
                     })
                     .collect();
                 if let Some(obj) = message.as_object_mut() {
                     obj.insert("tool_calls".into(), Value::Array(calls));
                 }
             }
-            json!({
-                "index": choice.index,
-                "message": message,
-                "logprobs": Value::Null,
-                "finish_reason": choice.finish_reason,
-            })
+            object([
+                ("index", Value::from(choice.index)),
+                ("message", message),
+                ("logprobs", Value::Null),
+                ("finish_reason", Value::from(choice.finish_reason)),
+            ])
         })
         .collect();
-    json!({
-        "id": id,
-        "object": "chat.completion",
-        "created": created,
-        "model": model,
-        "choices": choices,
-        "usage": usage.to_openai(),
-        "system_fingerprint": Value::Null,
-    })
+    object([
+        ("id", Value::from(id)),
+        ("object", Value::from("chat.completion")),
+        ("created", Value::from(created)),
+        ("model", Value::from(model)),
+        ("choices", Value::Array(choices)),
+        ("usage", usage.to_openai().to_value()),
+        ("system_fingerprint", Value::Null),
+    ])
 }
 
 /// A `chat.completion.chunk` event.
@@ -334,3 +371,21 @@ pub fn write_sse_json<T: Serialize>(out: &mut Vec<u8>, value: &T) {
 
 /// The stream terminator, `data: [DONE]\n\n`.
 pub const SSE_DONE: &[u8] = b"data: [DONE]\n\n";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_usage_value_is_what_serializing_the_usage_writes() {
+        let usage = TokenUsage {
+            input_tokens: 12,
+            output_tokens: 30,
+            cached_input_tokens: 4,
+            cache_creation_input_tokens: 2,
+            reasoning_tokens: 9,
+        }
+        .to_openai();
+        assert_eq!(usage.to_value(), serde_json::to_value(usage).unwrap());
+    }
+}

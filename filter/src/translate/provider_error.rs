@@ -3,10 +3,19 @@
 //! plus the in-stream error event that ends a broken stream the way OpenAI SDKs understand.
 
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::openai_out::SSE_DONE;
 use super::SourceFormat;
+use crate::json_build::object;
+
+// Provider payloads: read from JSON objects only (see `crate::json_object`).
+crate::json_object::object_only!(
+    AnthropicErrorEnvelope,
+    AnthropicErrorDetail,
+    GeminiErrorEnvelope,
+    GeminiErrorDetail
+);
 
 /// How much of an unparseable provider error body is quoted back to the client.
 const MAX_QUOTED_BODY_CHARS: usize = 200;
@@ -17,7 +26,15 @@ pub fn openai_error_body(message: &str, error_type: &str, code: &str) -> Vec<u8>
 }
 
 fn openai_error_value(message: &str, error_type: &str, code: &str) -> Value {
-    json!({"error": {"message": message, "type": error_type, "param": Value::Null, "code": code}})
+    object([(
+        "error",
+        object([
+            ("message", Value::from(message)),
+            ("type", Value::from(error_type)),
+            ("param", Value::Null),
+            ("code", Value::from(code)),
+        ]),
+    )])
 }
 
 /// The status a client should see for a provider status: Anthropic's 529 (overloaded), which
@@ -81,12 +98,14 @@ pub fn stream_error_event_typed(message: &str, error_type: &str, code: &str) -> 
 }
 
 #[derive(Deserialize)]
+#[serde(remote = "Self")]
 struct AnthropicErrorEnvelope {
     error: AnthropicErrorDetail,
 }
 
 /// The `error` object of an Anthropic error body or stream `error` event.
 #[derive(Deserialize)]
+#[serde(remote = "Self")]
 pub(crate) struct AnthropicErrorDetail {
     #[serde(rename = "type", default)]
     pub(crate) kind: String,
@@ -100,11 +119,13 @@ fn read_anthropic_error(body: &[u8]) -> Option<(String, String)> {
 }
 
 #[derive(Deserialize)]
+#[serde(remote = "Self")]
 struct GeminiErrorEnvelope {
     error: GeminiErrorDetail,
 }
 
 #[derive(Deserialize)]
+#[serde(remote = "Self")]
 struct GeminiErrorDetail {
     #[serde(default)]
     message: String,

@@ -10,6 +10,9 @@ use super::openai_out::{anthropic_finish_reason, AnthropicUsage, TokenUsage};
 use super::provider_error::{map_anthropic_error_type, AnthropicErrorDetail};
 use super::stream_out::StreamOut;
 
+// Provider payloads: read from JSON objects only (see `crate::json_object`).
+crate::json_object::object_only!(Event<'a>, StartMessage, StartBlock<'a>, EventDelta<'a>);
+
 /// Most content blocks that may be open at once; Anthropic streams them one at a time, so this
 /// only bounds memory against a misbehaving upstream.
 const MAX_OPEN_TOOL_BLOCKS: usize = 64;
@@ -24,6 +27,7 @@ pub(crate) struct AnthropicStreamState {
 }
 
 #[derive(Deserialize)]
+#[serde(remote = "Self")]
 struct Event<'a> {
     #[serde(rename = "type", borrow, default)]
     kind: Cow<'a, str>,
@@ -42,12 +46,14 @@ struct Event<'a> {
 }
 
 #[derive(Deserialize)]
+#[serde(remote = "Self")]
 struct StartMessage {
     #[serde(default)]
     usage: AnthropicUsage,
 }
 
 #[derive(Deserialize)]
+#[serde(remote = "Self")]
 struct StartBlock<'a> {
     #[serde(rename = "type", borrow, default)]
     kind: Cow<'a, str>,
@@ -60,6 +66,7 @@ struct StartBlock<'a> {
 }
 
 #[derive(Deserialize)]
+#[serde(remote = "Self")]
 struct EventDelta<'a> {
     #[serde(rename = "type", borrow, default)]
     kind: Cow<'a, str>,

@@ -5,11 +5,12 @@
 //! merged), tool results are `tool_result` blocks inside a user message, assistant tool calls
 //! are `tool_use` blocks with a parsed `input` object, and `temperature` only goes up to 1.
 
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 use super::openai_request::{ChatMessage, ChatRequest, ContentPart, ImageSource, ToolChoice};
 use super::tool_ids::anthropic_safe_id;
 use super::{TranslateError, Translated};
+use crate::json_build::object;
 
 /// The `anthropic-version` header value the rendered requests are written for.
 pub const ANTHROPIC_VERSION: &str = "2023-06-01";
@@ -68,12 +69,12 @@ pub fn openai_to_anthropic(
             ChatMessage::Assistant { parts, tool_calls } => {
                 let mut blocks: Vec<Value> = parts.into_iter().map(content_block).collect();
                 blocks.extend(tool_calls.into_iter().map(|call| {
-                    json!({
-                        "type": "tool_use",
-                        "id": anthropic_safe_id(&call.id),
-                        "name": call.name,
-                        "input": Value::Object(call.arguments),
-                    })
+                    object([
+                        ("type", Value::from("tool_use")),
+                        ("id", Value::from(anthropic_safe_id(&call.id))),
+                        ("name", Value::from(call.name)),
+                        ("input", Value::Object(call.arguments)),
+                    ])
                 }));
                 conversation.push("assistant", blocks);
             }
@@ -82,11 +83,11 @@ pub fn openai_to_anthropic(
                 content,
             } => conversation.push(
                 "user",
-                vec![json!({
-                    "type": "tool_result",
-                    "tool_use_id": anthropic_safe_id(&tool_call_id),
-                    "content": content,
-                })],
+                vec![object([
+                    ("type", Value::from("tool_result")),
+                    ("tool_use_id", Value::from(anthropic_safe_id(&tool_call_id))),
+                    ("content", Value::from(content)),
+                ])],
             ),
         }
     }
@@ -128,8 +129,12 @@ pub fn openai_to_anthropic(
                 }
                 rendered.insert(
                     "input_schema".into(),
-                    tool.parameters
-                        .unwrap_or_else(|| json!({"type": "object", "properties": {}})),
+                    tool.parameters.unwrap_or_else(|| {
+                        object([
+                            ("type", Value::from("object")),
+                            ("properties", Value::Object(Map::new())),
+                        ])
+                    }),
                 );
                 Value::Object(rendered)
             })
@@ -138,12 +143,15 @@ pub fn openai_to_anthropic(
         let disable_parallel = request.parallel_tool_calls == Some(false);
         let choice = match request.tool_choice {
             // Anthropic defaults to `auto`; say so only to carry `disable_parallel_tool_use`.
-            None if disable_parallel => Some(json!({"type": "auto"})),
+            None if disable_parallel => Some(object([("type", Value::from("auto"))])),
             None => None,
-            Some(ToolChoice::Auto) => Some(json!({"type": "auto"})),
-            Some(ToolChoice::None) => Some(json!({"type": "none"})),
-            Some(ToolChoice::Required) => Some(json!({"type": "any"})),
-            Some(ToolChoice::Named(name)) => Some(json!({"type": "tool", "name": name})),
+            Some(ToolChoice::Auto) => Some(object([("type", Value::from("auto"))])),
+            Some(ToolChoice::None) => Some(object([("type", Value::from("none"))])),
+            Some(ToolChoice::Required) => Some(object([("type", Value::from("any"))])),
+            Some(ToolChoice::Named(name)) => Some(object([
+                ("type", Value::from("tool")),
+                ("name", Value::from(name)),
+            ])),
         };
         if let Some(mut choice) = choice {
             if let Some(obj) = choice.as_object_mut() {
@@ -156,7 +164,7 @@ pub fn openai_to_anthropic(
         }
     }
     if let Some(user) = request.user {
-        out.insert("metadata".into(), json!({ "user_id": user }));
+        out.insert("metadata".into(), object([("user_id", Value::from(user))]));
     }
 
     let body = serde_json::to_vec(&Value::Object(out))
@@ -172,15 +180,27 @@ pub fn openai_to_anthropic(
 
 fn content_block(part: ContentPart) -> Value {
     match part {
-        ContentPart::Text(text) => json!({"type": "text", "text": text}),
-        ContentPart::Image(ImageSource::Base64 { media_type, data }) => json!({
-            "type": "image",
-            "source": {"type": "base64", "media_type": media_type, "data": data},
-        }),
-        ContentPart::Image(ImageSource::Url(url)) => json!({
-            "type": "image",
-            "source": {"type": "url", "url": url},
-        }),
+        ContentPart::Text(text) => {
+            object([("type", Value::from("text")), ("text", Value::from(text))])
+        }
+        ContentPart::Image(ImageSource::Base64 { media_type, data }) => object([
+            ("type", Value::from("image")),
+            (
+                "source",
+                object([
+                    ("type", Value::from("base64")),
+                    ("media_type", Value::from(media_type)),
+                    ("data", Value::from(data)),
+                ]),
+            ),
+        ]),
+        ContentPart::Image(ImageSource::Url(url)) => object([
+            ("type", Value::from("image")),
+            (
+                "source",
+                object([("type", Value::from("url")), ("url", Value::from(url))]),
+            ),
+        ]),
     }
 }
 
@@ -229,7 +249,7 @@ impl Conversation {
                         }
                         _ => Value::Array(blocks),
                     };
-                    json!({"role": role, "content": content})
+                    object([("role", Value::from(role)), ("content", content)])
                 })
                 .collect(),
         )

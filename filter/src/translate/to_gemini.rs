@@ -8,13 +8,14 @@
 
 use std::collections::HashMap;
 
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 use super::openai_request::{
     ChatMessage, ChatRequest, ContentPart, ImageSource, ResponseFormat, ToolChoice,
 };
 use super::tool_ids::split_thought_signature;
 use super::{TranslateError, Translated};
+use crate::json_build::object;
 
 /// Options for [`openai_to_gemini`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -53,7 +54,7 @@ pub fn openai_to_gemini(body: &[u8], opts: &GeminiOptions) -> Result<Translated,
         let (role, parts) = match message {
             ChatMessage::System(text) => {
                 if !text.is_empty() {
-                    system.push(json!({ "text": text }));
+                    system.push(object([("text", Value::from(text))]));
                 }
                 continue;
             }
@@ -66,7 +67,10 @@ pub fn openai_to_gemini(body: &[u8], opts: &GeminiOptions) -> Result<Translated,
                     let mut part = Map::new();
                     part.insert(
                         "functionCall".into(),
-                        json!({"name": call.name, "args": Value::Object(call.arguments)}),
+                        object([
+                            ("name", Value::from(call.name)),
+                            ("args", Value::Object(call.arguments)),
+                        ]),
                     );
                     if let Some(signature) = signature {
                         part.insert("thoughtSignature".into(), Value::String(signature.into()));
@@ -87,12 +91,15 @@ pub fn openai_to_gemini(body: &[u8], opts: &GeminiOptions) -> Result<Translated,
                 };
                 let response = match serde_json::from_slice::<Value>(content.as_bytes()) {
                     Ok(object @ Value::Object(_)) => object,
-                    Ok(other) => json!({ "output": other }),
-                    Err(_) => json!({ "output": content }),
+                    Ok(other) => object([("output", other)]),
+                    Err(_) => object([("output", Value::from(content))]),
                 };
                 (
                     "user",
-                    vec![json!({"functionResponse": {"name": name, "response": response}})],
+                    vec![object([(
+                        "functionResponse",
+                        object([("name", Value::from(name.as_str())), ("response", response)]),
+                    )])],
                 )
             }
         };
@@ -115,12 +122,17 @@ pub fn openai_to_gemini(body: &[u8], opts: &GeminiOptions) -> Result<Translated,
         Value::Array(
             contents
                 .into_iter()
-                .map(|(role, parts)| json!({"role": role, "parts": parts}))
+                .map(|(role, parts)| {
+                    object([("role", Value::from(role)), ("parts", Value::Array(parts))])
+                })
                 .collect(),
         ),
     );
     if !system.is_empty() {
-        out.insert("systemInstruction".into(), json!({ "parts": system }));
+        out.insert(
+            "systemInstruction".into(),
+            object([("parts", Value::Array(system))]),
+        );
     }
     let config = generation_config(&mut request);
     if !config.is_empty() {
@@ -144,18 +156,27 @@ pub fn openai_to_gemini(body: &[u8], opts: &GeminiOptions) -> Result<Translated,
             .collect();
         out.insert(
             "tools".into(),
-            json!([{ "functionDeclarations": declarations }]),
+            Value::Array(vec![object([(
+                "functionDeclarations",
+                Value::Array(declarations),
+            )])]),
         );
         if let Some(choice) = request.tool_choice.take() {
             let config = match choice {
-                ToolChoice::Auto => json!({"mode": "AUTO"}),
-                ToolChoice::None => json!({"mode": "NONE"}),
-                ToolChoice::Required => json!({"mode": "ANY"}),
-                ToolChoice::Named(name) => json!({"mode": "ANY", "allowedFunctionNames": [name]}),
+                ToolChoice::Auto => object([("mode", Value::from("AUTO"))]),
+                ToolChoice::None => object([("mode", Value::from("NONE"))]),
+                ToolChoice::Required => object([("mode", Value::from("ANY"))]),
+                ToolChoice::Named(name) => object([
+                    ("mode", Value::from("ANY")),
+                    (
+                        "allowedFunctionNames",
+                        Value::Array(vec![Value::from(name)]),
+                    ),
+                ]),
             };
             out.insert(
                 "toolConfig".into(),
-                json!({ "functionCallingConfig": config }),
+                object([("functionCallingConfig", config)]),
             );
         }
     }
@@ -218,17 +239,21 @@ fn generation_config(request: &mut ChatRequest) -> Map<String, Value> {
 
 fn content_part(part: ContentPart) -> Value {
     match part {
-        ContentPart::Text(text) => json!({ "text": text }),
-        ContentPart::Image(ImageSource::Base64 { media_type, data }) => {
-            json!({"inlineData": {"mimeType": media_type, "data": data}})
-        }
+        ContentPart::Text(text) => object([("text", Value::from(text))]),
+        ContentPart::Image(ImageSource::Base64 { media_type, data }) => object([(
+            "inlineData",
+            object([
+                ("mimeType", Value::from(media_type)),
+                ("data", Value::from(data)),
+            ]),
+        )]),
         ContentPart::Image(ImageSource::Url(url)) => {
             let mut file = Map::new();
             if let Some(mime) = mime_from_extension(&url) {
                 file.insert("mimeType".into(), Value::String(mime.to_string()));
             }
             file.insert("fileUri".into(), Value::String(url));
-            json!({ "fileData": Value::Object(file) })
+            object([("fileData", Value::Object(file))])
         }
     }
 }

@@ -18,6 +18,25 @@ use super::lenient::{Count, Flag, Text, TextLen};
 use super::record::Usage;
 use serde::Deserialize;
 
+// Provider payloads: read from JSON objects only (see `crate::json_object`).
+crate::json_object::object_only!(
+    OpenAiUsage,
+    TokenDetails,
+    ChatBody,
+    ChatChoice,
+    ResponseObject,
+    ResponsesEvent,
+    AnthropicUsage,
+    AnthropicMessage,
+    AnthropicDelta,
+    AnthropicEvent,
+    GeminiUsage,
+    GeminiCandidate,
+    GeminiPromptFeedback,
+    GeminiResponse,
+    OllamaChunk
+);
+
 /// What has been learned from a response so far.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Observed {
@@ -144,6 +163,7 @@ pub fn observe_usage_tail(kind: ApiKind, tail: &[u8], obs: &mut Observed) -> boo
 // ---- OpenAI Chat Completions / Embeddings -------------------------------------------------
 
 #[derive(Deserialize, Default)]
+#[serde(remote = "Self")]
 #[serde(default)]
 struct OpenAiUsage {
     prompt_tokens: Count,
@@ -158,6 +178,7 @@ struct OpenAiUsage {
 }
 
 #[derive(Deserialize, Default)]
+#[serde(remote = "Self")]
 #[serde(default)]
 struct TokenDetails {
     cached_tokens: Count,
@@ -192,6 +213,7 @@ impl OpenAiUsage {
 }
 
 #[derive(Deserialize, Default)]
+#[serde(remote = "Self")]
 #[serde(default)]
 struct ChatBody {
     model: Text,
@@ -200,6 +222,7 @@ struct ChatBody {
 }
 
 #[derive(Deserialize, Default)]
+#[serde(remote = "Self")]
 #[serde(default)]
 struct ChatChoice {
     delta: TextLen,
@@ -228,6 +251,7 @@ fn observe_openai_chat(json: &[u8], obs: &mut Observed) -> bool {
 // ---- OpenAI Responses -----------------------------------------------------------------------
 
 #[derive(Deserialize, Default)]
+#[serde(remote = "Self")]
 #[serde(default)]
 struct ResponseObject {
     model: Text,
@@ -237,6 +261,7 @@ struct ResponseObject {
 }
 
 #[derive(Deserialize, Default)]
+#[serde(remote = "Self")]
 #[serde(default)]
 struct ResponsesEvent {
     #[serde(rename = "type")]
@@ -290,6 +315,7 @@ fn observe_responses_body(json: &[u8], obs: &mut Observed) -> bool {
 // ---- Anthropic Messages ---------------------------------------------------------------------
 
 #[derive(Deserialize, Default)]
+#[serde(remote = "Self")]
 #[serde(default)]
 struct AnthropicUsage {
     input_tokens: Count,
@@ -335,6 +361,7 @@ impl AnthropicCounters {
 }
 
 #[derive(Deserialize, Default)]
+#[serde(remote = "Self")]
 #[serde(default)]
 struct AnthropicMessage {
     #[serde(rename = "type")]
@@ -346,6 +373,7 @@ struct AnthropicMessage {
 }
 
 #[derive(Deserialize, Default)]
+#[serde(remote = "Self")]
 #[serde(default)]
 struct AnthropicDelta {
     text: TextLen,
@@ -355,6 +383,7 @@ struct AnthropicDelta {
 }
 
 #[derive(Deserialize, Default)]
+#[serde(remote = "Self")]
 #[serde(default)]
 struct AnthropicEvent {
     #[serde(rename = "type")]
@@ -415,6 +444,7 @@ fn observe_anthropic_body(json: &[u8], obs: &mut Observed) -> bool {
 // ---- Gemini ---------------------------------------------------------------------------------
 
 #[derive(Deserialize, Default)]
+#[serde(remote = "Self")]
 #[serde(default)]
 struct GeminiUsage {
     #[serde(rename = "promptTokenCount", alias = "prompt_token_count")]
@@ -457,6 +487,7 @@ impl GeminiUsage {
 }
 
 #[derive(Deserialize, Default)]
+#[serde(remote = "Self")]
 #[serde(default)]
 struct GeminiCandidate {
     content: TextLen,
@@ -465,6 +496,7 @@ struct GeminiCandidate {
 }
 
 #[derive(Deserialize, Default)]
+#[serde(remote = "Self")]
 #[serde(default)]
 struct GeminiPromptFeedback {
     #[serde(rename = "blockReason", alias = "block_reason")]
@@ -472,6 +504,7 @@ struct GeminiPromptFeedback {
 }
 
 #[derive(Deserialize, Default)]
+#[serde(remote = "Self")]
 #[serde(default)]
 struct GeminiResponse {
     candidates: Option<Vec<GeminiCandidate>>,
@@ -532,6 +565,7 @@ fn observe_gemini_array(json: &[u8], obs: &mut Observed) -> bool {
 // ---- Ollama native --------------------------------------------------------------------------
 
 #[derive(Deserialize, Default)]
+#[serde(remote = "Self")]
 #[serde(default)]
 struct OllamaChunk {
     model: Text,

@@ -8,7 +8,16 @@ use super::shape::{BodyShape, InputValue, MessageList};
 use super::text::MessageText;
 use serde::Deserialize;
 
+// Provider payloads: read from JSON objects only (see `crate::json_object`).
+crate::json_object::object_only!(
+    GenerationConfig,
+    OllamaOptions,
+    StreamOptions,
+    RequestFields
+);
+
 #[derive(Deserialize, Default)]
+#[serde(remote = "Self")]
 #[serde(default)]
 struct GenerationConfig {
     #[serde(rename = "maxOutputTokens", alias = "max_output_tokens")]
@@ -16,12 +25,14 @@ struct GenerationConfig {
 }
 
 #[derive(Deserialize, Default)]
+#[serde(remote = "Self")]
 #[serde(default)]
 struct OllamaOptions {
     num_predict: Count,
 }
 
 #[derive(Deserialize, Default)]
+#[serde(remote = "Self")]
 #[serde(default)]
 struct StreamOptions {
     include_usage: Flag,
@@ -29,6 +40,7 @@ struct StreamOptions {
 
 /// The request fields this module reads; unknown fields are skipped without allocation.
 #[derive(Deserialize, Default)]
+#[serde(remote = "Self")]
 #[serde(default)]
 struct RequestFields {
     model: Text,

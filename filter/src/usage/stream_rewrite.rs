@@ -70,11 +70,13 @@ const INCLUDE_USAGE_OBJECT: &[u8] = br#"{"include_usage":true}"#;
 /// per-chunk usage (`continuous_usage_stats`) is left alone.
 pub fn is_injected_usage_chunk(data: &[u8]) -> bool {
     #[derive(Deserialize, Default)]
+    #[serde(remote = "Self")]
     #[serde(default)]
     struct Probe {
         choices: Option<Vec<IgnoredAny>>,
         usage: Option<IgnoredAny>,
     }
+    crate::json_object::object_only!(Probe);
     let data = data.trim_ascii();
     if data.first() != Some(&b'{') {
         return false;
