@@ -4,10 +4,10 @@
 //!
 //! - Points: Jacobian coordinates, `a = −3` doubling (dbl-2001-b) and mixed affine addition
 //!   (madd-2007-bl) with the equal-point and infinity cases handled.
-//! - u1·G + u2·Q: both scalars in width-w NAF (w = 8 for G, 6 for Q), each cut into `PARTS` = 16
-//!   parts that share one pass of doublings (17 for P-256), on tables of odd multiples of
-//!   2^(17·j)·G and 2^(17·j)·Q in affine form: G's once per process, Q's once per key when the
-//!   JWKS loads. About 17 doublings and 65 mixed additions for P-256.
+//! - u1·G + u2·Q: both scalars in width-w NAF (w = 8 for G, 6 for Q), each cut into `PARTS` = 8
+//!   parts that share one pass of doublings (33 for P-256), on tables of odd multiples of
+//!   2^(33·j)·G and 2^(33·j)·Q in affine form: G's once per process, Q's once per key when the
+//!   JWKS loads. About 33 doublings and 65 mixed additions for P-256.
 //! - The final `x(R) mod n == r` test is projective (r·Z² == X, and (r+n)·Z² when r+n < p), so a
 //!   verification needs no field inversion; the one scalar inversion s⁻¹ mod n is by divsteps
 //!   (`modinv.rs`).
@@ -224,10 +224,9 @@ fn to_affine_batch<C: Curve<L>, const L: usize, const N: usize>(
 }
 
 /// How many parts each scalar is cut into: R = Σ_j (u1_j·(2^(j·B)·G) + u2_j·(2^(j·B)·Q)) with
-/// B = ⌈(32·L + 1) / PARTS⌉ bits per part, so one pass of B doublings serves all parts (17 for
-/// P-256 instead of 257), at the cost of a table per part for G and for each key. 16 parts
-/// instead of 8 save 16 doublings (about 5 µs of a 42 µs verify in V8) for twice the tables.
-pub const PARTS: usize = 16;
+/// B = ⌈(32·L + 1) / PARTS⌉ bits per part, so one pass of B doublings serves all parts (33 for
+/// P-256 instead of 257), at the cost of a table per part for G and for each key.
+pub const PARTS: usize = 8;
 
 /// Bits per part of a scalar's NAF (`PARTS`).
 const fn part_bits(limbs: usize) -> usize {
@@ -310,14 +309,13 @@ fn bits_at<const L: usize>(k: &[u32; L], i: usize, w: u32) -> u32 {
     (pair >> (i % 32)) as u32 & ((1 << w) - 1)
 }
 
-/// The NAF width for u1: tables of 64 odd multiples of G per part (16 × 64 affine points: 64 KB
-/// for P-256, 96 KB for P-384), built once per VM; about one addition per 9 bits of u1.
+/// The NAF width for u1: tables of 64 odd multiples of G per part (8 × 64 affine points: 32 KB
+/// for P-256, 48 KB for P-384), built once per VM; about one addition per 9 bits of u1.
 const G_WINDOW: u32 = 8;
 /// Entries of each of the generator's tables, 2^(G_WINDOW − 2).
 pub const G_ENTRIES: usize = 64;
-/// The NAF width for u2: tables of 16 odd multiples per part (16 × 16 affine points: 16 KB per
-/// P-256 key, 24 KB per P-384 key), built when the key is loaded; about one addition per 7 bits
-/// of u2.
+/// The NAF width for u2: tables of 16 odd multiples per part (8 × 16 affine points: 8 KB per P-256
+/// key, 12 KB per P-384 key), built when the key is loaded; about one addition per 7 bits of u2.
 const Q_WINDOW: u32 = 6;
 /// Entries of each of a key's tables, 2^(Q_WINDOW − 2).
 const Q_ENTRIES: usize = 16;
